@@ -1,0 +1,86 @@
+"""Latency of a bundle per stage (decode, detect, align, score) and end to end.
+
+Frames are 640x480 BGR arrays (what a camera hands over), made from the given images by
+letterboxing; each is scored ``warmup`` times untimed, then ``runs`` timed passes over all
+frames. Set ``OMP_WAIT_POLICY=PASSIVE`` before starting Python (``benchmarks/latency.py``
+does): spinning OpenMP threads make 2-thread runs slower than 1 on a busy 2-core machine.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .detector import Detector
+from .runtime.decode import decode_image
+
+STAGES = ("decode", "detect", "align", "score", "total")
+
+
+def to_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """Letterbox an image into a ``width`` x ``height`` BGR frame."""
+    h, w = image.shape[:2]
+    s = min(width / w, height / h)
+    resized = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height, width, 3), np.uint8)
+    y0, x0 = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    frame[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    return frame
+
+
+def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
+              backend: str = "onnxruntime", threads: int = 2, runs: int = 20, warmup: int = 3
+              ) -> dict[str, Any]:
+    """Time the Detector on 640x480 frames made from ``images``; p50/p90 per stage in ms."""
+    frames = []
+    for p in images:
+        d = decode_image(p)
+        if d.image is not None:
+            frames.append(to_frame(d.image))
+    if not frames:
+        raise ValueError("no readable images to benchmark with")
+    det = Detector(bundle, backend=backend, threads=threads)
+    for _ in range(warmup):
+        for f in frames:
+            det(f)
+    samples: dict[str, list[float]] = {s: [] for s in STAGES}
+    decisions: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        for f in frames:
+            r = det(f)
+            decisions[r.decision.value] = decisions.get(r.decision.value, 0) + 1
+            for s in STAGES:
+                if s in r.timings_ms:
+                    samples[s].append(r.timings_ms[s])
+    wall = time.perf_counter() - t0
+    stats = {s: {"p50_ms": float(np.percentile(v, 50)), "p90_ms": float(np.percentile(v, 90)),
+                 "n": len(v)} for s, v in samples.items() if v}
+    bundle_dir = det.bundle.path
+    size = sum(f.stat().st_size for f in bundle_dir.rglob("*") if f.is_file())
+    return {
+        "bundle": det.bundle.name, "backend": backend, "threads": threads,
+        "frame": "640x480 BGR uint8 array", "frames": len(frames), "runs": runs,
+        "warmup_passes": warmup, "decisions": decisions, "stages": stats,
+        "fps": len(frames) * runs / wall, "bundle_mb": round(size / 1e6, 3),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "python": platform.python_version(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)")},
+    }
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    rows = [f"Bundle `{result['bundle']}` ({result['bundle_mb']} MB), backend "
+            f"{result['backend']}, {result['threads']} threads, {result['frames']} frames "
+            f"({result['frame']}) x {result['runs']} runs; OMP_WAIT_POLICY="
+            f"{result['machine']['omp_wait_policy']}; {result['fps']:.1f} frames/s.",
+            "", "| Stage | p50 ms | p90 ms | n |", "|---|---:|---:|---:|"]
+    for s, v in result["stages"].items():
+        rows.append(f"| {s} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | {v['n']} |")
+    return "\n".join(rows) + "\n"

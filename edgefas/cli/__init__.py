@@ -1,0 +1,54 @@
+"""The ``edgefas`` command. ``main(argv)`` takes its arguments so tests call it in-process."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import EdgefasError
+
+#: subcommand -> (module in this package, one-line help)
+COMMANDS = {
+    "detect": ("detect_cmd", "score images or folders with a bundle (default: the shipped one)"),
+    "eval": ("eval_cmd", "ISO/IEC 30107-3 metrics of a bundle on a protocol or a labelled folder"),
+    "train": ("train_cmd", "train the RGB baseline for a protocol (recipes: tiny, cpu, gpu)"),
+    "export": ("export_cmd", "turn a training run into a bundle (ONNX, parity-checked)"),
+    "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="edgefas",
+        description="Face anti-spoofing (presentation attack detection) for edge devices. "
+                    "Run 'edgefas COMMAND --help' for a command's options.",
+        epilog="example: edgefas detect photo.jpg   (prints live/spoof with a calibrated score)")
+    parser.add_argument("--version", action="version", version=f"edgefas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        mod = importlib.import_module(f"{__name__}.{module}")
+        p = sub.add_parser(name, help=help_, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 a reported error, 2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except EdgefasError as exc:  # expected failures: one line, no traceback
+        print(f"edgefas {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

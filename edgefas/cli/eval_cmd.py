@@ -1,0 +1,94 @@
+"""ISO/IEC 30107-3 metrics of a bundle: APCER per species and the maximum, BPCER,
+BPCER@APCER and APCER@BPCER at 5 % and 1 %, D-EER, AUC (HTER/ACER as labelled legacy
+figures), bootstrap 95 % intervals and live/attack counts, at the bundle's devel threshold.
+Writes a markdown table, JSON and a DET curve PNG.
+
+Protocols (Replay-Attack; see edgefas.data.protocols): P1 standard; P2-print / P2-mobile /
+P2-highdef leave one attack species out; P3-controlled-to-adverse / P3-adverse-to-controlled
+cross lighting; P4 unseen bona fide (LFW held-out identities, london portraits). A bundle is
+evaluated on the protocol it was trained for; with --runs, every protocol's bundle
+RUNS/<protocol>/bundle is evaluated and one table is written.
+
+examples:
+  edgefas eval --protocol P1                       # the shipped bundle
+  edgefas eval --runs runs --out docs/baseline     # P1-P4 table of all protocol runs
+  edgefas eval --folder my_captures/ --bundle my_bundle/   # live/ and attack/<species>/ folders
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import EdgefasError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
+    p.add_argument("--protocol", default="P1", help="P1, P2-<species>, P3-..., P4 (default: P1)")
+    p.add_argument("--runs", type=Path, help="evaluate RUNS/<protocol>/bundle for all protocols")
+    p.add_argument("--folder", type=Path, help="a labelled folder instead of a protocol")
+    p.add_argument("--out", type=Path, default=Path("eval_out"),
+                   help="output prefix: writes OUT.md, OUT.json, OUT_det.png (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0 = none)")
+    p.add_argument("--replay-1frame-root", type=Path)
+    p.add_argument("--lfw-root", type=Path)
+
+
+def _clean(d: dict) -> dict:
+    return {k: (_clean(v) if isinstance(v, dict) else v) for k, v in d.items()
+            if not k.startswith("_")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.sources import DataRoots
+    from ..evaluation import evaluate_pad, run_protocol
+    from ..metrics import plot_det
+    from .eval_table import protocol_table
+
+    roots = DataRoots(None, args.replay_1frame_root, args.lfw_root)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.folder:
+        from ..data.sources import CropStore
+        from ..detector import Detector
+        from ..evaluation import _store_for
+
+        det = Detector(args.bundle)
+        store: CropStore = _store_for(det, roots, True)
+        res = evaluate_pad(det, store.folder_set(args.folder), split=str(args.folder),
+                           bootstrap=args.bootstrap)
+        results = {"folder": res}
+        curves = {"folder": (res["_scores"], res["_is_attack"])}
+    elif args.runs:
+        names = ["P1", "P2-print", "P2-mobile", "P2-highdef", "P3-controlled-to-adverse",
+                 "P3-adverse-to-controlled"]
+        results, curves = {}, {}
+        for name in names:
+            b = args.runs / name / "bundle"
+            if not (b / "manifest.json").is_file():
+                print(f"skipping {name}: no bundle at {b}")
+                continue
+            results[name] = run_protocol(b, name, roots=roots, bootstrap=args.bootstrap)
+            t = results[name]["test"]
+            curves[name] = (t["_scores"], t["_is_attack"])
+        if (args.runs / "P1" / "bundle" / "manifest.json").is_file():
+            results["P4"] = run_protocol(args.runs / "P1" / "bundle", "P4", roots=roots)
+    else:
+        proto = args.protocol
+        results = {proto: run_protocol(args.bundle, proto, roots=roots, bootstrap=args.bootstrap)}
+        if "test" in results[proto]:
+            t = results[proto]["test"]
+            curves = {proto: (t["_scores"], t["_is_attack"])}
+        else:
+            curves = {}
+    if not results:
+        raise EdgefasError("nothing was evaluated")
+    md = protocol_table(results)
+    args.out.with_suffix(".md").write_text(md)
+    args.out.with_suffix(".json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+    if curves:
+        plot_det(curves, args.out.with_name(args.out.name + "_det.png"))
+    print(md)
+    print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.json')}"
+          + (f", {args.out.name}_det.png" if curves else ""))
+    return 0

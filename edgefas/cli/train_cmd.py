@@ -1,0 +1,57 @@
+"""Train the RGB baseline (timm MobileViT on aligned face crops) for one protocol.
+
+Data sets are read from --replay-root / --lfw-root or from $EDGEFAS_DATA (default
+~/.cache/edgefas/datasets, layout in shared/DATA.md); aligned crops are cached once under
+$EDGEFAS_CACHE (default ~/.cache/edgefas). Checkpoints (safetensors) go to --out every
+eval_every steps; running the same command again resumes from the newest one.
+
+examples:
+  edgefas train --protocol P1 --recipe cpu --out runs/P1
+  edgefas train --protocol P2-print --recipe cpu --out runs/P2-print --package
+  accelerate launch -m edgefas train --protocol P1 --recipe gpu --out runs/P1-gpu
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..data.protocols import PROTOCOLS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..train.recipes import RECIPES
+
+    p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
+                   help="which split to train and choose on (default: %(default)s)")
+    p.add_argument("--recipe", default="cpu", choices=list(RECIPES),
+                   help="tiny (seconds, for tests), cpu (~10 min on 2 cores), gpu")
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history)")
+    p.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
+    p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
+    p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
+    p.add_argument("--lfw-root", type=Path, help="LFW images folder")
+    p.add_argument("--package", action="store_true",
+                   help="after training, write a bundle to OUT/bundle (same as 'edgefas export')")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.sources import DataRoots
+    from ..train.recipes import get_recipe
+    from ..train.run import run_training
+
+    recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed)
+    if args.no_lfw:
+        recipe = recipe.with_overrides(use_lfw=False)
+    roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root)
+    best = run_training(args.protocol, recipe, args.out, roots=roots, resume=not args.no_resume)
+    print(f"best checkpoint: {best}")
+    if args.package:
+        from ..train.package import package_run
+
+        bundle = package_run(args.out, args.out / "bundle", protocol=args.protocol,
+                             name=f"baseline-{args.protocol}", roots=roots)
+        print(f"bundle: {bundle}")
+    return 0

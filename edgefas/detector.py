@@ -1,0 +1,172 @@
+"""``edgefas.Detector``: a camera frame in, a typed :class:`Result` out.
+
+Thread safety: a Detector holds only read-only state after construction (the bundle, the
+preprocessing contract and onnxruntime sessions, whose ``run`` is thread-safe), so one
+instance may be shared by any number of threads; ``tests/test_detector.py`` checks that
+concurrent calls give the same results as sequential ones.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .errors import InputTypeError
+from .result import Decision, Result
+from .runtime.backends import get_backend, load_model
+from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
+from .runtime.face_detect import FaceDetector
+from .runtime.face_stage import FaceOutcome, FaceStage
+from .runtime.preprocess import to_tensor
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
+class Detector:
+    """Face anti-spoofing on single frames.
+
+    Args:
+        bundle: a bundle folder, or None for the default bundle shipped with edgefas.
+        backend: inference engine for the classifier and face detector ("onnxruntime").
+        threads: intra-op threads per model. 1 is the fastest on busy 2-core devices.
+        color_order: channel order of numpy array inputs: "bgr" (OpenCV, default) or "rgb".
+        max_side_px: longer frames are refused with ``bad_input``.
+
+    Raises:
+        BundleError: the bundle is missing, malformed or a file fails its sha256 check.
+        BackendUnavailable: the backend is unknown or not installed.
+
+    Example:
+        >>> import edgefas
+        >>> det = edgefas.Detector()
+        >>> r = det("face.jpg")            # a path, encoded bytes or an HxWx3 uint8 array
+        >>> r.decision, r.live_score       # e.g. ("live", 0.97)
+    """
+
+    def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None, *,
+                 backend: str = "onnxruntime", threads: int = 1, color_order: str = "bgr",
+                 max_side_px: int = DEFAULT_MAX_SIDE_PX) -> None:
+        if color_order not in ("bgr", "rgb"):
+            raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        spec = get_backend(backend)
+        self.backend = backend
+        self.color_order = color_order
+        self.max_side_px = max_side_px
+        self.contract = self.bundle.contract
+        self.threshold = self.bundle.threshold
+        cal = self.bundle.calibration
+        self._cal_a, self._cal_b = float(cal["a"]), float(cal["b"])
+        face_model = load_model(self.bundle.model_file("face_detector", spec.file_key), backend,
+                                threads=threads)
+        self._classifier = load_model(self.bundle.model_file("classifier", spec.file_key),
+                                      backend, threads=threads)
+        self.face_stage = FaceStage(FaceDetector(face_model), self.bundle.face_policy,
+                                    size=self.contract.size, crop_scale=self.contract.crop_scale)
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike[str], backend: str = "onnxruntime",
+                    **kwargs) -> Detector:
+        """Load the bundle at ``path`` (see :class:`Detector` for the other arguments)."""
+        return cls(path, backend=backend, **kwargs)
+
+    # -- scoring --------------------------------------------------------------------------
+    def live_scores(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """Calibrated live probabilities of aligned (N, S, S, 3) uint8 BGR crops."""
+        logits = self._classifier.run(to_tensor(crops_bgr, self.contract))[0].reshape(-1)
+        z = np.clip(self._cal_a * logits.astype(np.float64) + self._cal_b, -60, 60)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def _prepare(self, image: object) -> tuple[FaceOutcome | Result, dict[str, float]]:
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        decoded = decode_image(image, color_order=self.color_order, max_side_px=self.max_side_px)
+        timings["decode"] = _ms(t)
+        if decoded.image is None:
+            return Result(Decision.BAD_INPUT, None, self.threshold, timings_ms=timings,
+                          reasons=decoded.reasons), timings
+        t = time.perf_counter()
+        outcome = self.face_stage.select(self.face_stage.detector.detect(decoded.image))
+        timings["detect"] = _ms(t)
+        if outcome.decision is None:
+            t = time.perf_counter()
+            outcome = self.face_stage.align(decoded.image, outcome)
+            timings["align"] = _ms(t)
+        outcome = FaceOutcome(outcome.decision, outcome.face, outcome.alignment,
+                              decoded.reasons + outcome.reasons)
+        return outcome, timings
+
+    def _result(self, outcome: FaceOutcome, score: float | None, timings: dict[str, float]
+                ) -> Result:
+        face, al = outcome.face, outcome.alignment
+        box = tuple(round(v, 2) for v in face.box) if face is not None else None
+        lms = tuple((round(float(x), 2), round(float(y), 2)) for x, y in al.landmarks5) \
+            if al is not None else None
+        if outcome.decision is not None:
+            decision, reasons = outcome.decision, outcome.reasons
+        else:
+            decision = Decision.LIVE if score >= self.threshold else Decision.SPOOF
+            reasons = outcome.reasons + (
+                f"live_score {score:.3f} {'>=' if decision is Decision.LIVE else '<'} "
+                f"threshold {self.threshold:.3f}",)
+        return Result(decision, score, self.threshold, box, lms,
+                      face.score if face is not None else None, timings, reasons)
+
+    def __call__(self, image: object) -> Result:
+        """Score one frame: a path, encoded bytes, or an HxWx3 uint8 array (see
+        ``color_order``). Never raises for a bad image; see :class:`Result`.
+
+        Raises:
+            InputTypeError: ``image`` is not a path, bytes or numpy array.
+        """
+        t0 = time.perf_counter()
+        prepared, timings = self._prepare(image)
+        if isinstance(prepared, Result):
+            timings["total"] = _ms(t0)
+            return prepared
+        score = None
+        if prepared.decision is None:
+            t = time.perf_counter()
+            score = float(self.live_scores(prepared.alignment.crop[None])[0])
+            timings["score"] = _ms(t)
+        timings["total"] = _ms(t0)
+        return self._result(prepared, score, timings)
+
+    def batch(self, images: Iterable[object] | Sequence[object]) -> list[Result]:
+        """Score many frames; faces are classified together in one batched call.
+
+        Per-image ``timings_ms`` hold that image's decode/detect/align times; ``score`` is the
+        batched call's time divided among the faces scored.
+        """
+        prepared = [self._prepare(im) for im in images]
+        ready = [i for i, (p, _) in enumerate(prepared)
+                 if isinstance(p, FaceOutcome) and p.decision is None]
+        scores: dict[int, float] = {}
+        if ready:
+            t = time.perf_counter()
+            crops = np.stack([prepared[i][0].alignment.crop for i in ready])
+            for i, s in zip(ready, self.live_scores(crops)):
+                scores[i] = float(s)
+            per = _ms(t) / len(ready)
+            for i in ready:
+                prepared[i][1]["score"] = round(per, 3)
+        out = []
+        for i, (p, timings) in enumerate(prepared):
+            timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
+            out.append(p if isinstance(p, Result) else self._result(p, scores.get(i), timings))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Detector(bundle={self.bundle.name!r}, backend={self.backend!r}, "
+                f"threshold={self.threshold:.3f})")
+
+
+def detect_paths(detector: Detector, paths: Sequence[str | Path]) -> list[Result]:
+    """Score image files one by one (used by the CLI)."""
+    return [detector(p) for p in paths]

@@ -1,0 +1,657 @@
+"""ISO/IEC 30107-3 presentation attack detection (PAD) metrics, numpy only.
+
+Conventions used throughout:
+
+* ``scores`` are LIVE scores: higher means more likely bona fide.
+* ``is_attack`` is True for attack presentations, False for bona fide ones.
+* ``species`` (optional) names the attack species of each attack row ("print",
+  "mobile", ...); values on bona fide rows are ignored.
+* A presentation is ACCEPTED as bona fide when ``score >= threshold``.
+  APCER = share of attacks accepted (per species), BPCER = share of bona fide
+  rejected (``score < threshold``). APCER_max is the worst species.
+
+Threshold sweeps use the candidate thresholds ``unique(scores)`` plus one value
+just above the highest score (accepts nothing). Between two consecutive scores
+every error rate is constant, so these candidates reach every achievable
+(APCER, BPCER) pair and the returned threshold is always a real score value
+(or the "reject all" value), never an interpolation.
+
+When ``species`` is given, the operating points (``bpcer_at_apcer``,
+``apcer_at_bpcer``, ``threshold_at_apcer``) and the D-EER use APCER_max, as
+ISO/IEC 30107-3 judges a PAD subsystem on its worst attack species; without
+species they use the overall APCER (all attacks pooled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from edgefas.metrics.bootstrap import iter_resample_weights, percentile_ci
+
+OVERALL = "overall"
+_TOL = 1e-12  # float slack when comparing |APCER - BPCER| across thresholds
+
+
+@dataclass(frozen=True)
+class Rate:
+    """An error rate that always travels with its counts: ``value = errors / count``."""
+
+    value: float
+    errors: int
+    count: int
+    ci95: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of plain floats/ints."""
+        return {"value": self.value, "errors": self.errors, "count": self.count,
+                "ci95": None if self.ci95 is None else list(self.ci95)}
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Best achievable error under a bound on the other error.
+
+    For ``bpcer_at_apcer``: ``value`` is the BPCER and ``achieved`` the APCER
+    (overall, or APCER_max with species) actually reached at ``threshold``,
+    with ``achieved.value <= target``. For ``apcer_at_bpcer`` the roles swap.
+    """
+
+    target: float
+    threshold: float
+    value: Rate
+    achieved: Rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"target": self.target, "threshold": self.threshold,
+                "value": self.value.to_dict(), "achieved": self.achieved.to_dict()}
+
+
+@dataclass(frozen=True)
+class EerResult:
+    """Detection equal error rate (D-EER) and where it was measured."""
+
+    value: float
+    threshold: float
+    apcer: Rate
+    bpcer: Rate
+    ci95: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"value": self.value, "threshold": self.threshold,
+                "apcer": self.apcer.to_dict(), "bpcer": self.bpcer.to_dict(),
+                "ci95": None if self.ci95 is None else list(self.ci95)}
+
+
+def _rate(errors: Any, count: Any) -> Rate:
+    errors, count = round(float(errors)), round(float(count))
+    return Rate(errors / count, errors, count)
+
+
+class _Data:
+    """Validated inputs plus the bookkeeping shared by every metric."""
+
+    def __init__(self, scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None,
+                 *, need_bona_fide: bool = True, need_attack: bool = True) -> None:
+        try:
+            s = np.asarray(scores, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"scores must be numeric: {exc}") from None
+        a = np.asarray(is_attack)
+        if s.ndim != 1 or a.ndim != 1:
+            raise ValueError("scores and is_attack must be 1-D arrays")
+        if s.size == 0:
+            raise ValueError("scores is empty")
+        if a.shape != s.shape:
+            raise ValueError(f"length mismatch: {s.size} scores but {a.size} is_attack labels")
+        if not np.isfinite(s).all():
+            raise ValueError(f"scores contain {int((~np.isfinite(s)).sum())} NaN/inf values")
+        if a.dtype != bool:
+            if not (np.issubdtype(a.dtype, np.number) and np.isin(a, (0, 1)).all()):
+                raise ValueError("is_attack must be boolean (or 0/1)")
+            a = a.astype(bool)
+        if need_bona_fide and a.all():
+            raise ValueError("no bona fide presentations: this metric needs some")
+        if need_attack and not a.any():
+            raise ValueError("no attack presentations: this metric needs some")
+        self.scores, self.is_attack = s, a
+        self.uniq, inv = np.unique(s, return_inverse=True)
+        # Candidate thresholds: every score, then one just above the highest.
+        self.thresholds = np.append(self.uniq, np.nextafter(self.uniq[-1], np.inf))
+        # Strata: 0 = bona fide, 1.. = attack species (sorted) or all attacks.
+        self.stratum = np.zeros(s.size, dtype=np.int64)
+        self.has_species = species is not None
+        if species is None:
+            self.species_names: tuple[str, ...] = (OVERALL,)
+            self.stratum[a] = 1
+        else:
+            sp = np.asarray(species).astype(str)
+            if sp.shape != s.shape:
+                raise ValueError(f"length mismatch: {s.size} scores but {sp.size} species labels")
+            att_sp = sp[a]
+            if (att_sp == "").any():
+                raise ValueError("every attack presentation needs a non-empty species name")
+            if (att_sp == OVERALL).any():
+                raise ValueError(f"{OVERALL!r} is reserved and cannot be a species name")
+            names, codes = np.unique(att_sp, return_inverse=True)
+            self.species_names = tuple(str(x) for x in names)
+            self.stratum[a] = codes + 1
+        # Per stratum: columns sorted by unique-score index, so one reduceat
+        # turns any weight matrix into per-score histograms.
+        self._plan = []
+        for k in range(len(self.species_names) + 1):
+            rows = np.flatnonzero(self.stratum == k)
+            order = rows[np.argsort(inv[rows], kind="stable")]
+            vals = inv[order]
+            starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]]) if vals.size else vals
+            self._plan.append((order, starts, vals[starts] if vals.size else vals))
+
+    def index(self, threshold: float) -> int:
+        """Candidate index with the same decisions as ``threshold``."""
+        if np.isnan(threshold):
+            raise ValueError("threshold is NaN")
+        # Number of unique scores below the threshold = index of the first candidate >= it.
+        return int(np.searchsorted(self.uniq, threshold, side="left"))
+
+    def curves(self, weights: np.ndarray | None = None) -> _Curves:
+        """Error counts at every candidate for a (b, n) weight batch (None = the data)."""
+        if weights is None:
+            weights = np.ones((1, self.scores.size), dtype=np.int64)
+        hist = np.zeros((len(self._plan), weights.shape[0], self.uniq.size))
+        for k, (order, starts, ids) in enumerate(self._plan):
+            if order.size:
+                hist[k][:, ids] = np.add.reduceat(weights[:, order], starts, axis=1)
+        return _Curves(hist, self.has_species)
+
+
+class _Curves:
+    """Errors at every candidate threshold for a batch of b weightings.
+
+    Index k of the last axis means threshold ``thresholds[k]``.
+    """
+
+    def __init__(self, hist: np.ndarray, has_species: bool) -> None:
+        self.h_bf, self.h_att = hist[0], hist[1:]  # (b, U), (S, b, U)
+        zero = np.zeros(hist.shape[:2] + (1,))
+        # Bona fide rejected at k: those whose unique-score index is < k.
+        self.bf_err = np.concatenate([zero[0], np.cumsum(self.h_bf, axis=-1)], axis=-1)
+        # Attacks accepted at k: those whose unique-score index is >= k.
+        acc = np.cumsum(self.h_att[..., ::-1], axis=-1)[..., ::-1]
+        self.att_err = np.concatenate([acc, zero[1:]], axis=-1)  # (S, b, T)
+        self.bf_n = self.h_bf.sum(-1)  # (b,)
+        self.att_n = self.h_att.sum(-1)  # (S, b)
+        self.has_species = has_species
+
+    def bpcer(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.bf_err, np.broadcast_to(self.bf_n[:, None], self.bf_err.shape)
+
+    def apcer(self, worst: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(errors, counts) of shape (b, T): overall, or of the worst species per threshold."""
+        if not (worst and self.has_species):
+            err, n = self.att_err.sum(0), self.att_n.sum(0)
+            return err, np.broadcast_to(n[:, None], err.shape)
+        # Every species stratum has rows and weight >= 1 in any resample, so no 0/0.
+        rates = self.att_err / self.att_n[..., None]
+        j = rates.argmax(0)  # ties -> first species alphabetically
+        err = np.take_along_axis(self.att_err, j[None], 0)[0]
+        return err, self.att_n[j, np.arange(j.shape[0])[:, None]]
+
+
+# --- index selection on batched curves (all return one index per row) -------------
+
+def _k_bpcer_at_apcer(ap: np.ndarray, target: float) -> np.ndarray:
+    # APCER never increases with the threshold: the feasible set is a suffix, and
+    # its first element (the lowest threshold) has the lowest BPCER. The last
+    # candidate (reject all) always has APCER 0, so one always exists.
+    return (ap <= target).argmax(-1)
+
+
+def _k_apcer_at_bpcer(bp: np.ndarray, target: float) -> np.ndarray:
+    # BPCER never decreases with the threshold: the feasible set is a prefix
+    # (index 0 = lowest score, BPCER 0); its last element has the lowest APCER.
+    return (bp <= target).sum(-1) - 1
+
+
+def _k_eer(ap: np.ndarray, bp: np.ndarray) -> np.ndarray:
+    diff, mean = np.abs(ap - bp), (ap + bp) / 2
+    near = diff <= diff.min(-1, keepdims=True) + _TOL
+    m = np.where(near, mean, np.inf)
+    return (m <= m.min(-1, keepdims=True) + _TOL).argmax(-1)
+
+
+def _rates(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return pair[0] / pair[1]
+
+
+def _check_target(target: float) -> float:
+    if not 0.0 <= target <= 1.0:
+        raise ValueError(f"target must be within [0, 1], got {target}")
+    return float(target)
+
+
+def _pick(pair: tuple[np.ndarray, np.ndarray], k: int) -> Rate:
+    return _rate(pair[0][0, k], pair[1][0, k])
+
+
+# Point-estimate helpers on unit-weight curves, shared by the public functions and evaluate.
+
+def _apcer_dict(d: _Data, c: _Curves, k: int) -> dict[str, Rate]:
+    out = {name: _rate(c.att_err[j, 0, k], c.att_n[j, 0])
+           for j, name in enumerate(d.species_names) if d.has_species}
+    out[OVERALL] = _rate(c.att_err[:, 0, k].sum(), c.att_n[:, 0].sum())
+    return out
+
+
+def _worst(rates: dict[str, Rate]) -> tuple[str, Rate]:
+    # Species are in sorted order and max() keeps the first maximum, so ties go to
+    # the first name alphabetically, matching _Curves.apcer's argmax.
+    per_species = {k: v for k, v in rates.items() if k != OVERALL} or rates
+    return max(per_species.items(), key=lambda kv: kv[1].value)
+
+
+def _op_bpcer_at_apcer(d: _Data, c: _Curves, target: float) -> OperatingPoint:
+    ap = c.apcer(worst=True)
+    k = int(_k_bpcer_at_apcer(_rates(ap), _check_target(target))[0])
+    return OperatingPoint(float(target), float(d.thresholds[k]), _pick(c.bpcer(), k), _pick(ap, k))
+
+
+def _op_apcer_at_bpcer(d: _Data, c: _Curves, target: float) -> OperatingPoint:
+    bp = c.bpcer()
+    k = int(_k_apcer_at_bpcer(_rates(bp), _check_target(target))[0])
+    return OperatingPoint(float(target), float(d.thresholds[k]), _pick(c.apcer(True), k),
+                          _pick(bp, k))
+
+
+def _eer(d: _Data, c: _Curves) -> EerResult:
+    ap, bp = c.apcer(worst=True), c.bpcer()
+    k = int(_k_eer(_rates(ap), _rates(bp))[0])
+    a, b = _pick(ap, k), _pick(bp, k)
+    return EerResult((a.value + b.value) / 2, float(d.thresholds[k]), a, b)
+
+
+def _auc(c: _Curves) -> np.ndarray:
+    h_att = c.h_att.sum(0)
+    below = np.cumsum(h_att, -1) - h_att  # attacks strictly below each unique score
+    return (c.h_bf * (below + 0.5 * h_att)).sum(-1) / (c.bf_n * c.att_n.sum(0))
+
+
+# --- public metrics ------------------------------------------------------------------
+
+def apcer(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
+          species: ArrayLike | None = None) -> dict[str, Rate]:
+    """Attack presentation classification error rate, per species and overall.
+
+    Args:
+        scores: Live scores (higher = bona fide).
+        is_attack: True for attack presentations.
+        threshold: Accept as bona fide when ``score >= threshold``.
+        species: Optional attack species name per row (ignored on bona fide rows).
+
+    Returns:
+        ``{species: Rate, ..., "overall": Rate}``; only ``"overall"`` without species.
+    """
+    d = _Data(scores, is_attack, species, need_bona_fide=False)
+    return _apcer_dict(d, d.curves(), d.index(threshold))
+
+
+def apcer_max(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
+              species: ArrayLike | None = None) -> Rate:
+    """APCER of the worst species (ties: first name alphabetically).
+
+    Args:
+        scores, is_attack, threshold, species: See :func:`apcer`.
+
+    Returns:
+        The worst species' Rate; the overall APCER when no species are given.
+    """
+    return _worst(apcer(scores, is_attack, threshold, species))[1]
+
+
+def bpcer(scores: ArrayLike, is_attack: ArrayLike, threshold: float) -> Rate:
+    """Bona fide presentation classification error rate: share with ``score < threshold``.
+
+    Args:
+        scores, is_attack, threshold: See :func:`apcer`.
+
+    Returns:
+        Rate with the rejected bona fide count and the bona fide total.
+    """
+    d = _Data(scores, is_attack, None, need_attack=False)
+    c, k = d.curves(), d.index(threshold)
+    return _rate(c.bf_err[0, k], c.bf_n[0])
+
+
+def bpcer_at_apcer(scores: ArrayLike, is_attack: ArrayLike, target: float,
+                   species: ArrayLike | None = None) -> OperatingPoint:
+    """Lowest BPCER achievable while APCER <= target (e.g. BPCER@APCER=5%).
+
+    The threshold is the LOWEST candidate whose APCER (APCER_max when species are
+    given, overall APCER otherwise) is <= target: the most permissive threshold
+    that keeps attacks within the bound, hence the lowest BPCER. If the highest
+    score is an attack and target is small this can be "reject all" (BPCER 1).
+
+    Args:
+        scores, is_attack, species: See :func:`apcer`.
+        target: Bound on APCER in [0, 1].
+
+    Returns:
+        OperatingPoint with ``value`` = BPCER, ``achieved`` = APCER, and the threshold.
+    """
+    d = _Data(scores, is_attack, species)
+    return _op_bpcer_at_apcer(d, d.curves(), target)
+
+
+def apcer_at_bpcer(scores: ArrayLike, is_attack: ArrayLike, target: float,
+                   species: ArrayLike | None = None) -> OperatingPoint:
+    """Lowest APCER (APCER_max with species) achievable while BPCER <= target.
+
+    The threshold is the HIGHEST candidate whose BPCER is <= target.
+
+    Args:
+        scores, is_attack, species: See :func:`apcer`.
+        target: Bound on BPCER in [0, 1].
+
+    Returns:
+        OperatingPoint with ``value`` = APCER, ``achieved`` = BPCER, and the threshold.
+    """
+    d = _Data(scores, is_attack, species)
+    return _op_apcer_at_bpcer(d, d.curves(), target)
+
+
+def threshold_at_apcer(scores: ArrayLike, is_attack: ArrayLike, target: float,
+                       species: ArrayLike | None = None) -> float:
+    """Lowest threshold whose APCER (APCER_max with species) <= target.
+
+    Args:
+        scores, is_attack, species, target: See :func:`bpcer_at_apcer`.
+
+    Returns:
+        The threshold of :func:`bpcer_at_apcer`.
+    """
+    return bpcer_at_apcer(scores, is_attack, target, species).threshold
+
+
+def threshold_at_bpcer(scores: ArrayLike, is_attack: ArrayLike, target: float) -> float:
+    """Highest threshold whose BPCER <= target (pick an operating point on a devel split).
+
+    Args:
+        scores, is_attack: See :func:`apcer`.
+        target: Bound on BPCER in [0, 1].
+
+    Returns:
+        The threshold, always one of the scores.
+    """
+    return apcer_at_bpcer(scores, is_attack, target).threshold
+
+
+def eer(scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None = None) -> EerResult:
+    """Detection equal error rate (D-EER).
+
+    Definition: over the candidate thresholds (unique scores plus "reject all"),
+    take the one minimising ``|APCER - BPCER|``; ties (within 1e-12) go to the
+    lowest ``(APCER + BPCER) / 2``, then to the lowest threshold. D-EER is
+    ``(APCER + BPCER) / 2`` at that threshold, with APCER_max when species are
+    given. No interpolation: a perfectly separable set gives exactly 0.
+
+    Args:
+        scores, is_attack, species: See :func:`apcer`.
+
+    Returns:
+        EerResult with the value, threshold and both rates (with counts) there.
+    """
+    d = _Data(scores, is_attack, species)
+    return _eer(d, d.curves())
+
+
+def threshold_at_eer(scores: ArrayLike, is_attack: ArrayLike,
+                     species: ArrayLike | None = None) -> float:
+    """Threshold of the D-EER (see :func:`eer` for the definition and arguments)."""
+    return eer(scores, is_attack, species).threshold
+
+
+def auc(scores: ArrayLike, is_attack: ArrayLike) -> float:
+    """P(random bona fide scores higher than random attack), ties counting 1/2.
+
+    This is the Mann-Whitney form of the ROC AUC, computed from sorted counts
+    in O(n log n) without forming pairs.
+
+    Args:
+        scores, is_attack: See :func:`apcer`.
+
+    Returns:
+        AUC in [0, 1]; 1 = perfect separation, 0.5 = chance.
+    """
+    return float(_auc(_Data(scores, is_attack, None).curves())[0])
+
+
+def hter(scores: ArrayLike, is_attack: ArrayLike, threshold: float) -> float:
+    """LEGACY half total error rate, (APCER_overall + BPCER) / 2.
+
+    The Replay-Attack convention ((FAR + FRR) / 2); not an ISO/IEC 30107-3
+    figure, kept only to compare with older papers.
+
+    Args:
+        scores, is_attack, threshold: See :func:`apcer`.
+
+    Returns:
+        The legacy HTER.
+    """
+    return (apcer(scores, is_attack, threshold)[OVERALL].value
+            + bpcer(scores, is_attack, threshold).value) / 2
+
+
+def acer(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
+         species: ArrayLike | None = None) -> float:
+    """LEGACY average classification error rate, (APCER_max + BPCER) / 2.
+
+    OULU-NPU style; ISO/IEC 30107-3 advises against averaging the two different
+    error types, so report APCER and BPCER separately and use this only for
+    comparison with older papers.
+
+    Args:
+        scores, is_attack, threshold, species: See :func:`apcer`.
+
+    Returns:
+        The legacy ACER.
+    """
+    return (apcer_max(scores, is_attack, threshold, species).value
+            + bpcer(scores, is_attack, threshold).value) / 2
+
+
+def error_curves(scores: ArrayLike, is_attack: ArrayLike,
+                 species: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """APCER (APCER_max with species) and BPCER at every candidate threshold (DET data).
+
+    Args:
+        scores, is_attack, species: See :func:`apcer`.
+
+    Returns:
+        ``(thresholds, apcer, bpcer)``, thresholds ascending.
+    """
+    d = _Data(scores, is_attack, species)
+    c = d.curves()
+    return d.thresholds.copy(), _rates(c.apcer(True))[0], _rates(c.bpcer())[0]
+
+
+# --- full report ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure without a natural error count (AUC, legacy averages) and its CI."""
+
+    value: float
+    ci95: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"value": self.value, "ci95": None if self.ci95 is None else list(self.ci95)}
+
+
+@dataclass(frozen=True)
+class PadReport:
+    """Every ISO/IEC 30107-3 figure at one threshold, with counts and 95% CIs.
+
+    ``apcer`` holds each species plus ``"overall"``. Operating points and D-EER
+    use APCER_max when ``worst_species`` is True (species were given). CIs are
+    percentile bootstrap intervals (None when ``n_bootstrap`` is 0); the
+    operating points and D-EER re-pick their threshold inside every resample.
+    """
+
+    threshold: float
+    n_bona_fide: int
+    n_attack: int
+    species_counts: dict[str, int]
+    apcer: dict[str, Rate]
+    apcer_max: Rate
+    apcer_max_species: str
+    bpcer: Rate
+    bpcer_at_apcer: dict[float, OperatingPoint]
+    apcer_at_bpcer: dict[float, OperatingPoint]
+    eer: EerResult
+    auc: Estimate
+    legacy_hter: Estimate
+    legacy_acer: Estimate
+    worst_species: bool
+    n_bootstrap: int
+    seed: int
+    grouped_bootstrap: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready nested dict (plain floats, ints, strings, lists)."""
+        return {
+            "threshold": self.threshold, "n_bona_fide": self.n_bona_fide,
+            "n_attack": self.n_attack, "species_counts": dict(self.species_counts),
+            "apcer": {k: v.to_dict() for k, v in self.apcer.items()},
+            "apcer_max": self.apcer_max.to_dict(), "apcer_max_species": self.apcer_max_species,
+            "bpcer": self.bpcer.to_dict(),
+            "bpcer_at_apcer": {str(t): op.to_dict() for t, op in self.bpcer_at_apcer.items()},
+            "apcer_at_bpcer": {str(t): op.to_dict() for t, op in self.apcer_at_bpcer.items()},
+            "eer": self.eer.to_dict(), "auc": self.auc.to_dict(),
+            "legacy_hter": self.legacy_hter.to_dict(), "legacy_acer": self.legacy_acer.to_dict(),
+            "worst_species": self.worst_species, "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed, "grouped_bootstrap": self.grouped_bootstrap,
+        }
+
+    def to_markdown(self) -> str:
+        """Markdown table with the counts beside every figure; legacy rows are labelled."""
+        def pct(v: float) -> str:
+            return f"{100 * v:.2f}%"
+
+        def ci(x: tuple[float, float] | None) -> str:
+            return "n/a" if x is None else f"{pct(x[0])} – {pct(x[1])}"
+
+        def cnt(r: Rate) -> str:
+            return f"{r.errors} / {r.count}"
+
+        ap_name = "APCER_max" if self.worst_species else "APCER"
+        thr = f"{self.threshold:.6g}"
+        rows = [(f"APCER ({k})", pct(r.value), ci(r.ci95), cnt(r), thr)
+                for k, r in self.apcer.items()]
+        if self.worst_species:
+            rows.append((f"APCER_max ({self.apcer_max_species})", pct(self.apcer_max.value),
+                         ci(self.apcer_max.ci95), cnt(self.apcer_max), thr))
+        rows.append(("BPCER", pct(self.bpcer.value), ci(self.bpcer.ci95), cnt(self.bpcer), thr))
+        for t, op in self.bpcer_at_apcer.items():
+            rows.append((f"BPCER @ {ap_name} ≤ {pct(t)}", pct(op.value.value), ci(op.value.ci95),
+                         f"{cnt(op.value)} ({ap_name} {cnt(op.achieved)})", f"{op.threshold:.6g}"))
+        for t, op in self.apcer_at_bpcer.items():
+            rows.append((f"{ap_name} @ BPCER ≤ {pct(t)}", pct(op.value.value), ci(op.value.ci95),
+                         f"{cnt(op.value)} (BPCER {cnt(op.achieved)})", f"{op.threshold:.6g}"))
+        e = self.eer
+        rows.append(("D-EER", pct(e.value), ci(e.ci95),
+                     f"{ap_name} {cnt(e.apcer)}, BPCER {cnt(e.bpcer)}", f"{e.threshold:.6g}"))
+        pairs = f"{self.n_bona_fide} BF × {self.n_attack} AP"
+        rows.append(("AUC", f"{self.auc.value:.4f}", "n/a" if self.auc.ci95 is None else
+                     f"{self.auc.ci95[0]:.4f} – {self.auc.ci95[1]:.4f}", pairs, "–"))
+        rows.append(("HTER (legacy)", pct(self.legacy_hter.value), ci(self.legacy_hter.ci95),
+                     f"APCER {cnt(self.apcer[OVERALL])}, BPCER {cnt(self.bpcer)}", thr))
+        rows.append(("ACER (legacy)", pct(self.legacy_acer.value), ci(self.legacy_acer.ci95),
+                     f"APCER_max {cnt(self.apcer_max)}, BPCER {cnt(self.bpcer)}", thr))
+        species = ", ".join(f"{k} {v}" for k, v in self.species_counts.items())
+        boot = (f"95% CI: percentile bootstrap, {self.n_bootstrap} resamples, seed {self.seed}"
+                + (", resampling groups" if self.grouped_bootstrap else "")
+                if self.n_bootstrap else "no bootstrap")
+        head = (f"Threshold {thr}: {self.n_bona_fide} bona fide, {self.n_attack} attack "
+                f"presentations{f' ({species})' if species else ''}; {boot}.\n\n")
+        lines = ["| Figure | Value | 95% CI | Errors / count | Threshold |",
+                 "|---|---:|---|---|---:|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return head + "\n".join(lines) + "\n"
+
+
+def _batch_stats(d: _Data, c: _Curves, k: int,
+                 targets: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Every bootstrapped figure for each row of a weight batch, all vectorised."""
+    ap_all, ap_w, bp = _rates(c.apcer(False)), _rates(c.apcer(True)), _rates(c.bpcer())
+    rows = np.arange(bp.shape[0])
+    out = {"apcer/" + OVERALL: ap_all[:, k], "apcer_max": ap_w[:, k], "bpcer": bp[:, k]}
+    if d.has_species:
+        for j, name in enumerate(d.species_names):
+            out["apcer/" + name] = c.att_err[j, :, k] / c.att_n[j]
+    for t in targets:
+        out[f"bpcer@{t}"] = bp[rows, _k_bpcer_at_apcer(ap_w, t)]
+        out[f"apcer@{t}"] = ap_w[rows, _k_apcer_at_bpcer(bp, t)]
+    ke = _k_eer(ap_w, bp)
+    out["eer"] = (ap_w[rows, ke] + bp[rows, ke]) / 2
+    out["auc"] = _auc(c)
+    out["hter"] = (ap_all[:, k] + bp[:, k]) / 2
+    out["acer"] = (ap_w[:, k] + bp[:, k]) / 2
+    return out
+
+
+def evaluate(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
+             species: ArrayLike | None = None, bootstrap: int = 1000, seed: int = 0,
+             groups: ArrayLike | None = None,
+             targets: tuple[float, ...] = (0.05, 0.01)) -> PadReport:
+    """Compute every figure at ``threshold`` with counts and bootstrap 95% CIs.
+
+    Args:
+        scores, is_attack, threshold, species: See :func:`apcer`. The threshold
+            should come from a development split, not from these scores.
+        bootstrap: Number of resamples (0 = no CIs). Bona fide and each attack
+            species are resampled separately, so their counts stay fixed.
+        seed: Bootstrap seed; the same seed gives the same intervals.
+        groups: Optional client id per presentation: resample whole clients.
+        targets: Bounds for BPCER@APCER and APCER@BPCER operating points.
+
+    Returns:
+        A frozen PadReport.
+    """
+    d = _Data(scores, is_attack, species)
+    targets = tuple(_check_target(t) for t in targets)
+    k, c = d.index(threshold), d.curves()
+    cis: dict[str, tuple[float, float]] = {}
+    if bootstrap:
+        reps: dict[str, list[np.ndarray]] = {}
+        for w in iter_resample_weights(d.stratum, int(bootstrap), seed, groups):
+            for name, v in _batch_stats(d, d.curves(w), k, targets).items():
+                reps.setdefault(name, []).append(v)
+        cis = {name: percentile_ci(np.concatenate(v)) for name, v in reps.items()}
+    ap = {name: replace(r, ci95=cis.get("apcer/" + name))
+          for name, r in _apcer_dict(d, c, k).items()}
+    worst_name, worst = _worst(ap)
+    bp = replace(_rate(c.bf_err[0, k], c.bf_n[0]), ci95=cis.get("bpcer"))
+
+    def op(point: OperatingPoint, key: str) -> OperatingPoint:
+        return replace(point, value=replace(point.value, ci95=cis.get(key)))
+
+    return PadReport(
+        threshold=float(threshold), n_bona_fide=int(c.bf_n[0]), n_attack=int(c.att_n[:, 0].sum()),
+        species_counts={n: int(c.att_n[j, 0]) for j, n in enumerate(d.species_names)}
+        if d.has_species else {},
+        apcer=ap, apcer_max=replace(worst, ci95=cis.get("apcer_max")),
+        apcer_max_species=worst_name, bpcer=bp,
+        bpcer_at_apcer={t: op(_op_bpcer_at_apcer(d, c, t), f"bpcer@{t}") for t in targets},
+        apcer_at_bpcer={t: op(_op_apcer_at_bpcer(d, c, t), f"apcer@{t}") for t in targets},
+        eer=replace(_eer(d, c), ci95=cis.get("eer")),
+        auc=Estimate(float(_auc(c)[0]), cis.get("auc")),
+        legacy_hter=Estimate((ap[OVERALL].value + bp.value) / 2, cis.get("hter")),
+        legacy_acer=Estimate((worst.value + bp.value) / 2, cis.get("acer")),
+        worst_species=d.has_species, n_bootstrap=int(bootstrap), seed=int(seed),
+        grouped_bootstrap=groups is not None,
+    )

@@ -1,0 +1,1 @@
+"""Network definitions (torch; training and export only, never imported by the runtime)."""

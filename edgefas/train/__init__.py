@@ -1,0 +1,1 @@
+"""Training recipes (torch, accelerate). Not imported by the runtime."""

@@ -1,0 +1,175 @@
+"""Train the RGB baseline classifier on cached aligned crops, with accelerate.
+
+The loop: balanced batches (half bona fide, half attack; a share of the bona fide half from
+LFW when enabled), flip / shift / brightness-contrast jitter (no hue or saturation jitter:
+colour casts are an attack cue), AdamW with warm-up and cosine decay, an EMA of the weights,
+a devel evaluation every ``eval_every`` steps that saves a safetensors checkpoint and keeps
+the best by devel D-EER. ``resume=True`` continues from the newest checkpoint in ``out_dir``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..metrics import eer
+from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
+from ..runtime.preprocess import Contract, to_tensor
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .recipes import BaselineRecipe
+
+
+@dataclass
+class TrainSet:
+    """Crops to learn from: ``crops`` (N,S,S,3) uint8 BGR, ``is_live`` (N,), ``is_extra``
+    marks bona fide faces from the extra source (LFW) drawn at ``lfw_share``."""
+
+    crops: np.ndarray
+    is_live: np.ndarray
+    is_extra: np.ndarray
+
+
+@dataclass
+class DevelSet:
+    crops: np.ndarray
+    is_attack: np.ndarray
+    species: np.ndarray
+
+
+def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: int = 6) -> np.ndarray:
+    """Flip, shift (reflect-padded) and brightness/contrast jitter; float32 0-255 out."""
+    n, s = batch.shape[0], batch.shape[1]
+    padded = np.pad(batch, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)),
+                    mode="reflect")
+    out = np.empty(batch.shape, np.float32)
+    for i in range(n):
+        dy, dx = rng.integers(0, 2 * max_shift + 1, size=2)
+        img = padded[i, dy:dy + s, dx:dx + s].astype(np.float32)
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+        c, b = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+        out[i] = np.clip((img - 128.0) * c + 128.0 + b, 0, 255)
+    return out
+
+
+def _batch_indices(data: TrainSet, recipe: BaselineRecipe, rng: np.random.Generator) -> np.ndarray:
+    live = np.flatnonzero(data.is_live & ~data.is_extra)
+    extra = np.flatnonzero(data.is_live & data.is_extra)
+    attack = np.flatnonzero(~data.is_live)
+    half = recipe.batch_size // 2
+    n_extra = int(round(half * recipe.lfw_share)) if (recipe.use_lfw and extra.size) else 0
+    parts = [rng.choice(live, half - n_extra), rng.choice(attack, recipe.batch_size - half)]
+    if n_extra:
+        parts.append(rng.choice(extra, n_extra))
+    return np.concatenate(parts)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, crops: np.ndarray, contract: Contract,
+                   batch: int = 128) -> np.ndarray:
+    """Live logits of uint8 crops, in eval mode."""
+    model.eval()
+    out = [model(torch.from_numpy(to_tensor(crops[i:i + batch], contract))).float().numpy()
+           for i in range(0, len(crops), batch)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _lr_at(step: int, recipe: BaselineRecipe) -> float:
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    t = (step - recipe.warmup_steps) / max(recipe.steps - recipe.warmup_steps, 1)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
+                   out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or resume) a training; return the folder of the best checkpoint.
+
+    Writes ``out_dir/epoch_NNN/`` checkpoints (``epoch`` = evaluation round), ``best`` (a copy
+    of the best by devel D-EER) and ``history.json`` (every evaluation).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(recipe.threads)
+    set_seed(recipe.seed)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    config = BaselineConfig(arch=recipe.arch, img_size=contract.size)
+    model = BaselineClassifier(config)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": []}
+    ckpt = latest_checkpoint(out_dir) if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=opt)
+        accelerator.print(f"resuming from {ckpt} (step {state['step']})")
+    model, opt = accelerator.prepare(model, opt)
+    ema.to(accelerator.device)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    # One generator per step, derived from (seed, step): a resumed run draws the same batches.
+    bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"train {recipe.name}",
+               disable=not (progress and accelerator.is_local_main_process))
+    t0 = time.time()
+    while state["step"] < recipe.steps:
+        step = state["step"]
+        rng = np.random.default_rng([recipe.seed, step])
+        idx = _batch_indices(train, recipe, rng)
+        x = torch.from_numpy(to_tensor(augment(train.crops[idx], rng), contract)).to(accelerator.device)
+        y = torch.from_numpy(train.is_live[idx].astype(np.float32)).to(accelerator.device)
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, recipe)
+        model.train()
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), accelerator.unwrap_model(model).parameters()):
+                pe.lerp_(pm.detach(), 1 - recipe.ema_decay)
+            for be, bm in zip(ema.buffers(), accelerator.unwrap_model(model).buffers()):
+                be.copy_(bm)
+        state["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
+            logits = predict_logits(ema, devel.crops, contract)
+            d = eer(logits, devel.is_attack, species=devel.species)
+            state["round"] += 1
+            entry = {"round": state["round"], "step": state["step"], "devel_deer": d.value,
+                     "loss": float(loss.item()), "seconds": round(time.time() - t0, 1)}
+            state["history"].append(entry)
+            best = state["best_eer"] is None or d.value <= state["best_eer"]
+            if best:
+                state["best_eer"], state["best_round"] = d.value, state["round"]
+            accelerator.print(f"step {state['step']}: devel D-EER {d.value:.4f}"
+                              + (" (best)" if best else ""))
+            if accelerator.is_main_process:
+                trainer_state = {**state, "recipe": recipe.to_dict(), "model_config": config.to_dict(),
+                                 "contract": contract.to_dict()}
+                folder = save_checkpoint(out_dir / f"epoch_{state['round']:03d}",
+                                         model=accelerator.unwrap_model(model), ema=ema,
+                                         optimizer=opt, trainer_state=trainer_state)
+                if best:
+                    save_checkpoint(out_dir / "best", model=ema, ema=None, optimizer=opt,
+                                    trainer_state=trainer_state)
+                (out_dir / "history.json").write_text(json.dumps(state["history"], indent=2))
+                del folder
+    bar.close()
+    return out_dir / "best"
+
+
+def load_trained(best_dir: str | Path) -> tuple[BaselineClassifier, dict]:
+    """The EMA classifier saved in ``best`` and its trainer state."""
+    state = json.loads((Path(best_dir) / "trainer_state.json").read_text())
+    model = BaselineClassifier(BaselineConfig.from_dict(state["model_config"]))
+    load_checkpoint(best_dir, model=model, ema=None, optimizer=None)
+    return model.eval(), state

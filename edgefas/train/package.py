@@ -1,0 +1,125 @@
+"""Turn a trained run into a bundle: calibrate and pick the threshold on devel, export to ONNX
+through the parity gate, copy the face detector, and write the manifest with every hash."""
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..bundle import default_bundle_path, write_manifest
+from ..data.face_cache import CropSet
+from ..data.protocols import get_protocol
+from ..data.sources import CropStore, DataRoots
+from ..export.onnx_export import export_onnx
+from ..metrics import evaluate, threshold_at_eer
+from ..runtime.face_stage import FacePolicy
+from ..runtime.preprocess import Contract, to_tensor
+from .baseline import load_trained, predict_logits
+from .calibration import apply_platt, fit_platt
+from .recipes import BaselineRecipe
+from .run import FACE_DETECTOR, build_sets, face_stage_for
+
+REPLAY_LICENCE = ("Idiap Replay-Attack EULA: research use only. The weights are derived from it; "
+                  "check the EULA before any commercial use.")
+LFW_LICENCE = "Labeled Faces in the Wild: no stated licence, research use."
+
+
+def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
+                roots: DataRoots | None = None, progress: bool = True) -> Path:
+    """Write ``bundle_dir`` from the best checkpoint of ``run_dir`` (see module doc)."""
+    model, state = load_trained(run_dir / "best")
+    recipe = BaselineRecipe(**state["recipe"])
+    contract = Contract.from_dict(state["contract"])
+    stage, det_sha = face_stage_for(contract)
+    store = CropStore(stage, det_sha, roots, progress=progress)
+    _, _, devel = build_sets(protocol, recipe, store)
+    proto = get_protocol(protocol)
+    training = {"protocol": protocol, "protocol_description": proto.description,
+                "data": ["Idiap Replay-Attack train, 20 frames per video"]
+                + (["LFW, identities of the 'train' hash split (edgefas.data.lfw)"]
+                   if recipe.use_lfw else []),
+                "licence": [REPLAY_LICENCE] + ([LFW_LICENCE] if recipe.use_lfw else [])}
+    return package_model(model, state, devel, bundle_dir, name=name, training=training,
+                         devel_split=f"replay-attack devel ({protocol}), all 20 frames per video",
+                         policy=stage.policy)
+
+
+def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_dir: Path, *,
+                  name: str, training: dict, devel_split: str, policy: FacePolicy) -> Path:
+    """Calibrate and set the threshold on ``devel`` crops, export, and write the bundle.
+
+    Args:
+        model: the trained classifier (EMA weights).
+        state: its trainer state (recipe, model config, contract, history).
+        devel: labelled aligned crops of the development split (only ``ok`` ones are used).
+        training: data, protocol and licences to record in the manifest.
+        devel_split: a human-readable name of the devel split, recorded with the threshold.
+    """
+    contract = Contract.from_dict(state["contract"])
+    devel = devel.subset(devel.ok)
+    is_attack = np.array([s.is_attack for s in devel.samples])
+    species = np.array([s.species for s in devel.samples])
+    logits = predict_logits(model, devel.crops, contract)
+    a, b = fit_platt(logits, ~is_attack)
+    scores = apply_platt(logits, a, b)
+    threshold = threshold_at_eer(scores, is_attack, species=species)
+    report = evaluate(scores, is_attack, threshold, species=species, bootstrap=200)
+
+    bundle_dir = Path(bundle_dir)
+    shutil.rmtree(bundle_dir, ignore_errors=True)
+    bundle_dir.mkdir(parents=True)
+    for f in (FACE_DETECTOR, "LICENSE-mediapipe.txt"):
+        shutil.copy2(default_bundle_path() / f, bundle_dir / f)
+    # Gate on a spread of real devel faces, both classes.
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(devel), size=min(256, len(devel)), replace=False))
+    thr_logit = float((np.log(threshold / (1 - threshold)) - b) / a) if 0 < threshold < 1 else 0.0
+    parity = export_onnx(model, to_tensor(devel.crops[pick], contract),
+                         bundle_dir / "classifier.onnx", decision_logit=thr_logit)
+    n_live, n_att = int((~is_attack).sum()), int(is_attack.sum())
+    licence = training.get("licence", [])
+    manifest = {
+        "name": name,
+        "version": __version__,
+        "created": _dt.date.today().isoformat(),
+        "description": "Face anti-spoofing: BlazeFace short-range face detection, 4-point "
+                       "similarity alignment, timm MobileViT RGB classifier (baseline).",
+        "preprocess": contract.to_dict(),
+        "face_policy": policy.to_dict(),
+        "models": {
+            "face_detector": {"onnx": FACE_DETECTOR, "source": "MediaPipe 0.10.21 wheel, "
+                              "face_detection_short_range.tflite converted with tflite2onnx "
+                              "0.4.1 (tools/build_face_detector.py); modified: format only",
+                              "licence": "Apache-2.0 (LICENSE-mediapipe.txt)"},
+            "classifier": {"onnx": "classifier.onnx", "input": "face", "output": "live_logit",
+                           "arch": state["model_config"]["arch"],
+                           "params": int(sum(p.numel() for p in model.parameters()))},
+        },
+        "threshold": {"value": float(threshold), "on": "live_score (live when >=)",
+                      "split": devel_split, "criterion": "D-EER on devel (APCER_max = BPCER)",
+                      "bona_fide": n_live, "attack": n_att},
+        "calibration": {"method": "platt", "a": a, "b": b,
+                        "formula": "live_score = 1 / (1 + exp(-(a * live_logit + b)))",
+                        "fit_on": f"{devel_split}, classes weighted equally",
+                        "bona_fide": n_live, "attack": n_att},
+        "training": {**{k: v for k, v in training.items() if k != "licence"},
+                     "recipe": state["recipe"], "best_step": _best_step(state),
+                     "selection": "checkpoint with the lowest devel D-EER (EMA weights)"},
+        "licence": {"classifier": "weights derived from the training data; see data",
+                    "face_detector": "Apache-2.0", "data": licence},
+        "parity": {"classifier.onnx": parity.to_dict()},
+        "metrics": {"devel": {"split": devel_split, **report.to_dict()}},
+    }
+    write_manifest(bundle_dir, manifest)
+    return bundle_dir
+
+
+def _best_step(state: dict) -> int | None:
+    for h in state.get("history", []):
+        if h["round"] == state.get("best_round"):
+            return h["step"]
+    return None

@@ -1,0 +1,55 @@
+"""Training recipes as data: one frozen config per size, chosen by name."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, replace
+
+from ..errors import EdgefasError
+
+
+@dataclass(frozen=True)
+class BaselineRecipe:
+    """Everything that decides a baseline training run (written into the run and bundle)."""
+
+    name: str
+    arch: str = "mobilevit_xxs"
+    steps: int = 600
+    batch_size: int = 48
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    ema_decay: float = 0.98
+    eval_every: int = 100          # steps between devel evaluations / checkpoints
+    devel_frames_per_video: int = 5  # devel frames scored at each evaluation
+    use_lfw: bool = True           # LFW train identities as extra bona fide faces
+    lfw_share: float = 0.25        # share of each batch's bona fide half drawn from LFW
+    seed: int = 0
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> BaselineRecipe:
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+
+RECIPES: dict[str, BaselineRecipe] = {
+    # Seconds, on synthetic or fixture crops: exercises every code path in the tests.
+    "tiny": BaselineRecipe("tiny", steps=4, batch_size=8, warmup_steps=1, eval_every=2,
+                           devel_frames_per_video=1, threads=1),
+    # About 12 minutes on 2 idle CPU cores: the recipe behind the shipped default bundle.
+    "cpu": BaselineRecipe("cpu"),
+    # For a GPU (accelerate launch): more steps, larger batches, the larger MobileViT.
+    "gpu": BaselineRecipe("gpu", arch="mobilevit_xs", steps=6000, batch_size=128, lr=2e-3,
+                          warmup_steps=300, ema_decay=0.999, eval_every=500,
+                          devel_frames_per_video=20, threads=8),
+}
+
+
+def get_recipe(name: str) -> BaselineRecipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(RECIPES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise EdgefasError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}.{hint}") from None

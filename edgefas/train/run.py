@@ -1,0 +1,68 @@
+"""``edgefas train``: from data-set folders to a trained run folder for one protocol."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..bundle import default_bundle_path, sha256_file
+from ..data.face_cache import CropSet
+from ..data.protocols import frames_per_video, get_protocol
+from ..data.sources import CropStore, DataRoots
+from ..runtime.face_detect import FaceDetector
+from ..runtime.face_stage import FacePolicy, FaceStage
+from ..runtime.preprocess import Contract
+from .baseline import DevelSet, TrainSet, train_baseline
+from .recipes import BaselineRecipe
+
+FACE_DETECTOR = "face_detector.onnx"
+
+
+def face_stage_for(contract: Contract, policy: FacePolicy | None = None,
+                   detector_dir: Path | None = None) -> tuple[FaceStage, str]:
+    """The runtime face stage a training run crops with, and the detector's sha256."""
+    path = (detector_dir or default_bundle_path()) / FACE_DETECTOR
+    stage = FaceStage(FaceDetector.from_file(path), policy or FacePolicy(), size=contract.size,
+                      crop_scale=contract.crop_scale)
+    return stage, sha256_file(path)
+
+
+def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
+               ) -> tuple[TrainSet, DevelSet, CropSet]:
+    """Train and devel crops of a protocol (20-frame tree), and the full devel CropSet."""
+    proto = get_protocol(protocol)
+    replay = store.replay(frames="20")
+    ok = replay.ok
+    tr = replay.subset(proto.train_mask(replay.samples) & ok)
+    dv_all = replay.subset(proto.devel_mask(replay.samples) & ok)
+    crops = [tr.crops]
+    is_live = [np.array([not s.is_attack for s in tr.samples])]
+    is_extra = [np.zeros(len(tr), bool)]
+    if recipe.use_lfw:
+        lfw = store.lfw()
+        lfw = lfw.subset(lfw.ok & np.array([s.split == "train" for s in lfw.samples]))
+        crops.append(lfw.crops)
+        is_live.append(np.ones(len(lfw), bool))
+        is_extra.append(np.ones(len(lfw), bool))
+    train = TrainSet(np.concatenate(crops), np.concatenate(is_live), np.concatenate(is_extra))
+    dv = dv_all.subset(frames_per_video(dv_all.samples, recipe.devel_frames_per_video))
+    devel = DevelSet(dv.crops, np.array([s.is_attack for s in dv.samples]),
+                     np.array([s.species for s in dv.samples]))
+    return train, devel, dv_all
+
+
+def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
+                 roots: DataRoots | None = None, contract: Contract | None = None,
+                 resume: bool = True, progress: bool = True) -> Path:
+    """Train the baseline for ``protocol``; returns the best checkpoint folder."""
+    contract = contract or Contract()
+    stage, det_sha = face_stage_for(contract)
+    store = CropStore(stage, det_sha, roots, progress=progress)
+    train, devel, _ = build_sets(protocol, recipe, store)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "protocol.txt").write_text(protocol + "\n")
+    print(f"{protocol}: train {int(train.is_live.sum())} bona fide "
+          f"({int(train.is_extra.sum())} LFW) / {int((~train.is_live).sum())} attack crops; "
+          f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}")
+    return train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
+                          progress=progress)

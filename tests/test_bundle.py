@@ -1,0 +1,79 @@
+"""Bundles: manifest contents, sha256 checks at load, no pickles."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import edgefas
+from edgefas.bundle import default_bundle_path, load_bundle, write_manifest
+from edgefas.errors import BundleError
+
+
+@pytest.fixture()
+def bundle_copy(tmp_path):
+    dst = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), dst)
+    return dst
+
+
+def test_default_manifest_records_the_contract():
+    m = load_bundle().manifest
+    pre = m["preprocess"]
+    for key in ("color_order", "value_range", "mean", "std", "template", "crop_scale", "size"):
+        assert key in pre
+    assert m["threshold"]["split"] and m["threshold"]["criterion"]
+    assert m["calibration"]["method"] == "platt"
+    assert m["training"]["data"] and m["licence"]["data"]
+    devel = m["metrics"]["devel"]
+    assert devel["n_bona_fide"] > 0 and devel["n_attack"] > 0
+    assert all(len(f["sha256"]) == 64 for f in m["files"].values())
+    assert not any(name.endswith((".pt", ".pth", ".pkl", ".ckpt")) for name in m["files"])
+    size = sum(f.stat().st_size for f in default_bundle_path().iterdir())
+    assert size <= 10e6
+
+
+def test_changed_weight_file_is_refused(bundle_copy):
+    f = bundle_copy / "classifier.onnx"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="classifier.onnx does not match"):
+        edgefas.Detector.from_bundle(bundle_copy)
+
+
+def test_missing_file_is_refused(bundle_copy):
+    (bundle_copy / "face_detector.onnx").unlink()
+    with pytest.raises(BundleError, match="face_detector.onnx is missing"):
+        load_bundle(bundle_copy)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(tmp_path)
+
+
+def test_manifest_without_threshold_is_refused(bundle_copy):
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    del m["threshold"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="threshold"):
+        load_bundle(bundle_copy)
+
+
+def test_write_manifest_refuses_pickles(bundle_copy):
+    (bundle_copy / "weights.pt").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(BundleError, match=".pt files may not go in a bundle"):
+        write_manifest(bundle_copy, {"name": "x"})
+
+
+def test_rewritten_manifest_loads(bundle_copy):
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    m.pop("files")
+    m.pop("schema_version")
+    write_manifest(bundle_copy, m)
+    assert load_bundle(bundle_copy).name == m["name"]

@@ -1,0 +1,53 @@
+"""The edgefas command, called in-process."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from edgefas.cli import COMMANDS, main
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and len(out) > 300
+
+
+def test_top_level_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(c in out for c in COMMANDS)
+
+
+def test_detect_table_and_json(tmp_path, astronaut_bgr, capsys):
+    cv2.imwrite(str(tmp_path / "a.jpg"), astronaut_bgr)
+    (tmp_path / "broken.jpg").write_bytes(b"nope")
+    assert main(["detect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "a.jpg" in out and "bad_input" in out
+    assert main(["detect", str(tmp_path / "a.jpg"), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip())
+    assert rec["decision"] in ("live", "spoof") and 0 <= rec["live_score"] <= 1
+
+
+def test_errors_are_one_line_with_exit_1(tmp_path, capsys):
+    assert main(["detect", "x.jpg", "--bundle", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert main(["export", str(tmp_path), "--format", "onx"]) == 1
+    assert "Did you mean 'onnx'" in capsys.readouterr().err
+
+
+def test_bench_writes_json_and_markdown(tmp_path, astronaut_bgr, capsys):
+    cv2.imwrite(str(tmp_path / "a.jpg"), astronaut_bgr)
+    out = tmp_path / "bench"
+    assert main(["bench", str(tmp_path / "a.jpg"), "--runs", "2", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert {"detect", "align", "score", "total"} <= set(res["stages"])
+    assert "| total |" in out.with_suffix(".md").read_text()

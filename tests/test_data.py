@@ -1,0 +1,160 @@
+"""Data loaders on small synthetic trees laid out like the real releases."""
+from __future__ import annotations
+
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas.data.face_cache import build_crops
+from edgefas.data.folder import load_csv, load_folder
+from edgefas.data.lfw import identity_split, load_lfw
+from edgefas.data.protocols import PROTOCOLS, frames_per_video, get_protocol
+from edgefas.data.replay_attack import load_replay_attack, parse_video_name
+from edgefas.errors import DatasetError, EdgefasError
+
+REAL = "client003_session01_webcam_authenticate_{}_1"
+ATTACK = "attack_{}_client003_session01_highdef_photo_{}"
+
+
+def _img(path, value=100):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((24, 32, 3), value, np.uint8))
+
+
+def test_parse_video_name():
+    assert parse_video_name(ATTACK.format("print", "adverse")) == {
+        "species": "print", "subject": "client003", "lighting": "adverse"}
+    assert parse_video_name(REAL.format("controlled"))["species"] == "bona_fide"
+    with pytest.raises(DatasetError):
+        parse_video_name("holiday_photo")
+
+
+def test_one_frame_tree(tmp_path):
+    for split in ("train", "devel", "test"):
+        _img(tmp_path / split / "real" / "none" / f"{REAL.format('adverse')}.jpg")
+        _img(tmp_path / split / "attack" / "hand" / f"{ATTACK.format('mobile', 'adverse')}.jpg")
+        _img(tmp_path / split / "attack" / "fixed" / f"{ATTACK.format('print', 'controlled')}.jpg")
+    s = load_replay_attack(tmp_path)
+    assert len(s) == 9
+    by = {(x.split, x.species): x for x in s}
+    assert by[("test", "mobile")].support == "hand" and by[("test", "mobile")].is_attack
+    assert by[("devel", "print")].lighting == "controlled"
+    assert not by[("train", "bona_fide")].is_attack and by[("train", "bona_fide")].support == ""
+
+
+def test_twenty_frame_tree(tmp_path):
+    for split in ("train", "devel", "test"):
+        for i in range(3):
+            _img(tmp_path / split / f"{split}__attack__fixed__{ATTACK.format('highdef', 'adverse')}"
+                 / f"frame_{i:05d}.jpg")
+            _img(tmp_path / split / f"{split}__real__real__{REAL.format('controlled')}"
+                 / f"frame_{i:05d}.jpg")
+    s = load_replay_attack(tmp_path, splits=("train",))
+    assert Counter(x.species for x in s) == {"highdef": 3, "bona_fide": 3}
+    assert len({x.video for x in s}) == 2
+    keep = frames_per_video(s, 2)
+    assert keep.sum() == 4
+
+
+def test_official_video_tree(tmp_path):
+    """The official release holds .mov videos; frames are read with OpenCV."""
+    for split in ("train", "devel", "test"):
+        d = tmp_path / split / "real"
+        d.mkdir(parents=True)
+        path = d / f"{REAL.format('adverse')}.avi"
+        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+        for i in range(10):
+            vw.write(np.full((24, 32, 3), i * 20, np.uint8))
+        vw.release()
+    s = load_replay_attack(tmp_path, frames_per_video=3)
+    assert len(s) == 9 and all(x.frame >= 0 for x in s)
+    assert len({x.key for x in s}) == 9
+
+
+def test_missing_tree_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="no train/ folder"):
+        load_replay_attack(tmp_path)
+
+
+def test_lfw_identity_split_is_disjoint_and_stable(tmp_path):
+    names = [f"Person_{i:03d}" for i in range(60)]
+    for n in names:
+        for k in (1, 2):
+            _img(tmp_path / n / f"{n}_{k:04d}.jpg")
+    s = load_lfw(tmp_path)
+    assert len(s) == 120
+    train = {x.subject for x in s if x.split == "train"}
+    held = {x.subject for x in s if x.split == "heldout"}
+    assert train and held and not (train & held)
+    assert identity_split("George_W_Bush") == identity_split("George_W_Bush")
+    assert {x.subject for x in load_lfw(tmp_path, splits=("heldout",))} == held
+
+
+def test_folder_and_csv(tmp_path):
+    _img(tmp_path / "live" / "a.jpg")
+    _img(tmp_path / "attack" / "print" / "b.jpg")
+    _img(tmp_path / "attack" / "c.png")
+    s = load_folder(tmp_path)
+    assert Counter(x.species for x in s) == {"bona_fide": 1, "print": 1, "attack": 1}
+    csv = tmp_path / "list.csv"
+    csv.write_text("path,label,species\nlive/a.jpg,live,\nattack/print/b.jpg,spoof,print\n")
+    c = load_csv(csv)
+    assert [x.is_attack for x in c] == [False, True] and c[1].species == "print"
+    assert (tmp_path / "live" / "a.jpg").samefile(c[0].path)
+    csv.write_text("path,label\nx.jpg,maybe\n")
+    with pytest.raises(DatasetError, match="neither live nor attack"):
+        load_csv(csv)
+
+
+def test_protocol_masks():
+    from edgefas.data.samples import Sample
+
+    def s(split, species, lighting):
+        return Sample("x", species != "bona_fide", species, split, "replay-attack",
+                      lighting=lighting)
+    samples = [s(sp, spc, li) for sp in ("train", "devel", "test")
+               for spc in ("bona_fide", "print", "mobile", "highdef")
+               for li in ("controlled", "adverse")]
+    p2 = get_protocol("P2-print")
+    tr = [x for x, k in zip(samples, p2.train_mask(samples)) if k]
+    te = [x for x, k in zip(samples, p2.test_mask(samples)) if k]
+    assert "print" not in {x.species for x in tr} and len(tr) == 6
+    assert {x.species for x in te} == {"print", "bona_fide"}
+    p3 = get_protocol("P3-controlled-to-adverse")
+    assert {x.lighting for x, k in zip(samples, p3.train_mask(samples)) if k} == {"controlled"}
+    assert {x.lighting for x, k in zip(samples, p3.test_mask(samples)) if k} == {"adverse"}
+    assert {x.split for x, k in zip(samples, PROTOCOLS["P1"].devel_mask(samples)) if k} == {"devel"}
+    with pytest.raises(EdgefasError, match="P2-print"):
+        get_protocol("P2-prnt")
+
+
+def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):
+    from edgefas.bundle import default_bundle_path
+    from edgefas.data.samples import Sample
+    from edgefas.runtime.face_detect import FaceDetector
+    from edgefas.runtime.face_stage import FacePolicy, FaceStage
+
+    img = tmp_path / "imgs"
+    img.mkdir()
+    samples = []
+    for i in range(5):
+        p = img / f"{i}.png"
+        cv2.imwrite(str(p), astronaut_bgr if i != 3 else np.zeros((50, 50, 3), np.uint8))
+        samples.append(Sample(str(p), False, "bona_fide", "train", "t"))
+    stage = FaceStage(FaceDetector.from_file(default_bundle_path() / "face_detector.onnx"),
+                      FacePolicy(), size=64, crop_scale=1.5)
+    cache = tmp_path / "cache"
+    cs = build_crops(samples, stage, cache, chunk_size=2, progress=False)
+    assert list(cs.status) == ["ok", "ok", "ok", "bad_input", "ok"]
+    assert cs.crops.shape == (5, 64, 64, 3) and cs.crops[3].max() == 0
+    chunks = sorted(cache.glob("chunk_*.npz"))
+    assert len(chunks) == 3
+    # Resume: a removed chunk is rebuilt, the others are loaded untouched.
+    mtimes = {c: c.stat().st_mtime_ns for c in chunks}
+    chunks[1].unlink()
+    cs2 = build_crops(samples, stage, cache, chunk_size=2, progress=False)
+    np.testing.assert_array_equal(cs2.crops, cs.crops)
+    assert chunks[0].stat().st_mtime_ns == mtimes[chunks[0]]
+    assert chunks[1].is_file()

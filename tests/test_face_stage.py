@@ -1,0 +1,79 @@
+"""Face detection and alignment on real faces."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas.bundle import default_bundle_path
+from edgefas.runtime.decode import decode_image
+from edgefas.runtime.face_align import align_face, template_points, umeyama
+from edgefas.runtime.face_detect import FaceDetector, ssd_anchors
+
+from .conftest import needs_shared
+
+
+@pytest.fixture(scope="module")
+def face_detector():
+    return FaceDetector.from_file(default_bundle_path() / "face_detector.onnx")
+
+
+def test_anchor_layout():
+    a = ssd_anchors()
+    assert a.shape == (896, 2)  # 16x16x2 + 8x8x6
+    assert a.min() > 0 and a.max() < 1
+
+
+def test_umeyama_recovers_a_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    ang, s, t = 0.3, 1.7, np.array([12.0, -4.0])
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    dst = s * src @ rot.T + t
+    m = umeyama(src, dst)
+    np.testing.assert_allclose(src @ m[:, :2].T + m[:, 2], dst, atol=1e-9)
+
+
+def test_astronaut_detected_and_aligned(face_detector, astronaut_bgr):
+    faces = face_detector.detect(astronaut_bgr)
+    assert len(faces) >= 1 and faces[0].score > 0.75
+    al = align_face(astronaut_bgr, faces[0].keypoints, size=128, crop_scale=1.5)
+    assert al.crop.shape == (128, 128, 3)
+    # The fitted transform puts the detected eyes and nose on the template points.
+    tpl = template_points(128, 1.5)
+    mapped = al.landmarks5[:3] @ al.matrix[:, :2].T + al.matrix[:, 2]
+    assert np.abs(mapped - tpl[:3]).max() < 6.0
+
+
+def test_rotated_face_is_aligned_upright(face_detector, astronaut_bgr):
+    h, w = astronaut_bgr.shape[:2]
+    rot = cv2.warpAffine(astronaut_bgr, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h))
+    f = face_detector.detect(rot)[0]
+    al = align_face(rot, f.keypoints, size=128, crop_scale=1.5)
+    (lx, ly), (rx, ry) = al.landmarks5[0] @ al.matrix[:, :2].T + al.matrix[:, 2], \
+        al.landmarks5[1] @ al.matrix[:, :2].T + al.matrix[:, 2]
+    assert abs(ly - ry) < 4 and lx < rx
+
+
+def test_large_face_pre_shrinks_without_aliasing(face_detector, astronaut_bgr):
+    big = cv2.resize(astronaut_bgr, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    f = face_detector.detect(big)[0]
+    crop_big = align_face(big, f.keypoints, size=128, crop_scale=1.5).crop
+    f0 = face_detector.detect(astronaut_bgr)[0]
+    crop = align_face(astronaut_bgr, f0.keypoints, size=128, crop_scale=1.5).crop
+    assert np.abs(crop_big.astype(int) - crop.astype(int)).mean() < 12
+
+
+@needs_shared
+def test_every_fixture_face_is_found(face_detector, shared):
+    """silentface (EXIF-rotated included) and all 244 london portraits: exactly one face."""
+    files = sorted((shared / "fixtures" / "silentface").glob("*.jpg"))
+    files += sorted((shared / "fixtures" / "london").rglob("*.jpg"))
+    assert len(files) == 7 + 244
+    missed = []
+    for f in files:
+        img = decode_image(f).image
+        faces = [x for x in face_detector.detect(img) if x.score >= 0.75]
+        if len(faces) != 1:
+            missed.append((f.name, len(faces)))
+    assert not missed
