@@ -34,3 +34,12 @@ class DatasetError(EdgefasError):
 
 class ExportError(EdgefasError):
     """Exporting a model failed, or the exported model failed its parity check."""
+
+
+def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> str:
+    """``unknown <kind> 'x'; known: a, b. Did you mean 'y'?`` for any table lookup."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}; known: {', '.join(known)}.{hint}"

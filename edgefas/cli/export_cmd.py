@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ExportError
+from ..errors import ExportError, unknown_name
 
 FORMATS = ("onnx",)
 
@@ -30,13 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import difflib
     import json
 
     if args.format not in FORMATS:
-        close = difflib.get_close_matches(args.format, FORMATS, n=1)
-        raise ExportError(f"unknown format {args.format!r}; available: {', '.join(FORMATS)}"
-                          + (f". Did you mean {close[0]!r}?" if close else ""))
+        raise ExportError(unknown_name("format", args.format, FORMATS))
     from ..data.sources import DataRoots
     from ..train.package import package_run
 

@@ -9,9 +9,7 @@ from edgefas.metrics.bootstrap import bootstrap_ci, percentile_ci, resample_weig
 from edgefas.metrics.det_plot import plot_det
 from edgefas.metrics.iso30107 import (
     EerResult,
-    Estimate,
     OperatingPoint,
-    PadReport,
     Rate,
     acer,
     apcer,
@@ -22,12 +20,12 @@ from edgefas.metrics.iso30107 import (
     bpcer_at_apcer,
     eer,
     error_curves,
-    evaluate,
     hter,
     threshold_at_apcer,
     threshold_at_bpcer,
     threshold_at_eer,
 )
+from edgefas.metrics.report import Estimate, PadReport, evaluate
 
 __all__ = [
     "EerResult", "Estimate", "OperatingPoint", "PadReport", "Rate",

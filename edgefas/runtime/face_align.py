@@ -17,6 +17,8 @@ import numpy as np
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                         [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
 TEMPLATE_NAME = "arcface_112_5pt"
+#: Bumped whenever the crops this module makes change, so cached crops are rebuilt.
+ALIGN_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,21 @@ def align_face(image: np.ndarray, keypoints: np.ndarray, *, size: int, crop_scal
     if scale < 0.5:
         # Shrinking a large face by more than 2x in one bilinear warp aliases away exactly
         # the fine texture (print dots, moire) the classifier looks for: pre-shrink with
-        # area averaging, then warp at a moderate scale.
-        f = 2.0 * scale
-        img = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        warp = umeyama(src * f, dst)
+        # area averaging, then warp at a moderate scale. Only the region the crop reads is
+        # shrunk, not the whole frame.
+        inv = cv2.invertAffineTransform(full)
+        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+        src_corners = corners @ inv[:, :2].T + inv[:, 2]
+        h, w = image.shape[:2]
+        x0, y0 = np.clip(np.floor(src_corners.min(0)).astype(int) - 2, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(src_corners.max(0)).astype(int) + 2, 0, [w, h])
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            f = 2.0 * scale
+            roi = image[y0:y1, x0:x1]
+            img = cv2.resize(roi, (max(1, round(roi.shape[1] * f)), max(1, round(roi.shape[0] * f))),
+                             interpolation=cv2.INTER_AREA)
+            fx, fy = img.shape[1] / roi.shape[1], img.shape[0] / roi.shape[0]
+            warp = umeyama((src - [x0, y0]) * [fx, fy], dst)
     crop = cv2.warpAffine(img, warp, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     # Landmarks in input pixels: the detected points, with the mouth corners estimated by

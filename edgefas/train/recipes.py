@@ -1,10 +1,9 @@
 """Training recipes as data: one frozen config per size, chosen by name."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, replace
 
-from ..errors import EdgefasError
+from ..errors import EdgefasError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,4 @@ def get_recipe(name: str) -> BaselineRecipe:
     try:
         return RECIPES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(RECIPES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise EdgefasError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}.{hint}") from None
+        raise EdgefasError(unknown_name("recipe", name, list(RECIPES))) from None

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, unknown_name
 
 
 class Model(Protocol):
@@ -46,12 +46,7 @@ def get_backend(name: str) -> BackendSpec:
     try:
         return BACKENDS[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(BACKENDS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise BackendUnavailable(
-            f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}.{hint}") from None
+        raise BackendUnavailable(unknown_name("backend", name, sorted(BACKENDS))) from None
 
 
 def load_model(path: str | Path, backend: str = "onnxruntime", *, threads: int = 1) -> Model:

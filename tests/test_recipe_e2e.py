@@ -1,0 +1,92 @@
+"""`edgefas train --package` then `edgefas eval`, end to end on a synthetic Replay-style tree.
+
+The tree follows the real layouts (20-frames-per-video for train/devel, one frame per video
+for test) with official video names; its faces are the astronaut (live) and recoloured,
+striped copies of it (attacks), so the whole real code path runs in seconds.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("timm", reason="training needs the train extra")
+
+from edgefas.cli import main  # noqa: E402
+
+SPECIES = ("print", "mobile", "highdef")
+
+
+def _attack(img: np.ndarray, k: int) -> np.ndarray:
+    out = img.astype(np.float32) * 0.8 + np.array([30, -10, -20]) * (1 + k % 2)
+    out[:, ::4] += 25  # screen-like column pattern
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def replay_tree(tmp_path_factory, astronaut_bgr):
+    root = tmp_path_factory.mktemp("replay")
+    frames, one = root / "frames", root / "one"
+    for split in ("train", "devel", "test"):
+        for c in (1, 2):
+            for light in ("controlled", "adverse"):
+                real = f"client00{c}_session01_webcam_authenticate_{light}_1"
+                img = cv2.flip(astronaut_bgr, 1) if c == 2 else astronaut_bgr
+                for f in range(2):
+                    d = frames / split / f"{split}__real__real__{real}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(img, 3 * f, axis=1))
+                (one / split / "real").mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(one / split / "real" / f"{real}.jpg"), img)
+                for k, sp in enumerate(SPECIES):
+                    name = f"attack_{sp}_client00{c}_session01_highdef_photo_{light}"
+                    att = _attack(img, k)
+                    for f in range(2):
+                        d = frames / split / f"{split}__attack__fixed__{name}"
+                        d.mkdir(parents=True, exist_ok=True)
+                        cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(att, 3 * f, axis=1))
+                    (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
+    return frames, one
+
+
+def test_train_package_eval(replay_tree, tmp_path, monkeypatch, capsys):
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "--protocol", "P1", "--recipe", "tiny", "--out", str(run),
+                 "--replay-root", str(frames), "--no-lfw", "--package"]) == 0
+    manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    assert manifest["threshold"]["bona_fide"] == 8 and manifest["threshold"]["attack"] == 24
+    assert manifest["training"]["protocol"] == "P1"
+    out = tmp_path / "report"
+    assert main(["eval", "--bundle", str(run / "bundle"), "--protocol", "P1",
+                 "--replay-1frame-root", str(one), "--out", str(out), "--bootstrap", "50"]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    rep = res["P1"]["test"]["report"]
+    assert rep["n_bona_fide"] == 4 and rep["n_attack"] == 12
+    assert set(rep["apcer"]) == {"print", "mobile", "highdef", "overall"}
+    assert (tmp_path / "report_det.png").is_file()
+    assert "| P1 |" in out.with_suffix(".md").read_text()
+    # Re-running the export of the same run gives the same threshold (deterministic).
+    assert main(["export", str(run), "--replay-root", str(frames), "--out",
+                 str(tmp_path / "b2")]) == 0
+    again = json.loads((tmp_path / "b2" / "manifest.json").read_text())
+    assert again["threshold"]["value"] == pytest.approx(manifest["threshold"]["value"])
+
+
+def test_eval_on_a_labelled_folder(tmp_path, astronaut_bgr, monkeypatch):
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data" / "live").mkdir(parents=True)
+    (tmp_path / "data" / "attack" / "screen").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "data" / "live" / f"{i}.png"), np.roll(astronaut_bgr, 5 * i, 1))
+        cv2.imwrite(str(tmp_path / "data" / "attack" / "screen" / f"{i}.png"),
+                    _attack(np.roll(astronaut_bgr, 5 * i, 1), i))
+    out = tmp_path / "folder_report"
+    assert main(["eval", "--folder", str(tmp_path / "data"), "--out", str(out),
+                 "--bootstrap", "20"]) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())["folder"]["report"]
+    assert rep["n_bona_fide"] == 3 and rep["species_counts"] == {"screen": 3}
