@@ -6,6 +6,7 @@ the ``pip install`` line when the engine is missing, so ``import edgefas`` needs
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,12 +34,20 @@ class BackendSpec:
     name: str
     module: str          # module in this package with a ``load(path, threads) -> Model``
     file_key: str        # which model file of a bundle it reads ("onnx", "tflite", ...)
-    pip_extra: str       # the extra that installs its engine
+    engine: str          # the Python module of its inference engine
+    pip_extra: str       # what installs that engine
 
 
 BACKENDS: dict[str, BackendSpec] = {
-    "onnxruntime": BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "edgefas"),
+    "onnxruntime": BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "onnxruntime", "edgefas"),
+    "openvino": BackendSpec("openvino", "openvino_backend", "onnx", "openvino", "edgefas[openvino]"),
 }
+
+
+def available_backends() -> list[str]:
+    """Names of the backends whose engine imports on this machine."""
+    return [name for name, spec in BACKENDS.items()
+            if importlib.util.find_spec(spec.engine) is not None]
 
 
 def get_backend(name: str) -> BackendSpec:

@@ -1,0 +1,71 @@
+"""A user's own labelled data: a folder tree or a CSV file.
+
+Folder: ``root/live/**`` (also ``real``, ``bona_fide``) holds bona fide images;
+``root/attack/<species>/**`` (also ``spoof``) holds attacks, the first sub-folder naming the
+species (images directly under ``attack/`` get species ``attack``).
+
+CSV: columns ``path`` and ``label`` (``live``/``bona_fide``/``0`` or ``attack``/``spoof``/``1``),
+optional ``species``, ``split``, ``subject``; relative paths are relative to the CSV.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..errors import DatasetError
+from .samples import BONA_FIDE, Sample
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+LIVE_NAMES = {"live", "real", "bona_fide", "bonafide", "genuine", "0"}
+ATTACK_NAMES = {"attack", "spoof", "fake", "1"}
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_folder(root: str | Path, split: str = "all") -> list[Sample]:
+    """Samples from a ``live/`` + ``attack/<species>/`` tree (see module doc)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"folder not found: {root}")
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = d.name.lower()
+        if name in LIVE_NAMES:
+            out += [Sample(str(f), False, BONA_FIDE, split, "folder") for f in _images(d)]
+        elif name in ATTACK_NAMES:
+            for f in _images(d):
+                rel = f.relative_to(d).parts
+                species = rel[0] if len(rel) > 1 else "attack"
+                out.append(Sample(str(f), True, species, split, "folder"))
+    if not out:
+        raise DatasetError(f"{root} has no live/ or attack/ sub-folder with images")
+    return out
+
+
+def load_csv(path: str | Path) -> list[Sample]:
+    """Samples listed in a CSV (see module doc)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"CSV not found: {path}")
+    out = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise DatasetError(f"{path} needs the columns 'path' and 'label'")
+        for i, row in enumerate(reader, start=2):
+            label = row["label"].strip().lower()
+            if label in LIVE_NAMES:
+                is_attack = False
+            elif label in ATTACK_NAMES:
+                is_attack = True
+            else:
+                raise DatasetError(f"{path}:{i}: label {row['label']!r} is neither live nor attack")
+            img = Path(row["path"])
+            img = img if img.is_absolute() else path.parent / img
+            species = (row.get("species") or "").strip() or ("attack" if is_attack else BONA_FIDE)
+            out.append(Sample(str(img), is_attack, BONA_FIDE if not is_attack else species,
+                              (row.get("split") or "all").strip(), "csv",
+                              subject=(row.get("subject") or "").strip()))
+    return out

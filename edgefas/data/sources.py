@@ -1,0 +1,104 @@
+"""Where the data sets live on this machine, and their aligned crops for a given bundle.
+
+Roots come from arguments, or from ``EDGEFAS_DATA`` (default ``~/.cache/edgefas/datasets``)
+with the sub-folders named in shared/DATA.md. Nothing here downloads anything.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..runtime.face_stage import FaceStage
+from .face_cache import CropSet, build_crops, cache_key, default_cache_dir
+from .folder import load_folder
+from .lfw import load_lfw
+from .replay_attack import load_replay_attack
+from .samples import BONA_FIDE, Sample
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("EDGEFAS_DATA", Path.home() / ".cache" / "edgefas" / "datasets"))
+
+
+@dataclass(frozen=True)
+class DataRoots:
+    """Folders of the data sets; a None entry is looked up under :func:`data_root`."""
+
+    replay_frames: Path | None = None   # 20 frames per video tree
+    replay_1frame: Path | None = None   # 1 frame per video tree
+    lfw: Path | None = None
+    london: Path | None = None          # shared/fixtures/london
+
+    def resolve(self) -> DataRoots:
+        base = data_root()
+        return DataRoots(
+            self.replay_frames or base / "replay-attack" / "frames" / "replay_attack",
+            self.replay_1frame or base / "replay-attack" / "frames_1frame",
+            self.lfw or base / "lfw-src" / "Assignment3" / "lfw",
+            self.london or find_shared_fixture("london"),
+        )
+
+
+def find_shared_fixture(name: str) -> Path | None:
+    """A folder of ../shared/fixtures (or $EDGEFAS_SHARED/fixtures), or None."""
+    env = os.environ.get("EDGEFAS_SHARED")
+    candidates = [Path(env)] if env else []
+    here = Path.cwd()
+    candidates += [p / "shared" for p in (here, *here.parents)][:4]
+    candidates += [p.parent / "shared" for p in (here, *here.parents)][:4]
+    for c in candidates:
+        if (c / "fixtures" / name).is_dir():
+            return c / "fixtures" / name
+    return None
+
+
+def load_london(root: Path) -> list[Sample]:
+    """The london fixture portraits: all bona fide, identity before the ``_``."""
+    out = []
+    for f in sorted(root.rglob("*.jpg")):
+        out.append(Sample(str(f), False, BONA_FIDE, "unseen", "london",
+                          subject=f"{f.parent.name}/{f.stem.split('_')[0]}"))
+    if not out:
+        raise DatasetError(f"no images under {root}")
+    return out
+
+
+class CropStore:
+    """Builds (once) and returns aligned crops of each data set for one face stage."""
+
+    def __init__(self, stage: FaceStage, detector_sha: str, roots: DataRoots | None = None,
+                 cache_dir: Path | None = None, progress: bool = True) -> None:
+        self.stage = stage
+        self.roots = (roots or DataRoots()).resolve()
+        self.folder = (cache_dir or default_cache_dir()) / cache_key(stage, detector_sha)
+        self.progress = progress
+
+    def _build(self, name: str, samples: list[Sample]) -> CropSet:
+        return build_crops(samples, self.stage, self.folder / name, progress=self.progress,
+                           desc=f"aligning {name}")
+
+    def replay(self, *, frames: str = "20") -> CropSet:
+        """Replay-Attack crops, all splits; ``frames`` is "20" (per video) or "1"."""
+        root = self.roots.replay_frames if frames == "20" else self.roots.replay_1frame
+        if root is None or not Path(root).is_dir():
+            raise DatasetError(f"Replay-Attack tree not found at {root}; see shared/DATA.md "
+                               "or pass --replay-root")
+        return self._build(f"replay_{frames}f", load_replay_attack(root))
+
+    def lfw(self) -> CropSet:
+        if self.roots.lfw is None or not Path(self.roots.lfw).is_dir():
+            raise DatasetError(f"LFW not found at {self.roots.lfw}; pass --lfw-root")
+        return self._build("lfw", load_lfw(self.roots.lfw))
+
+    def london(self) -> CropSet:
+        if self.roots.london is None:
+            raise DatasetError("london fixtures not found (set EDGEFAS_SHARED to shared/)")
+        return self._build("london", load_london(Path(self.roots.london)))
+
+    def folder_set(self, root: Path) -> CropSet:
+        import hashlib
+
+        tag = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]
+        return self._build(f"folder_{tag}", load_folder(root))
