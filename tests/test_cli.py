@@ -51,3 +51,13 @@ def test_bench_writes_json_and_markdown(tmp_path, astronaut_bgr, capsys):
     res = json.loads(out.with_suffix(".json").read_text())
     assert {"detect", "align", "score", "total"} <= set(res["stages"])
     assert "| total |" in out.with_suffix(".md").read_text()
+
+
+def test_train_without_torch_says_which_extra(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    assert main(["train", "--out", str(tmp_path / "r")]) == 1
+    assert "edgefas[train]" in capsys.readouterr().err

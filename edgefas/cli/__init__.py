@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def require_training_extra(command: str) -> None:
+    """Training and export need torch, which the runtime install leaves out on purpose."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "timm") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EdgefasError(f"'edgefas {command}' needs {' and '.join(missing)}: "
+                           "pip install -c constraints.txt 'edgefas[train]'")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a reported error, 2 bad usage)."""
     args = build_parser().parse_args(argv)

@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format not in FORMATS:
         raise ExportError(unknown_name("format", args.format, FORMATS))
+    from . import require_training_extra
+
+    require_training_extra("export")
     from ..data.sources import DataRoots
     from ..train.package import package_run
 

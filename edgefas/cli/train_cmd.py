@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from . import require_training_extra
+
+    require_training_extra("train")
     from ..data.sources import DataRoots
     from ..train.recipes import get_recipe
     from ..train.run import run_training
