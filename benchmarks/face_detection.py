@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from edgefas.bundle import load_bundle
     from edgefas.data.replay_attack import load_replay_attack
-    from edgefas.data.sources import DataRoots, find_shared_fixture, load_london
     from edgefas.data.samples import Sample
+    from edgefas.data.sources import DataRoots, find_shared_fixture, load_london
     from edgefas.runtime.face_detect import FaceDetector
 
     bundle = load_bundle()

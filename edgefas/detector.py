@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -166,7 +165,3 @@ class Detector:
         return (f"Detector(bundle={self.bundle.name!r}, backend={self.backend!r}, "
                 f"threshold={self.threshold:.3f})")
 
-
-def detect_paths(detector: Detector, paths: Sequence[str | Path]) -> list[Result]:
-    """Score image files one by one (used by the CLI)."""
-    return [detector(p) for p in paths]

@@ -34,7 +34,7 @@ def wilson_ci(errors: int, count: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, mid - half), min(1.0, mid + half))
 
 
-def _store_for(det: Detector, roots: DataRoots | None, progress: bool) -> CropStore:
+def crop_store_for(det: Detector, roots: DataRoots | None, progress: bool) -> CropStore:
     sha = sha256_file(det.bundle.model_file("face_detector", "onnx"))
     return CropStore(det.face_stage, sha, roots, progress=progress)
 
@@ -81,7 +81,7 @@ def run_protocol(bundle: str | Path, protocol: str, *, roots: DataRoots | None =
     ``P4`` evaluates a P1 bundle on unseen bona fide faces (LFW held-out identities, london).
     """
     det = Detector(bundle)
-    store = _store_for(det, roots, progress)
+    store = crop_store_for(det, roots, progress)
     out: dict[str, Any] = {"protocol": protocol, "bundle": det.bundle.name,
                            "threshold": det.threshold,
                            "threshold_source": det.bundle.manifest["threshold"]}

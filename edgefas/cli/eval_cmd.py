@@ -49,12 +49,11 @@ def run(args: argparse.Namespace) -> int:
     roots = DataRoots(None, args.replay_1frame_root, args.lfw_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folder:
-        from ..data.sources import CropStore
         from ..detector import Detector
-        from ..evaluation import _store_for
+        from ..evaluation import crop_store_for
 
         det = Detector(args.bundle)
-        store: CropStore = _store_for(det, roots, True)
+        store = crop_store_for(det, roots, True)
         res = evaluate_pad(det, store.folder_set(args.folder), split=str(args.folder),
                            bootstrap=args.bootstrap)
         results = {"folder": res}

@@ -1,0 +1,130 @@
+"""Teacher training recipes as data: one frozen dataclass per teacher kind, tiny / cpu / gpu presets.
+
+``ddm`` trains either DDM model (``eps_s`` on all faces, ``eps_g`` on live faces: the caller picks
+the crops), ``agfas`` the live-only de-fake generator, ``despoof_net`` the DS Net. The step counts
+of ``cpu`` follow the run measured in ``shared/notes/diffusion-cpu.md`` (about 1,700 steps of 32 px
+patches); ``gpu`` is a starting point for the GPU machine, not a measured recipe.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from ..errors import unknown_name
+from .agfas import StructureCondition
+from .errors import TeacherConfigError
+from .schedule import DiffusionSchedule
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe:
+    """An epsilon-prediction diffusion run (DDM eps_s / eps_g, AG-FAS live model)."""
+
+    name: str
+    kind: str = "ddm"                 # "ddm" or "agfas" (written into the teacher)
+    unet: str = "cpu"                 # a preset of edgefas.distill.unet
+    steps: int = 1700
+    batch_size: int = 32
+    lr: float = 2e-4
+    warmup_steps: int = 100           # linear warm-up, then constant
+    ema_decay: float = 0.995
+    save_every: int = 250             # steps between checkpoints
+    keep_checkpoints: int = 2
+    t_max: int = 650                  # training t ~ U[0, t_max): only low-noise levels are used
+    patch_size: int | None = 32       # random square patches (None: whole crops)
+    hflip: bool = True
+    condition: str | None = None      # "lowpass": AG-FAS structure condition (in_channels = 6)
+    condition_sigma: float = 2.0
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("ddm", "agfas"):
+            raise TeacherConfigError(unknown_name("diffusion teacher kind", self.kind, ["ddm", "agfas"]))
+        if not 0 < self.t_max <= self.num_train_timesteps:
+            raise TeacherConfigError(f"t_max={self.t_max} must be in (0, {self.num_train_timesteps}]")
+        self.structure_condition()
+
+    def schedule(self) -> DiffusionSchedule:
+        return DiffusionSchedule(num_train_timesteps=self.num_train_timesteps,
+                                 beta_schedule=self.beta_schedule, beta_start=self.beta_start,
+                                 beta_end=self.beta_end)
+
+    def structure_condition(self) -> StructureCondition | None:
+        return None if self.condition is None else StructureCondition(self.condition, self.condition_sigma)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> DiffusionRecipe:
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class DespoofNetRecipe:
+    """A DS Net run: Eq. 7 of Face De-Spoofing without J_DQ, alternating with Eq. 3."""
+
+    name: str
+    net: str = "cpu"                  # a preset of edgefas.distill.despoof_net
+    steps: int = 3000
+    batch_size: int = 32              # half live, half attack
+    lr: float = 3e-4
+    lr_disc: float = 3e-4
+    warmup_steps: int = 100
+    ema_decay: float = 0.995
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    patch_size: int | None = 64
+    hflip: bool = True
+    # Paper (Sec. 4.1): lambda_1..4 = 3, 0.005, 0.1, 0.016 (lambda_3 weighs J_DQ, left out), k = 64
+    # at 256 px, i.e. a quarter of the side. Our FFT is normalised by the pixel count, so
+    # lambda_repetitive does not carry over from the paper's code: tune it.
+    lambda_magnitude: float = 3.0
+    lambda_repetitive: float = 0.005
+    lambda_adversarial: float = 0.016
+    low_freq_fraction: float = 0.25
+    seed: int = 0
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> DespoofNetRecipe:
+        return replace(self, **kw)
+
+
+_DDM = {
+    # Seconds on 16 random 32 px crops: every code path, in the tests.
+    "tiny": DiffusionRecipe("tiny", unet="tiny", steps=4, batch_size=4, warmup_steps=1, ema_decay=0.9,
+                            save_every=2, t_max=1000, patch_size=16, threads=1),
+    "cpu": DiffusionRecipe("cpu"),
+    "gpu": DiffusionRecipe("gpu", unet="gpu", steps=40000, batch_size=64, lr=1e-4, warmup_steps=1000,
+                           ema_decay=0.9999, save_every=2000, keep_checkpoints=3, t_max=1000,
+                           patch_size=64, threads=8),
+}
+
+RECIPES: dict[str, dict[str, DiffusionRecipe | DespoofNetRecipe]] = {
+    "ddm": dict(_DDM),
+    "agfas": {name: replace(r, kind="agfas") for name, r in _DDM.items()},
+    "despoof_net": {
+        "tiny": DespoofNetRecipe("tiny", net="tiny", steps=4, batch_size=4, warmup_steps=1, ema_decay=0.9,
+                                 save_every=2, patch_size=16, threads=1),
+        "cpu": DespoofNetRecipe("cpu"),
+        "gpu": DespoofNetRecipe("gpu", net="gpu", steps=20000, batch_size=64, lr=1e-4, lr_disc=1e-4,
+                                warmup_steps=500, ema_decay=0.999, save_every=2000, keep_checkpoints=3,
+                                patch_size=None, threads=8),
+    },
+}
+
+
+def get_recipe(kind: str, name: str) -> DiffusionRecipe | DespoofNetRecipe:
+    """The ``name`` preset (tiny, cpu, gpu) of teacher ``kind`` (ddm, agfas, despoof_net)."""
+    if kind not in RECIPES:
+        raise TeacherConfigError(unknown_name("teacher kind", kind, list(RECIPES)))
+    try:
+        return RECIPES[kind][name]
+    except KeyError:
+        raise TeacherConfigError(unknown_name(f"{kind} recipe", name, list(RECIPES[kind]))) from None

@@ -1,0 +1,363 @@
+"""Train the de-spoofing teachers on cached aligned crops, with accelerate.
+
+The loops mirror ``edgefas/train/baseline.py``: one generator per step derived from (seed, step),
+so a resumed run draws the same batches; an EMA of the weights; safetensors checkpoints through
+``edgefas.train.checkpoint`` every ``save_every`` steps (``out_dir/epoch_NNN``, the newest
+``keep_checkpoints`` kept); ``resume=True`` continues from the newest one. At the end the EMA
+weights are written to ``out_dir/teacher`` with a ``teacher.json`` that says what they are.
+
+Inputs are what the crop cache gives: (N, S, S, 3) uint8 BGR crops (and a boolean ``is_live``
+for the DS Net), turned into (N, 3, S, S) floats in [-1, 1] by ``to_tensor`` and the contract.
+Augmentation is random square patches and horizontal flips only: colour jitter would blur the
+colour casts that replays leave, which are part of the cue.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..runtime.preprocess import Contract, to_tensor
+from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .agfas import StructureCondition
+from .despoof_net import (
+    DespoofNet,
+    DespoofNetConfig,
+    PatchDiscriminator,
+    despoof_net_losses,
+    discriminator_loss,
+    get_despoof_net_config,
+)
+from .errors import TeacherConfigError
+from .recipes import DespoofNetRecipe, DiffusionRecipe
+from .schedule import DiffusionSchedule
+from .unet import UNetConfig, build_unet, get_unet_config, load_unet, save_unet
+
+TEACHER_DIR = "teacher"
+
+
+# ----- shared pieces -----
+
+def _check_crops(crops: np.ndarray) -> int:
+    if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 \
+            or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or len(crops) == 0:
+        shape = getattr(crops, "shape", None)
+        raise TeacherConfigError(f"crops must be a non-empty (N, S, S, 3) uint8 BGR array, got "
+                                 f"{type(crops).__name__} {shape} {getattr(crops, 'dtype', '')}")
+    return crops.shape[1]
+
+
+def _check_contract(contract: Contract) -> None:
+    # Diffusion schedules assume data in [-1, 1]; so does the DS Net's HSV branch.
+    ends = to_tensor(np.array([[[[0, 0, 0]]], [[[255, 255, 255]]]], np.uint8), contract)
+    if not (np.allclose(ends[0], -1) and np.allclose(ends[1], 1)):
+        raise TeacherConfigError(f"the contract must map pixels to [-1, 1]; it maps 0..255 to "
+                                 f"{float(ends.min()):.3f}..{float(ends.max()):.3f}")
+
+
+def _patches(crops: np.ndarray, idx: np.ndarray, size: int, hflip: bool,
+             rng: np.random.Generator) -> np.ndarray:
+    """Random ``size`` x ``size`` patches of ``crops[idx]``, flipped at random when ``hflip``."""
+    s = crops.shape[1]
+    out = np.empty((len(idx), size, size, 3), np.uint8)
+    for j, i in enumerate(idx):
+        y, x = rng.integers(0, s - size + 1, size=2)
+        p = crops[i, y:y + size, x:x + size]
+        out[j] = p[:, ::-1] if hflip and rng.random() < 0.5 else p
+    return out
+
+
+def _warmup_factor(step: int, warmup_steps: int) -> float:
+    return min(1.0, (step + 1) / max(warmup_steps, 1))
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    done = sorted(p for p in out_dir.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+
+
+def _patch_size(recipe: DiffusionRecipe | DespoofNetRecipe, side: int) -> int:
+    size = recipe.patch_size or side
+    if size > side:
+        raise TeacherConfigError(f"patch_size {size} is larger than the {side} px crops")
+    return size
+
+
+def _start(recipe, out_dir: str | Path):
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(recipe.threads)
+    set_seed(recipe.seed)
+    return out_dir, Accelerator(cpu=not torch.cuda.is_available())
+
+
+def _check_saved_config(ckpt: Path, key: str, expected: dict) -> None:
+    saved = json.loads((ckpt / "trainer_state.json").read_text()).get(key)
+    if saved != expected:
+        raise TeacherConfigError(f"{ckpt} was trained with another network ({key} {saved} != {expected}); "
+                                 "use a new out_dir or resume=False")
+
+
+def _write_teacher_json(folder: Path, info: dict) -> None:
+    (folder / "teacher.json").write_text(json.dumps({**info, "edgefas_version": __version__}, indent=2))
+
+
+# ----- diffusion teachers (DDM eps_s / eps_g, AG-FAS live model) -----
+
+@dataclass
+class DiffusionTeacher:
+    """A trained denoiser with everything needed to run it: schedule, condition, provenance."""
+
+    unet: torch.nn.Module
+    schedule: DiffusionSchedule
+    condition: StructureCondition | None
+    kind: str
+    info: dict
+
+
+def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: str | Path, *,
+                    resume: bool = True, contract: Contract | None = None,
+                    init_from: str | Path | None = None, progress: bool = True) -> Path:
+    """Train (or resume) an epsilon-prediction UNet on ``crops_uint8``; return the teacher folder.
+
+    Pass all faces for DDM's eps_s, live faces only for eps_g and the AG-FAS model. ``init_from``
+    (a teacher folder) starts a fresh run from its weights, e.g. eps_s as a fine-tune of eps_g.
+    """
+    side = _check_crops(crops_uint8)
+    contract = contract or Contract(size=side)
+    _check_contract(contract)
+    patch = _patch_size(recipe, side)
+    cond = recipe.structure_condition()
+    unet_cfg = replace(get_unet_config(recipe.unet), in_channels=3 + (cond.channels if cond else 0),
+                       sample_size=patch)
+    schedule = recipe.schedule()
+    out_dir, accelerator = _start(recipe, out_dir)
+    unet = build_unet(unet_cfg)
+    opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
+    state: dict = {"step": 0, "round": 0, "history": []}
+    ckpt = latest_checkpoint(out_dir) if resume else None
+    if ckpt is None and init_from is not None:
+        start = load_diffusion_teacher(init_from)
+        if replace(UNetConfig.from_dict(start.info["unet_config"]), sample_size=patch) != unet_cfg:
+            raise TeacherConfigError(f"{init_from} holds a different UNet than recipe {recipe.name!r}")
+        unet.load_state_dict(start.unet.state_dict())
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    if ckpt is not None:
+        _check_saved_config(ckpt, "unet_config", unet_cfg.to_dict())
+        state = load_checkpoint(ckpt, model=unet, ema=ema, optimizer=opt)
+        accelerator.print(f"resuming from {ckpt} (step {state['step']})")
+    unet, opt = accelerator.prepare(unet, opt)
+    ema.to(accelerator.device)
+    forward = schedule.ddim()
+    device, n = accelerator.device, len(crops_uint8)
+    bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"{recipe.kind} {recipe.name}",
+               disable=not (progress and accelerator.is_local_main_process))
+    t_start, losses = time.time(), []
+    while state["step"] < recipe.steps:
+        step = state["step"]
+        rng = np.random.default_rng([recipe.seed, step])
+        idx = rng.integers(0, n, recipe.batch_size)
+        x0 = torch.from_numpy(to_tensor(_patches(crops_uint8, idx, patch, recipe.hflip, rng), contract))
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        eps = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, recipe.t_max, (len(idx),), generator=g)
+        x0, eps, t = x0.to(device), eps.to(device), t.to(device)
+        x_t = forward.add_noise(x0, eps, t)      # AG-FAS Eq. 10: sqrt(a_t) x0 + sqrt(1 - a_t) eps
+        x_in = torch.cat([x_t, cond(x0)], 1) if cond is not None else x_t
+        unet.train()
+        # DDM Sec. 3.2 / AG-FAS Eq. 1 (Eq. 4 with the condition): || eps_theta(x_t, t) - eps ||^2
+        loss = F.mse_loss(unet(x_in, t).sample, eps)
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr * _warmup_factor(step, recipe.warmup_steps)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        opt.step()
+        _ema_update(ema, accelerator.unwrap_model(unet), recipe.ema_decay)
+        losses.append(float(loss.item()))
+        state["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps:
+            state["round"] += 1
+            state["history"].append({"round": state["round"], "step": state["step"],
+                                     "loss": float(np.mean(losses)),
+                                     "seconds": round(time.time() - t_start, 1)})
+            losses = []
+            if accelerator.is_main_process:
+                save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=accelerator.unwrap_model(unet),
+                                ema=ema, optimizer=opt,
+                                trainer_state={**state, "recipe": recipe.to_dict(),
+                                               "unet_config": unet_cfg.to_dict(),
+                                               "contract": contract.to_dict()})
+                _prune(out_dir, recipe.keep_checkpoints)
+    bar.close()
+    folder = out_dir / TEACHER_DIR
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+        save_unet(ema, folder / "unet")
+        _write_teacher_json(folder, {
+            "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
+            "recipe": recipe.to_dict(), "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
+            "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
+            "trained_on": {"crops": n, "side": side}, "init_from": str(init_from) if init_from else None})
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def load_diffusion_teacher(folder: str | Path) -> DiffusionTeacher:
+    """The EMA UNet written by :func:`train_diffusion` (eval mode) with its schedule and condition."""
+    folder = Path(folder)
+    info = json.loads((folder / "teacher.json").read_text())
+    cond = info.get("condition")
+    return DiffusionTeacher(unet=load_unet(folder / "unet"),
+                            schedule=DiffusionSchedule.from_dict(info["schedule"]),
+                            condition=StructureCondition(**cond) if cond else None,
+                            kind=info["kind"], info=info)
+
+
+# ----- DS Net (Face De-Spoofing) -----
+
+class DespoofTrainPair(torch.nn.Module):
+    """The DS Net and its VQ discriminator, trained together (one checkpoint, one optimizer with
+    a parameter group each)."""
+
+    def __init__(self, config: DespoofNetConfig) -> None:
+        super().__init__()
+        self.ds = DespoofNet(config)
+        self.vq = PatchDiscriminator(config)
+
+
+def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.ndarray,
+                      out_dir: str | Path, *, resume: bool = True, contract: Contract | None = None,
+                      progress: bool = True) -> Path:
+    """Train (or resume) the DS Net on live and attack crops; return the teacher folder.
+
+    Each step draws a half-live, half-attack batch, updates the VQ discriminator on real live
+    faces vs ``x - N`` of the attacks (Eq. 3, DS Net fixed), then the DS Net on Eq. 7 without
+    J_DQ (discriminator fixed). Single process only (CPU or one GPU).
+    """
+    side = _check_crops(crops)
+    is_live = np.asarray(is_live)
+    if is_live.dtype != bool or is_live.shape != (len(crops),):
+        raise TeacherConfigError(f"is_live must be a bool array of shape ({len(crops)},), got "
+                                 f"{is_live.dtype} {is_live.shape}")
+    if is_live.all() or not is_live.any():
+        raise TeacherConfigError("the DS Net needs both live and attack crops")
+    if recipe.batch_size < 2:
+        raise TeacherConfigError("batch_size must be >= 2 (half live, half attack)")
+    contract = contract or Contract(size=side)
+    _check_contract(contract)
+    patch = _patch_size(recipe, side)
+    net_cfg = get_despoof_net_config(recipe.net)
+    k = max(1, round(recipe.low_freq_fraction * patch))
+    out_dir, accelerator = _start(recipe, out_dir)
+    if accelerator.num_processes > 1:
+        raise TeacherConfigError("train_despoof_net runs in one process; launch it without accelerate launch")
+    pair = DespoofTrainPair(net_cfg)
+    opt = torch.optim.AdamW([{"params": pair.ds.parameters(), "lr": recipe.lr},
+                             {"params": pair.vq.parameters(), "lr": recipe.lr_disc}], weight_decay=0.0)
+    base_lrs = (recipe.lr, recipe.lr_disc)
+    ema = copy.deepcopy(pair).requires_grad_(False)
+    state: dict = {"step": 0, "round": 0, "history": []}
+    ckpt = latest_checkpoint(out_dir) if resume else None
+    if ckpt is not None:
+        _check_saved_config(ckpt, "net_config", net_cfg.to_dict())
+        state = load_checkpoint(ckpt, model=pair, ema=ema, optimizer=opt)
+        accelerator.print(f"resuming from {ckpt} (step {state['step']})")
+    pair, opt = accelerator.prepare(pair, opt)
+    ema.to(accelerator.device)
+    model = accelerator.unwrap_model(pair)
+    device = accelerator.device
+    live_idx, attack_idx = np.flatnonzero(is_live), np.flatnonzero(~is_live)
+    bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"despoof_net {recipe.name}",
+               disable=not (progress and accelerator.is_local_main_process))
+    t_start, logs = time.time(), []
+    while state["step"] < recipe.steps:
+        step = state["step"]
+        rng = np.random.default_rng([recipe.seed, step])
+        half = recipe.batch_size // 2
+        idx = np.concatenate([rng.choice(live_idx, half), rng.choice(attack_idx, recipe.batch_size - half)])
+        x = torch.from_numpy(to_tensor(_patches(crops, idx, patch, recipe.hflip, rng), contract)).to(device)
+        live = torch.from_numpy(is_live[idx]).to(device)
+        for group, base in zip(opt.param_groups, base_lrs):
+            group["lr"] = base * _warmup_factor(step, recipe.warmup_steps)
+        pair.train()
+        out = model.ds(x)
+        # 1. VQ Net (Eq. 3): real live faces vs the DS Net's live estimates of attacks; DS Net fixed.
+        d_loss = discriminator_loss(model.vq(x[live]), model.vq(out.live[~live].detach()))
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(d_loss)
+        opt.step()
+        # 2. DS Net (Eq. 7 without J_DQ); the discriminator's gradients are dropped, so it stays fixed.
+        terms = despoof_net_losses(out, live, model.vq(out.live[~live]), k=k,
+                                   lambda_magnitude=recipe.lambda_magnitude,
+                                   lambda_repetitive=recipe.lambda_repetitive,
+                                   lambda_adversarial=recipe.lambda_adversarial)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(terms.total)
+        for p in model.vq.parameters():
+            p.grad = None        # AdamW skips parameters without a gradient
+        opt.step()
+        _ema_update(ema, model, recipe.ema_decay)
+        logs.append([v.item() for v in (terms.total, terms.zero_one_map, terms.magnitude, terms.repetitive,
+                                        terms.adversarial, d_loss)])
+        state["step"] = step + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{logs[-1][0]:.3f}", d=f"{logs[-1][-1]:.3f}")
+        if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps:
+            state["round"] += 1
+            mean = np.mean(logs, axis=0)
+            state["history"].append({"round": state["round"], "step": state["step"],
+                                     **dict(zip(("total", "zero_one_map", "magnitude", "repetitive",
+                                                 "adversarial", "discriminator"), map(float, mean))),
+                                     "seconds": round(time.time() - t_start, 1)})
+            logs = []
+            save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=model, ema=ema, optimizer=opt,
+                            trainer_state={**state, "recipe": recipe.to_dict(),
+                                           "net_config": net_cfg.to_dict(), "contract": contract.to_dict()})
+            _prune(out_dir, recipe.keep_checkpoints)
+    bar.close()
+    from safetensors.torch import save_file
+
+    folder = out_dir / TEACHER_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    save_file({k_: v.detach().cpu().contiguous() for k_, v in ema.ds.state_dict().items()},
+              folder / "despoof_net.safetensors")
+    _write_teacher_json(folder, {
+        "class": "DespoofNet", "kind": "despoof_net", "step": state["step"], "recipe": recipe.to_dict(),
+        "net_config": net_cfg.to_dict(), "repetitive_k": k, "contract": contract.to_dict(),
+        "trained_on": {"crops": len(crops), "live": int(is_live.sum()), "side": side}})
+    return folder
+
+
+def load_despoof_net(folder: str | Path) -> tuple[DespoofNet, dict]:
+    """The EMA DS Net written by :func:`train_despoof_net` (eval mode) and its teacher.json."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info = json.loads((folder / "teacher.json").read_text())
+    net = DespoofNet(DespoofNetConfig.from_dict(info["net_config"]))
+    net.load_state_dict(load_file(folder / "despoof_net.safetensors"))
+    return net.eval(), info

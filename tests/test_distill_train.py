@@ -1,0 +1,145 @@
+"""Teacher training on tiny recipes: safetensors only, resume, teacher folders, and the import rule."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the teachers need the train extra")
+pytest.importorskip("diffusers", reason="the teachers need the train extra")
+pytest.importorskip("accelerate", reason="the teachers need the train extra")
+
+from edgefas.distill.agfas import defake_agfas  # noqa: E402
+from edgefas.distill.ddm import despoof_ddm  # noqa: E402
+from edgefas.distill.errors import TeacherConfigError  # noqa: E402
+from edgefas.distill.recipes import RECIPES, DiffusionRecipe, get_recipe  # noqa: E402
+from edgefas.distill.train_teacher import (  # noqa: E402
+    load_despoof_net,
+    load_diffusion_teacher,
+    train_despoof_net,
+    train_diffusion,
+)
+from edgefas.runtime.preprocess import Contract, to_tensor  # noqa: E402
+from edgefas.train.checkpoint import latest_checkpoint  # noqa: E402
+
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
+
+
+def _crops(n: int = 16, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), np.arange(n) % 2 == 0
+
+
+def _no_pickles(run_dir) -> None:
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if p.suffix in PICKLE_SUFFIXES], files
+    assert {p.suffix for p in files} <= {".safetensors", ".json"}
+
+
+def _state(run_dir) -> dict:
+    return json.loads((latest_checkpoint(run_dir) / "trainer_state.json").read_text())
+
+
+def test_every_kind_has_tiny_cpu_gpu_presets():
+    for kind, table in RECIPES.items():
+        assert set(table) == {"tiny", "cpu", "gpu"}, kind
+    assert get_recipe("agfas", "cpu").kind == "agfas" and get_recipe("ddm", "cpu").t_max == 650
+    with pytest.raises(TeacherConfigError, match="Did you mean 'ddm'"):
+        get_recipe("dm", "tiny")
+    with pytest.raises(TeacherConfigError, match="t_max"):
+        DiffusionRecipe("bad", t_max=0)
+
+
+def test_train_diffusion_writes_safetensors_resumes_and_runs_as_a_teacher(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("ddm", "tiny").with_overrides(steps=2)
+    teacher = train_diffusion(recipe, crops, tmp_path, progress=False)
+    assert _state(tmp_path)["step"] == 2
+    more = train_diffusion(recipe.with_overrides(steps=4), crops, tmp_path, progress=False)
+    state = _state(tmp_path)
+    assert state["step"] == 4 and [h["step"] for h in state["history"]] == [2, 4]
+    assert latest_checkpoint(tmp_path).name == "epoch_002"
+    with pytest.raises(TeacherConfigError, match="another network"):
+        train_diffusion(recipe.with_overrides(unet="cpu"), crops, tmp_path, progress=False)
+    _no_pickles(tmp_path)
+    assert more == teacher and (teacher / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = load_diffusion_teacher(teacher)
+    assert loaded.kind == "ddm" and loaded.info["step"] == 4 and loaded.condition is None
+    x = torch.from_numpy(to_tensor(crops[:2], Contract(size=32)))
+    r = despoof_ddm(x, loaded.unet, loaded.unet, loaded.schedule, t0=20, steps=2)
+    assert r.noise.shape == x.shape and torch.isfinite(r.noise).all()
+
+
+def test_train_diffusion_resume_is_the_same_as_an_uninterrupted_run(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("ddm", "tiny")
+    train_diffusion(recipe.with_overrides(steps=2), crops, tmp_path / "a", progress=False)
+    a = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", progress=False))
+    b = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "b", progress=False))
+    for (name, pa), pb in zip(a.unet.state_dict().items(), b.unet.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+
+
+def test_eps_s_as_a_fine_tune_of_eps_g_and_checkpoint_pruning(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("ddm", "tiny").with_overrides(steps=2)
+    eps_g = train_diffusion(recipe, crops[live], tmp_path / "eps_g", progress=False)
+    fresh = load_diffusion_teacher(train_diffusion(recipe.with_overrides(steps=6), crops, tmp_path / "fresh",
+                                                   progress=False))
+    tuned = load_diffusion_teacher(train_diffusion(recipe.with_overrides(steps=6), crops, tmp_path / "eps_s",
+                                                   init_from=eps_g, progress=False))
+    assert tuned.info["init_from"] == str(eps_g) and fresh.info["init_from"] is None
+    assert not torch.allclose(tuned.unet.conv_out.weight, fresh.unet.conv_out.weight)
+    assert sorted(p.name for p in (tmp_path / "eps_s").glob("epoch_*")) == ["epoch_002", "epoch_003"]
+    with pytest.raises(TeacherConfigError, match="different UNet"):
+        train_diffusion(recipe.with_overrides(unet="cpu"), crops, tmp_path / "x", init_from=eps_g,
+                        progress=False)
+
+
+def test_train_agfas_with_the_structure_condition(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("agfas", "tiny").with_overrides(steps=2, condition="lowpass", condition_sigma=1.0)
+    teacher = load_diffusion_teacher(train_diffusion(recipe, crops[live], tmp_path, progress=False))
+    assert teacher.unet.config.in_channels == 6 and teacher.condition.sigma == 1.0
+    x = torch.from_numpy(to_tensor(crops[:2], Contract(size=32)))
+    r = defake_agfas(x, teacher.unet, teacher.schedule, t0=20, steps=2, condition=teacher.condition)
+    assert r.cue.shape == x.shape and r.nfe == 2
+    _no_pickles(tmp_path)
+
+
+def test_train_diffusion_refuses_bad_crops(tmp_path):
+    crops, _ = _crops()
+    with pytest.raises(TeacherConfigError, match="uint8"):
+        train_diffusion(get_recipe("ddm", "tiny"), crops.astype(np.float32), tmp_path)
+    with pytest.raises(TeacherConfigError, match="patch_size"):
+        train_diffusion(get_recipe("ddm", "tiny").with_overrides(patch_size=64), crops, tmp_path)
+    with pytest.raises(TeacherConfigError, match=r"\[-1, 1\]"):
+        train_diffusion(get_recipe("ddm", "tiny"), crops, tmp_path, contract=Contract(size=32, std=(1, 1, 1)))
+
+
+def test_train_despoof_net_writes_safetensors_and_resumes(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("despoof_net", "tiny").with_overrides(steps=2)
+    train_despoof_net(recipe, crops, live, tmp_path, progress=False)
+    teacher = train_despoof_net(recipe.with_overrides(steps=4), crops, live, tmp_path, progress=False)
+    state = _state(tmp_path)
+    assert state["step"] == 4 and [h["step"] for h in state["history"]] == [2, 4]
+    terms = {"zero_one_map", "magnitude", "repetitive", "adversarial", "discriminator"}
+    assert terms <= set(state["history"][0])
+    _no_pickles(tmp_path)
+    net, info = load_despoof_net(teacher)
+    assert info["step"] == 4 and info["repetitive_k"] == 4                # a quarter of the 16 px patch
+    with torch.no_grad():
+        out = net(torch.from_numpy(to_tensor(crops[:2], Contract(size=32))))
+    assert out.noise.shape == (2, 3, 32, 32)
+    with pytest.raises(TeacherConfigError, match="both live and attack"):
+        train_despoof_net(recipe, crops, np.ones(len(crops), bool), tmp_path / "x", progress=False)
+
+
+def test_import_edgefas_does_not_import_torch():
+    code = "import sys, edgefas; print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
