@@ -90,3 +90,32 @@ def test_eval_on_a_labelled_folder(tmp_path, astronaut_bgr, monkeypatch):
                  "--bootstrap", "20"]) == 0
     rep = json.loads(out.with_suffix(".json").read_text())["folder"]["report"]
     assert rep["n_bona_fide"] == 3 and rep["species_counts"] == {"screen": 3}
+
+
+@pytest.mark.parametrize("model", ["ddm-live", "ddm-all", "agfas", "despoof"])
+def test_teacher_command_trains_each_teacher(model, replay_tree, tmp_path, monkeypatch):
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / model
+    assert main(["teacher", "--model", model, "--recipe", "tiny", "--out", str(out),
+                 "--replay-root", str(frames)]) == 0
+    teacher = out / "teacher"
+    assert (teacher / "teacher.json").is_file()
+    assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".safetensors", ".json"}
+
+
+def test_teacher_respects_the_held_out_species(replay_tree, tmp_path, monkeypatch):
+    from edgefas.data.sources import CropStore, DataRoots
+    from edgefas.distill.teacher_data import teacher_training_set
+    from edgefas.runtime.preprocess import Contract
+    from edgefas.train.run import face_stage_for
+
+    frames, _ = replay_tree
+    stage, sha = face_stage_for(Contract())
+    store = CropStore(stage, sha, DataRoots(frames), cache_dir=tmp_path / "cache", progress=False)
+    all_crops, live = teacher_training_set("despoof", "P1", store)
+    p2_crops, p2_live = teacher_training_set("despoof", "P2-print", store)
+    assert live.sum() == p2_live.sum() == 8  # 2 clients x 2 lightings x 2 frames
+    assert (~live).sum() == 24 and (~p2_live).sum() == 16  # print attacks left out
+    live_crops, only_live = teacher_training_set("agfas", "P1", store)
+    assert only_live.all() and len(live_crops) == 8

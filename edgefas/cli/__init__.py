@@ -15,6 +15,7 @@ COMMANDS = {
     "train": ("train_cmd", "train the RGB baseline for a protocol (recipes: tiny, cpu, gpu)"),
     "export": ("export_cmd", "turn a training run into a bundle (ONNX, parity-checked)"),
     "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
+    "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
 }
 
 
