@@ -32,7 +32,10 @@ class Detector:
 
     Args:
         bundle: a bundle folder, or None for the default bundle shipped with edgefas.
-        backend: inference engine for the classifier and face detector ("onnxruntime").
+        backend: inference engine for the classifier and face detector ("onnxruntime",
+            "openvino").
+        precision: "fp32" (default), or "fp16" / "int8" when the bundle holds such an export
+            for this backend (``edgefas export BUNDLE --target ... --precision ...``).
         threads: intra-op threads per model. 1 is the fastest on busy 2-core devices.
         color_order: channel order of numpy array inputs: "bgr" (OpenCV, default) or "rgb".
         max_side_px: longer frames are refused with ``bad_input``.
@@ -49,7 +52,8 @@ class Detector:
     """
 
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None, *,
-                 backend: str = "onnxruntime", threads: int = 1, color_order: str = "bgr",
+                 backend: str = "onnxruntime", precision: str = "fp32", threads: int = 1,
+                 color_order: str = "bgr",
                  max_side_px: int = DEFAULT_MAX_SIDE_PX) -> None:
         if color_order not in ("bgr", "rgb"):
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
@@ -64,7 +68,8 @@ class Detector:
         self._cal_a, self._cal_b = float(cal["a"]), float(cal["b"])
         face_model = load_model(self.bundle.model_file("face_detector", spec.file_key), backend,
                                 threads=threads)
-        self._classifier = load_model(self.bundle.model_file("classifier", spec.file_key),
+        self.precision = precision
+        self._classifier = load_model(self.bundle.model_file("classifier", spec.model_key(precision)),
                                       backend, threads=threads)
         self.face_stage = FaceStage(FaceDetector(face_model), self.bundle.face_policy,
                                     size=self.contract.size, crop_scale=self.contract.crop_scale)
@@ -163,5 +168,6 @@ class Detector:
 
     def __repr__(self) -> str:
         return (f"Detector(bundle={self.bundle.name!r}, backend={self.backend!r}, "
+                f"precision={self.precision!r}, "
                 f"threshold={self.threshold:.3f})")
 

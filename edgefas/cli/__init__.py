@@ -13,7 +13,7 @@ COMMANDS = {
     "detect": ("detect_cmd", "score images or folders with a bundle (default: the shipped one)"),
     "eval": ("eval_cmd", "ISO/IEC 30107-3 metrics of a bundle on a protocol or a labelled folder"),
     "train": ("train_cmd", "train the RGB baseline for a protocol (recipes: tiny, cpu, gpu)"),
-    "export": ("export_cmd", "turn a training run into a bundle (ONNX, parity-checked)"),
+    "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx int8 / openvino, parity-gated"),
     "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
     "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
 }

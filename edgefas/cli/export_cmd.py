@@ -1,10 +1,19 @@
-"""Turn a training run into a bundle: calibrate and set the threshold on devel, export the
-classifier to ONNX (opset 17, dynamic batch) and refuse it unless it matches PyTorch on real
-devel faces (max |diff| <= 1e-4, no decision flipped), then write the manifest with a sha256
-for every file. Other formats (OpenVINO, TFLite, Core ML, TensorRT) are planned.
+"""Export models, each export checked before it is written.
+
+From a training run (a folder written by 'edgefas train'): calibrate and set the threshold on
+devel, export the classifier to ONNX (opset 17, dynamic batch) and refuse it unless it matches
+PyTorch on real devel faces (max |diff| <= 1e-4, no decision flipped), then write the bundle.
+
+From a bundle, with --target: convert its classifier for a runtime and precision (onnx int8:
+onnxruntime static QDQ; openvino fp32 / fp16 / int8 through NNCF), calibrated on devel faces,
+and keep it only if it passes its parity gate against the fp32 ONNX graph on labelled devel
+faces (fp32: max |diff| <= 1e-4; fp16/int8: APCER and BPCER at the bundle threshold within
+0.5 points). Run it with edgefas.Detector(bundle, backend=..., precision=...).
 
 examples:
-  edgefas export runs/P1 --format onnx --out runs/P1/bundle
+  edgefas export runs/P1 --format onnx                       # run -> bundle (runs/P1/bundle)
+  edgefas export runs/P1/bundle --target openvino --precision int8 --out bundles/p1-ov-int8
+  edgefas export runs/P1/bundle --target onnx --precision int8 --out bundles/p1-ort-int8
 """
 from __future__ import annotations
 
@@ -19,17 +28,53 @@ FORMATS = ("onnx",)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
 
-    p.add_argument("run_dir", type=Path, help="a run folder written by 'edgefas train'")
-    p.add_argument("--format", default="onnx", help="export format (default: %(default)s)")
-    p.add_argument("--out", type=Path, help="bundle folder (default: RUN_DIR/bundle)")
+    p.add_argument("path", type=Path, help="a run folder (from 'edgefas train') or a bundle")
+    p.add_argument("--format", default="onnx", help="run -> bundle format (default: %(default)s)")
+    p.add_argument("--target", help="bundle -> target: onnx, openvino")
+    p.add_argument("--precision", default="fp32", help="fp32, fp16, int8 (default: %(default)s)")
+    p.add_argument("--out", type=Path, help="output bundle (default: RUN/bundle, or in place "
+                                            "for a bundle)")
     p.add_argument("--protocol", choices=list(PROTOCOLS),
-                   help="protocol whose devel split calibrates (default: the run's own)")
+                   help="whose devel split calibrates and gates (default: the run's own, or P1)")
     p.add_argument("--name", help="bundle name (default: baseline-PROTOCOL)")
     p.add_argument("--lfw-root", type=Path)
     p.add_argument("--replay-root", type=Path)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.path / "manifest.json").is_file():
+        return _export_bundle(args)
+    if args.target:
+        raise ExportError(f"{args.path} is not a bundle (no manifest.json); --target needs one")
+    return _package_run(args)
+
+
+def _export_bundle(args: argparse.Namespace) -> int:
+    from ..data.protocols import get_protocol
+    from ..data.sources import CropStore, DataRoots
+    from ..detector import Detector
+    from ..evaluation import crop_store_for
+    from ..export.bundle_export import export_bundle
+
+    if not args.target:
+        raise ExportError("exporting a bundle needs --target (onnx, openvino)")
+    det = Detector(args.path)
+    store: CropStore = crop_store_for(det, DataRoots(args.replay_root, None, args.lfw_root), True)
+    protocol = get_protocol(args.protocol or det.bundle.manifest.get("training", {}).get("protocol", "P1"))
+    replay = store.replay(frames="20")
+    devel = replay.subset(protocol.devel_mask(replay.samples))
+    rep = export_bundle(args.path, target=args.target, precision=args.precision,
+                        out=args.out or args.path, devel=devel)
+    print(f"{args.target} {args.precision}: passed on {rep.n_faces} devel faces "
+          f"({rep.bona_fide} bona fide / {rep.attack} attack): decisions agree "
+          f"{100 * rep.decisions_agree:.2f}%, APCER {100 * rep.apcer:.2f}% (fp32 "
+          f"{100 * rep.apcer_fp32:.2f}%), BPCER {100 * rep.bpcer:.2f}% (fp32 "
+          f"{100 * rep.bpcer_fp32:.2f}%), max |diff| {rep.max_abs_diff_logit:.2e}; "
+          f"written to {args.out or args.path}")
+    return 0
+
+
+def _package_run(args: argparse.Namespace) -> int:
     import json
 
     if args.format not in FORMATS:
@@ -40,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
     from ..data.sources import DataRoots
     from ..train.package import package_run
 
-    state_file = args.run_dir / "best" / "trainer_state.json"
+    state_file = args.path / "best" / "trainer_state.json"
     if not state_file.is_file():
-        raise ExportError(f"{args.run_dir} has no best/ checkpoint: train it first")
-    protocol = args.protocol or _run_protocol(args.run_dir) or "P1"
-    out = args.out or args.run_dir / "bundle"
-    bundle = package_run(args.run_dir, out, protocol=protocol,
+        raise ExportError(f"{args.path} has no best/ checkpoint: train it first")
+    protocol = args.protocol or _run_protocol(args.path) or "P1"
+    out = args.out or args.path / "bundle"
+    bundle = package_run(args.path, out, protocol=protocol,
                          name=args.name or f"baseline-{protocol}",
                          roots=DataRoots(args.replay_root, None, args.lfw_root))
     manifest = json.loads((bundle / "manifest.json").read_text())

@@ -36,11 +36,18 @@ class BackendSpec:
     file_key: str        # which model file of a bundle it reads ("onnx", "tflite", ...)
     engine: str          # the Python module of its inference engine
     pip_extra: str       # what installs that engine
+    export_target: str   # the export target whose reduced-precision files it runs
+
+    def model_key(self, precision: str) -> str:
+        """Manifest key of the classifier this backend runs at ``precision``."""
+        return self.file_key if precision == "fp32" else f"{self.export_target}_{precision}"
 
 
 BACKENDS: dict[str, BackendSpec] = {
-    "onnxruntime": BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "onnxruntime", "edgefas"),
-    "openvino": BackendSpec("openvino", "openvino_backend", "onnx", "openvino", "edgefas[openvino]"),
+    "onnxruntime": BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "onnxruntime", "edgefas",
+                               "onnx"),
+    "openvino": BackendSpec("openvino", "openvino_backend", "onnx", "openvino",
+                            "edgefas[openvino]", "openvino"),
 }
 
 

@@ -1,0 +1,33 @@
+"""ONNX int8: onnxruntime static quantization (QDQ, per-channel weights) calibrated on faces."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray) -> Path:
+    """Quantize ``src`` into ``dst`` with ``calib`` (N,3,S,S float32 preprocessed faces)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"face": calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # Shape inference and graph clean-up first, as onnxruntime recommends for QDQ.
+        quant_pre_process(str(src), str(pre))
+        out = Path(tmp) / "q.onnx"
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+        os.replace(out, dst)
+    return dst

@@ -1,0 +1,281 @@
+"""Cue evaluation (issue 4, step 5) on synthetic data: features, classifier, protocol evaluation,
+tiny untrained teachers, the grid and the reference-only command end to end. Seconds."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the teachers need the train extra")
+pytest.importorskip("diffusers", reason="the teachers need the train extra")
+pytest.importorskip("sklearn", reason="the cue classifier needs scikit-learn")
+
+from edgefas.distill.cue_eval import (  # noqa: E402
+    GRID_HEADER_H,
+    GRID_LABEL_W,
+    GRID_PAD,
+    DdmPair,
+    compute_cues,
+    evaluate_cue_on_protocol,
+    fit_cue_classifier,
+    results_table_markdown,
+    save_grid,
+    score_live,
+)
+from edgefas.distill.cue_features import (  # noqa: E402
+    CUE_STAT_NAMES,
+    STAT_NAMES,
+    colour_frequency_stats,
+    cue_stats,
+    mean_abs_cue,
+)
+from edgefas.distill.despoof_net import DespoofNet, get_despoof_net_config  # noqa: E402
+from edgefas.distill.errors import TeacherConfigError  # noqa: E402
+from edgefas.distill.schedule import DiffusionSchedule  # noqa: E402
+from edgefas.distill.train_teacher import DiffusionTeacher  # noqa: E402
+from edgefas.distill.unet import build_unet, get_unet_config  # noqa: E402
+from edgefas.metrics import auc, threshold_at_eer  # noqa: E402
+from edgefas.runtime.preprocess import Contract, to_tensor  # noqa: E402
+
+SPECIES = ("print", "mobile", "highdef")
+
+
+def _smooth_face(side: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[0:side, 0:side]
+    blob = 60 + 120 * np.exp(-((yy - side / 2) ** 2 + (xx - side / 2) ** 2) / (side * side / 12))
+    return np.clip(blob[..., None] * np.array([0.7, 0.85, 1.0]), 0, 255).astype(np.uint8)   # BGR
+
+
+def test_statistic_names_and_shapes():
+    assert len(STAT_NAMES) == 20 and len(set(STAT_NAMES)) == 20
+    assert len(set(CUE_STAT_NAMES)) == len(CUE_STAT_NAMES)
+    crops = np.random.default_rng(0).integers(0, 256, (5, 128, 128, 3), dtype=np.uint8)
+    s = colour_frequency_stats(crops)
+    assert s.shape == (5, 20) and s.dtype == np.float32 and np.isfinite(s).all()
+    assert colour_frequency_stats(crops[:0]).shape == (0, 20)
+    cue = np.random.default_rng(1).normal(0, 0.1, (4, 3, 32, 32)).astype(np.float32)
+    c = cue_stats(cue)
+    assert c.shape == (4, len(CUE_STAT_NAMES)) and np.isfinite(c).all()
+    assert np.allclose(cue_stats(cue.transpose(0, 2, 3, 1)), c)       # NHWC gives the same
+    assert np.allclose(cue_stats(torch.from_numpy(cue)), c)           # torch tensors too
+    assert np.allclose(mean_abs_cue(cue), np.abs(cue).mean((1, 2, 3)))
+    assert np.allclose(c[:, CUE_STAT_NAMES.index("mean_abs")], mean_abs_cue(cue))
+    with pytest.raises(ValueError):
+        colour_frequency_stats(crops.astype(np.float32))
+
+
+def test_a_stripe_pattern_moves_the_frequency_statistics_not_the_chroma():
+    face = _smooth_face()
+    striped = face.astype(np.float32)
+    striped[:, ::3] += 30     # a screen-like column pattern at 1/3 cycle per pixel
+    striped = np.clip(striped, 0, 255).astype(np.uint8)
+    a, b = colour_frequency_stats(np.stack([face, striped]))
+    i = STAT_NAMES.index
+    assert b[i("fft_frac_above_1/4")] > a[i("fft_frac_above_1/4")] + 0.1
+    assert b[i("log10_laplacian_var")] > a[i("log10_laplacian_var")] + 1
+    assert b[i("fft_log10_hf_peak")] > a[i("fft_log10_hf_peak")]
+    assert abs(b[i("mean_cr")] - a[i("mean_cr")]) < 0.01     # a grey pattern adds no colour cast
+
+
+def _split(rng, n_bf: int, n_att: int, shift: float, k: int = 6):
+    """Synthetic features: attacks shifted by ``shift`` along every axis; species cycle."""
+    x = rng.normal(0, 1, (n_bf + n_att, k))
+    is_attack = np.r_[np.zeros(n_bf, bool), np.ones(n_att, bool)]
+    x[is_attack] += shift
+    species = np.array(["bona_fide"] * n_bf + [SPECIES[j % 3] for j in range(n_att)])
+    return x, is_attack, species
+
+
+def test_classifier_separates_a_held_out_separable_set():
+    rng = np.random.default_rng(0)
+    x_tr, y_tr, _ = _split(rng, 40, 60, 8.0)
+    x_te, y_te, _ = _split(rng, 30, 30, 8.0)
+    model = fit_cue_classifier(x_tr, y_tr)
+    live = score_live(model, x_te)
+    assert auc(live, y_te) == 1.0
+    assert live[~y_te].min() > live[y_te].max()     # higher = live
+    with pytest.raises(ValueError):
+        fit_cue_classifier(x_tr[~y_tr], y_tr[~y_tr])     # one class only
+
+
+def _protocol_data(seed: int = 0, shift: float = 1.5):
+    rng = np.random.default_rng(seed)
+    data = {s: _split(rng, *n, shift) for s, n in
+            {"train": (30, 60), "devel": (20, 45), "test": (16, 36)}.items()}
+    feats = {s: d[0] for s, d in data.items()}
+    ia = {s: d[1] for s, d in data.items()}
+    sp = {s: d[2] for s, d in data.items()}
+    return feats, ia, sp
+
+
+def test_unsupervised_sign_is_fixed_on_train():
+    feats, ia, sp = _protocol_data()
+    higher_for_attacks = {s: f.mean(1) for s, f in feats.items()}
+    for scores, sign in ((higher_for_attacks, -1.0), ({s: -v for s, v in higher_for_attacks.items()}, 1.0)):
+        r = evaluate_cue_on_protocol("P1", feats, ia, sp, unsupervised_score_by_split=scores)
+        m = r["methods"]["unsupervised"]
+        assert m["sign"] == sign
+        assert m["auc"]["test"]["value"] > 0.75 and m["test"]["auc"]["value"] > 0.75
+
+
+def test_evaluation_counts_and_a_threshold_chosen_on_devel():
+    feats, ia, sp = _protocol_data(1)
+    score = {s: f[:, 0] for s, f in feats.items()}
+    extra = {"london": np.random.default_rng(5).normal(0, 1, (7, 6))}
+    extra_u = {"london": extra["london"][:, 0]}
+    r = evaluate_cue_on_protocol("P1", feats, ia, sp, unsupervised_score_by_split=score,
+                                 extra_bona_fide=extra, extra_bona_fide_unsupervised=extra_u,
+                                 feature_names=[f"f{j}" for j in range(6)], name="synthetic", bootstrap=20)
+    assert r["counts"]["train"] == {"bona_fide": 30, "attack": 60,
+                                    "species": {"highdef": 20, "mobile": 20, "print": 20}}
+    assert r["counts"]["test"]["bona_fide"] == 16 and r["counts"]["test"]["attack"] == 36
+    for m in r["methods"].values():
+        t = m["test"]
+        assert t["n_bona_fide"] == 16 and t["n_attack"] == 36
+        assert t["species_counts"] == {"highdef": 12, "mobile": 12, "print": 12}
+        assert t["threshold"] == m["threshold"]
+        assert m["auc"]["devel"]["bona_fide"] == 20 and m["auc"]["devel"]["attack"] == 45
+        assert m["p4"]["london"]["bona_fide"] == 7
+        assert 0 <= m["p4"]["london"]["errors"] <= 7
+    u = r["methods"]["unsupervised"]
+    assert u["threshold"] == threshold_at_eer(u["sign"] * score["devel"], ia["devel"], sp["devel"])
+    assert set(r["methods"]["classifier"]["coefficients"]) == {f"f{j}" for j in range(6)}
+    # Changing the test features changes the test figures, never the threshold.
+    moved = {**feats, "test": feats["test"] + 3.0}
+    r2 = evaluate_cue_on_protocol("P1", moved, ia, sp, unsupervised_score_by_split={**score, "test": score[
+        "test"] * -2}, name="synthetic")
+    for name in ("unsupervised", "classifier"):
+        assert r2["methods"][name]["threshold"] == r["methods"][name]["threshold"]
+    md = results_table_markdown([r, r2])
+    assert md.count("| P1 | synthetic |") == 4 + 2     # 2 methods x 2 results, and 2 P4 rows
+    assert md.count("| london | ") == 2 and md.count("(16 × 36)") == 4
+    json.dumps(r)   # JSON-ready
+
+
+@pytest.fixture(scope="module")
+def tiny_teachers():
+    torch.set_num_threads(1)
+
+    def unet(seed: int):
+        torch.manual_seed(seed)
+        return build_unet(get_unet_config("tiny")).eval()
+
+    sched = DiffusionSchedule()
+    eps_s = DiffusionTeacher(unet(0), sched, None, "ddm", {})
+    eps_g = DiffusionTeacher(unet(1), sched, None, "ddm", {})
+    agfas = DiffusionTeacher(unet(2), sched, None, "agfas", {})
+    torch.manual_seed(3)
+    ds = DespoofNet(get_despoof_net_config("tiny")).eval()
+    return DdmPair(eps_s, eps_g), agfas, ds
+
+
+def test_compute_cues_with_tiny_teachers(tiny_teachers):
+    pair, agfas, ds = tiny_teachers
+    crops = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    contract = Contract(size=32)
+    x = to_tensor(crops, contract)
+    for teacher, kw, nfe in ((pair, dict(t0=40, steps=4), 8), (agfas, dict(t0=40, steps=2, noise_seed=1), 2),
+                             (ds, {}, 1)):
+        r = compute_cues(teacher, crops, contract, batch=2, **kw)
+        assert r.restored.shape == crops.shape and r.restored.dtype == np.uint8
+        assert r.cue.shape == (3, 3, 32, 32) and r.cue.dtype == np.float32
+        assert r.nfe == nfe and r.ms_per_face > 0
+        # cue = input - restored; the uint8 restored face is that, clipped and rounded (half a
+        # grey level: 1/255 in [-1, 1]); untrained nets do leave [-1, 1]
+        assert np.abs(np.clip(x - r.cue, -1, 1) - to_tensor(r.restored, contract)).max() <= 1 / 255 + 1e-5
+    with pytest.raises(TeacherConfigError, match="DdmPair"):
+        compute_cues(pair.eps_s, crops, contract, t0=40, steps=4)
+    with pytest.raises(TeacherConfigError, match="missing"):
+        compute_cues(agfas, crops, contract, t0=40)
+    with pytest.raises(TeacherConfigError, match="unexpected"):
+        compute_cues(ds, crops, contract, t0=40)
+
+
+def test_save_grid_writes_a_png_of_the_expected_size(tmp_path):
+    face = _smooth_face(32)
+    cue = np.random.default_rng(0).normal(0, 0.1, (3, 32, 32)).astype(np.float32)
+    rows = [("bona_fide client001 a long label that wraps", face, face, cue),
+            ("print", face, face, cue.transpose(1, 2, 0))]
+    path = save_grid(rows, tmp_path / "sub" / "grid.png", cell=64)
+    img = cv2.imread(str(path))
+    assert img.shape == (GRID_HEADER_H + 2 * (64 + GRID_PAD) + GRID_PAD,
+                         GRID_LABEL_W + 3 * (64 + GRID_PAD) + GRID_PAD, 3)
+
+
+# ----- the command, reference only, on a synthetic Replay-style tree (as tests/test_recipe_e2e.py) -----
+
+def _attack(img: np.ndarray, k: int) -> np.ndarray:
+    out = img.astype(np.float32) * 0.8 + np.array([30, -10, -20]) * (1 + k % 2)
+    out[:, ::4] += 25  # screen-like column pattern
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def replay_tree(tmp_path_factory, astronaut_bgr):
+    root = tmp_path_factory.mktemp("replay")
+    frames, one = root / "frames", root / "one"
+    for split in ("train", "devel", "test"):
+        for c in (1, 2):
+            for light in ("controlled", "adverse"):
+                real = f"client00{c}_session01_webcam_authenticate_{light}_1"
+                img = cv2.flip(astronaut_bgr, 1) if c == 2 else astronaut_bgr
+                for f in range(2):
+                    d = frames / split / f"{split}__real__real__{real}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(img, 3 * f, axis=1))
+                (one / split / "real").mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(one / split / "real" / f"{real}.jpg"), img)
+                for k, sp in enumerate(SPECIES):
+                    name = f"attack_{sp}_client00{c}_session01_highdef_photo_{light}"
+                    att = _attack(img, k)
+                    for f in range(2):
+                        d = frames / split / f"{split}__attack__fixed__{name}"
+                        d.mkdir(parents=True, exist_ok=True)
+                        cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(att, 3 * f, axis=1))
+                    (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
+    return frames, one
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    from edgefas.cli import cue_cmd
+
+    p = argparse.ArgumentParser()
+    cue_cmd.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_command_needs_a_teacher_or_reference_only():
+    from edgefas.cli import cue_cmd
+    from edgefas.errors import EdgefasError
+
+    with pytest.raises(EdgefasError, match="reference-only"):
+        cue_cmd.run(_args(["--protocol", "P1"]))
+    with pytest.raises(EdgefasError, match="one protocol"):
+        cue_cmd.run(_args(["--teacher", "agfas", "--teacher-dir", "x", "--protocol", "all"]))
+
+
+def test_reference_only_command_end_to_end(replay_tree, tmp_path, monkeypatch, capsys):
+    from edgefas.cli import cue_cmd
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "report" / "cue"
+    assert cue_cmd.run(_args(["--reference-only", "--protocol", "P1", "--replay-root", str(frames),
+                              "--replay-1frame-root", str(one), "--out", str(out),
+                              "--bootstrap", "20"])) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["teacher"] is None and rep["protocols"] == ["P1"]
+    (res,) = rep["results"]
+    assert list(res["methods"]) == ["classifier"]
+    counts = res["counts"]
+    assert counts["train"]["bona_fide"] == 8 and counts["train"]["attack"] == 24   # 2 frames per video
+    assert counts["devel"]["bona_fide"] == 8 and counts["devel"]["attack"] == 24
+    assert counts["test"] == {"bona_fide": 4, "attack": 12,
+                              "species": {"highdef": 4, "mobile": 4, "print": 4}}
+    assert res["methods"]["classifier"]["test"]["n_bona_fide"] == 4
+    assert rep["fta"]["P1"] == {"test_images": 16, "test_failed": 0}
+    assert "| P1 | colour+FFT stats (reference) | classifier |" in out.with_suffix(".md").read_text()
