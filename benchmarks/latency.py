@@ -31,6 +31,8 @@ def _default_images() -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
+    ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--precision", default="fp32", help="fp32 or an export the bundle holds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--images", type=Path, help="a folder of images to make frames from")
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(tmp), skimage.data.astronaut()[:, :, ::-1])
         images = [tmp]
-    res = benchmark(images, bundle=args.bundle, threads=args.threads, runs=args.runs)
+    res = benchmark(images, bundle=args.bundle, backend=args.backend, precision=args.precision,
+                    threads=args.threads, runs=args.runs)
     total = res["stages"]["total"]["p50_ms"]
     res["goal"] = {"end_to_end_p50_ms": args.goal_p50_ms, "met": total <= args.goal_p50_ms}
     res["command"] = "OMP_WAIT_POLICY=PASSIVE python benchmarks/latency.py " + " ".join(argv or sys.argv[1:])

@@ -35,8 +35,8 @@ def to_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarr
 
 
 def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
-              backend: str = "onnxruntime", threads: int = 2, runs: int = 20, warmup: int = 3
-              ) -> dict[str, Any]:
+              backend: str = "onnxruntime", precision: str = "fp32", threads: int = 2,
+              runs: int = 20, warmup: int = 3) -> dict[str, Any]:
     """Time the Detector on 640x480 frames made from ``images``; p50/p90 per stage in ms."""
     frames = []
     for p in images:
@@ -45,7 +45,7 @@ def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
             frames.append(to_frame(d.image))
     if not frames:
         raise ValueError("no readable images to benchmark with")
-    det = Detector(bundle, backend=backend, threads=threads)
+    det = Detector(bundle, backend=backend, precision=precision, threads=threads)
     for _ in range(warmup):
         for f in frames:
             det(f)
@@ -65,7 +65,7 @@ def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
     bundle_dir = det.bundle.path
     size = sum(f.stat().st_size for f in bundle_dir.rglob("*") if f.is_file())
     return {
-        "bundle": det.bundle.name, "backend": backend, "threads": threads,
+        "bundle": det.bundle.name, "backend": backend, "precision": precision, "threads": threads,
         "frame": "640x480 BGR uint8 array", "frames": len(frames), "runs": runs,
         "warmup_passes": warmup, "decisions": decisions, "stages": stats,
         "fps": len(frames) * runs / wall, "bundle_mb": round(size / 1e6, 3),
@@ -77,7 +77,8 @@ def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
 
 def to_markdown(result: dict[str, Any]) -> str:
     rows = [f"Bundle `{result['bundle']}` ({result['bundle_mb']} MB), backend "
-            f"{result['backend']}, {result['threads']} threads, {result['frames']} frames "
+            f"{result['backend']} {result.get('precision', 'fp32')}, {result['threads']} threads, "
+            f"{result['frames']} frames "
             f"({result['frame']}) x {result['runs']} runs; OMP_WAIT_POLICY="
             f"{result['machine']['omp_wait_policy']}; {result['fps']:.1f} frames/s.",
             "", "| Stage | p50 ms | p90 ms | n |", "|---|---:|---:|---:|"]

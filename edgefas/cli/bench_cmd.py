@@ -18,7 +18,9 @@ from ..errors import EdgefasError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files or folders to make frames from")
     p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
-    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--backend", default="onnxruntime", help="onnxruntime or openvino")
+    p.add_argument("--precision", default="fp32",
+                   help="fp32, or an export the bundle holds (fp16, int8; see 'edgefas export')")
     p.add_argument("--threads", type=int, default=2, help="threads per model (default: %(default)s)")
     p.add_argument("--runs", type=int, default=20, help="timed passes over all frames")
     p.add_argument("--out", type=Path, default=Path("bench_out"),
@@ -33,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise EdgefasError("no images given")
     try:
-        res = benchmark(paths, bundle=args.bundle, backend=args.backend, threads=args.threads,
-                        runs=args.runs)
+        res = benchmark(paths, bundle=args.bundle, backend=args.backend, precision=args.precision,
+                        threads=args.threads, runs=args.runs)
     except ValueError as exc:
         raise EdgefasError(str(exc)) from exc
     args.out.parent.mkdir(parents=True, exist_ok=True)
