@@ -258,11 +258,16 @@ def test_command_needs_a_teacher_or_reference_only():
         cue_cmd.run(_args(["--teacher", "agfas", "--teacher-dir", "x", "--protocol", "all"]))
 
 
-def test_reference_only_command_end_to_end(replay_tree, tmp_path, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def crop_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")   # the tree is aligned once for the module
+
+
+def test_reference_only_command_end_to_end(replay_tree, crop_cache, tmp_path, monkeypatch):
     from edgefas.cli import cue_cmd
 
     frames, one = replay_tree
-    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
     out = tmp_path / "report" / "cue"
     assert cue_cmd.run(_args(["--reference-only", "--protocol", "P1", "--replay-root", str(frames),
                               "--replay-1frame-root", str(one), "--out", str(out),
@@ -279,3 +284,40 @@ def test_reference_only_command_end_to_end(replay_tree, tmp_path, monkeypatch, c
     assert res["methods"]["classifier"]["test"]["n_bona_fide"] == 4
     assert rep["fta"]["P1"] == {"test_images": 16, "test_failed": 0}
     assert "| P1 | colour+FFT stats (reference) | classifier |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["agfas", "ddm", "despoof"])
+def test_teacher_command_end_to_end(kind, replay_tree, crop_cache, tiny_teachers, tmp_path, monkeypatch):
+    """The teacher path of the command with tiny untrained teachers (the loaders are the
+    teacher-training code's own, tested there; here they hand back the tiny nets)."""
+    from edgefas.cli import cue_cmd
+    from edgefas.distill import train_teacher
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
+    pair, agfas, ds = tiny_teachers
+    nets = {"s": pair.eps_s, "g": pair.eps_g, "a": agfas}
+    monkeypatch.setattr(train_teacher, "load_diffusion_teacher", lambda folder: nets[folder.name])
+    monkeypatch.setattr(train_teacher, "load_despoof_net",
+                        lambda folder: (ds, {"contract": Contract().to_dict()}))
+    steps = ["--t0", "40", "--steps", "2"]
+    teacher = {"agfas": ["--teacher-dir", str(tmp_path / "a"), *steps],
+               "ddm": ["--eps-s", str(tmp_path / "s"), "--eps-g", str(tmp_path / "g"), *steps],
+               "despoof": ["--teacher-dir", str(tmp_path / "d")]}[kind]
+    out = tmp_path / "cue"
+    assert cue_cmd.run(_args(["--teacher", kind, *teacher, "--protocol", "P2-print",
+                              "--replay-root", str(frames), "--replay-1frame-root", str(one),
+                              "--out", str(out), "--frames-per-video", "1", "--bootstrap", "0",
+                              "--threads", "1", "--grid", "3"])) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["teacher"]["nfe"] == {"agfas": 2, "ddm": 4, "despoof": 1}[kind]
+    # P2-print, one frame per video: train and devel 4 + 8 each, test 4 + 4 (print only)
+    assert rep["teacher"]["faces_timed"] == 32 and rep["teacher"]["ms_per_face"] > 0
+    ref, cue = rep["results"]
+    assert list(cue["methods"]) == ["unsupervised", "classifier"]
+    assert cue["counts"]["train"] == {"bona_fide": 4, "attack": 8, "species": {"highdef": 4, "mobile": 4}}
+    assert cue["counts"]["test"] == {"bona_fide": 4, "attack": 4, "species": {"print": 4}}
+    assert cue["counts"] == ref["counts"]
+    assert len(cue["methods"]["classifier"]["coefficients"]) == len(CUE_STAT_NAMES)
+    grid = cv2.imread(str(tmp_path / "cue_grid.png"))
+    assert grid.shape[0] == GRID_HEADER_H + 3 * (128 + GRID_PAD) + GRID_PAD

@@ -16,6 +16,7 @@ COMMANDS = {
     "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx int8 / openvino, parity-gated"),
     "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
     "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
+    "eval-cue": ("cue_cmd", "evaluate a teacher's spoof cue against the colour + frequency reference"),
 }
 
 

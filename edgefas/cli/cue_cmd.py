@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train/devel frames per video from the 20-frame tree (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_cue"), help="output prefix: OUT.md, OUT.json")
     p.add_argument("--grid", type=int, default=0, help="write OUT_grid.png with this many test faces")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=32, help="faces per teacher call (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device for the teacher (cpu, cuda)")
     p.add_argument("--bootstrap", type=int, default=1000, help="test bootstrap resamples (0 = none)")
@@ -238,13 +238,14 @@ def _write_grid(args: argparse.Namespace, test_set, teacher, kw: dict, contract)
     from ..distill.cue_features import centre_region
 
     species = np.array([s.species for s in test_set.samples])
-    per = max(1, args.grid // max(len(set(species)), 1))
-    idx = [i for sp in sorted(set(species), key=lambda s: (s != "bona_fide", s))
-           for i in np.flatnonzero(species == sp)[:per]][:args.grid]
+    classes = sorted(set(species), key=lambda s: (s != "bona_fide", s))
+    by_class = [list(np.flatnonzero(species == c)) for c in classes]
+    turns = [i for j in range(max(map(len, by_class))) for c in by_class if j < len(c) for i in [c[j]]]
+    idx = sorted(turns[:args.grid], key=lambda i: (classes.index(species[i]), i))   # round robin, grouped
     crops = test_set.crops[idx]
     x = centre_region(crops, 0.5) if args.region == "centre" else crops
     res = compute_cues(teacher, np.ascontiguousarray(x), contract, batch=args.batch, **kw)
-    rows = [(f"{species[i]} {Path(test_set.samples[i].path).stem[:28]}", x[k], res.restored[k], res.cue[k])
+    rows = [(f"{species[i]} {Path(test_set.samples[i].path).stem[:34]}", x[k], res.restored[k], res.cue[k])
             for k, i in enumerate(idx)]
     path = save_grid(rows, args.out.with_name(args.out.name + "_grid.png"))
     print(f"wrote {path} (Replay-Attack faces: research-only licence, do not commit)")

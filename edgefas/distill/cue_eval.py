@@ -337,11 +337,12 @@ def save_grid(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], pa
             x = GRID_LABEL_W + j * (cell + GRID_PAD) + GRID_PAD
             grid[y:y + cell, x:x + cell] = _cell(np.asarray(img, np.uint8), cell)
         line, k = "", 0
-        for word in [*str(label).split(), None]:   # wrap at about 20 characters
-            if word is not None and len(line) + len(word) < 21:
+        words = [w[j:j + 17] for w in str(label).split() for j in range(0, len(w), 17)]
+        for word in [*words, None]:   # wrap at 17 characters: the label column is 150 px wide
+            if word is not None and len(line) + len(word) < 17:
                 line = f"{line} {word}".strip()
                 continue
-            if line:
+            if line and 16 * (k + 1) < cell:
                 cv2.putText(grid, line, (GRID_PAD, y + 16 + 16 * k), font, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
                 k += 1
             line = word or ""
