@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,3 +50,42 @@ def two_faces(astronaut_bgr) -> np.ndarray:
     """Two equal faces side by side: an ambiguous frame."""
     face = astronaut_bgr[0:300, 100:400]
     return np.ascontiguousarray(np.hstack([face, face]))
+
+
+REPLAY_SPECIES = ("print", "mobile", "highdef")
+
+
+def attack_like(img: np.ndarray, k: int) -> np.ndarray:
+    out = img.astype(np.float32) * 0.8 + np.array([30, -10, -20]) * (1 + k % 2)
+    out[:, ::4] += 25  # screen-like column pattern
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def replay_tree(tmp_path_factory, astronaut_bgr):
+    """A tiny Replay-Attack-style tree in the real layouts (20-frame tree for train/devel, one
+    frame per video for test, official video names): 2 clients x 2 lightings per split; faces
+    are the astronaut (live) and recoloured, striped copies of it (attacks)."""
+    root = tmp_path_factory.mktemp("replay")
+    frames, one = root / "frames", root / "one"
+    for split in ("train", "devel", "test"):
+        for c in (1, 2):
+            for light in ("controlled", "adverse"):
+                real = f"client00{c}_session01_webcam_authenticate_{light}_1"
+                img = cv2.flip(astronaut_bgr, 1) if c == 2 else astronaut_bgr
+                for f in range(2):
+                    d = frames / split / f"{split}__real__real__{real}"
+                    d.mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(img, 3 * f, axis=1))
+                (one / split / "real").mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(one / split / "real" / f"{real}.jpg"), img)
+                for k, sp in enumerate(REPLAY_SPECIES):
+                    name = f"attack_{sp}_client00{c}_session01_highdef_photo_{light}"
+                    att = attack_like(img, k)
+                    for f in range(2):
+                        d = frames / split / f"{split}__attack__fixed__{name}"
+                        d.mkdir(parents=True, exist_ok=True)
+                        cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(att, 3 * f, axis=1))
+                    (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
+                    cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
+    return frames, one

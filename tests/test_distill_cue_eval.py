@@ -205,40 +205,7 @@ def test_save_grid_writes_a_png_of_the_expected_size(tmp_path):
                          GRID_LABEL_W + 3 * (64 + GRID_PAD) + GRID_PAD, 3)
 
 
-# ----- the command, reference only, on a synthetic Replay-style tree (as tests/test_recipe_e2e.py) -----
-
-def _attack(img: np.ndarray, k: int) -> np.ndarray:
-    out = img.astype(np.float32) * 0.8 + np.array([30, -10, -20]) * (1 + k % 2)
-    out[:, ::4] += 25  # screen-like column pattern
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def replay_tree(tmp_path_factory, astronaut_bgr):
-    root = tmp_path_factory.mktemp("replay")
-    frames, one = root / "frames", root / "one"
-    for split in ("train", "devel", "test"):
-        for c in (1, 2):
-            for light in ("controlled", "adverse"):
-                real = f"client00{c}_session01_webcam_authenticate_{light}_1"
-                img = cv2.flip(astronaut_bgr, 1) if c == 2 else astronaut_bgr
-                for f in range(2):
-                    d = frames / split / f"{split}__real__real__{real}"
-                    d.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(img, 3 * f, axis=1))
-                (one / split / "real").mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(one / split / "real" / f"{real}.jpg"), img)
-                for k, sp in enumerate(SPECIES):
-                    name = f"attack_{sp}_client00{c}_session01_highdef_photo_{light}"
-                    att = _attack(img, k)
-                    for f in range(2):
-                        d = frames / split / f"{split}__attack__fixed__{name}"
-                        d.mkdir(parents=True, exist_ok=True)
-                        cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(att, 3 * f, axis=1))
-                    (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
-    return frames, one
-
+# ----- the command, reference only, on the synthetic Replay-style tree (conftest.replay_tree) -----
 
 def _args(argv: list[str]) -> argparse.Namespace:
     from edgefas.cli import cue_cmd

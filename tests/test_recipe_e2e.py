@@ -16,40 +16,7 @@ pytest.importorskip("timm", reason="training needs the train extra")
 
 from edgefas.cli import main  # noqa: E402
 
-SPECIES = ("print", "mobile", "highdef")
-
-
-def _attack(img: np.ndarray, k: int) -> np.ndarray:
-    out = img.astype(np.float32) * 0.8 + np.array([30, -10, -20]) * (1 + k % 2)
-    out[:, ::4] += 25  # screen-like column pattern
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def replay_tree(tmp_path_factory, astronaut_bgr):
-    root = tmp_path_factory.mktemp("replay")
-    frames, one = root / "frames", root / "one"
-    for split in ("train", "devel", "test"):
-        for c in (1, 2):
-            for light in ("controlled", "adverse"):
-                real = f"client00{c}_session01_webcam_authenticate_{light}_1"
-                img = cv2.flip(astronaut_bgr, 1) if c == 2 else astronaut_bgr
-                for f in range(2):
-                    d = frames / split / f"{split}__real__real__{real}"
-                    d.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(img, 3 * f, axis=1))
-                (one / split / "real").mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(one / split / "real" / f"{real}.jpg"), img)
-                for k, sp in enumerate(SPECIES):
-                    name = f"attack_{sp}_client00{c}_session01_highdef_photo_{light}"
-                    att = _attack(img, k)
-                    for f in range(2):
-                        d = frames / split / f"{split}__attack__fixed__{name}"
-                        d.mkdir(parents=True, exist_ok=True)
-                        cv2.imwrite(str(d / f"frame_{f:05d}.jpg"), np.roll(att, 3 * f, axis=1))
-                    (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
-    return frames, one
+from .conftest import attack_like  # noqa: E402
 
 
 def test_train_package_eval(replay_tree, tmp_path, monkeypatch, capsys):
@@ -84,7 +51,7 @@ def test_eval_on_a_labelled_folder(tmp_path, astronaut_bgr, monkeypatch):
     for i in range(3):
         cv2.imwrite(str(tmp_path / "data" / "live" / f"{i}.png"), np.roll(astronaut_bgr, 5 * i, 1))
         cv2.imwrite(str(tmp_path / "data" / "attack" / "screen" / f"{i}.png"),
-                    _attack(np.roll(astronaut_bgr, 5 * i, 1), i))
+                    attack_like(np.roll(astronaut_bgr, 5 * i, 1), i))
     out = tmp_path / "folder_report"
     assert main(["eval", "--folder", str(tmp_path / "data"), "--out", str(out),
                  "--bootstrap", "20"]) == 0
