@@ -86,3 +86,20 @@ def test_teacher_respects_the_held_out_species(replay_tree, tmp_path, monkeypatc
     assert (~live).sum() == 24 and (~p2_live).sum() == 16  # print attacks left out
     live_crops, only_live = teacher_training_set("agfas", "P1", store)
     assert only_live.all() and len(live_crops) == 8
+
+
+def test_eval_record_writes_metrics_into_the_manifest(replay_tree, tmp_path, monkeypatch):
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["train", "--recipe", "tiny", "--out", str(run), "--replay-root", str(frames),
+                 "--no-lfw", "--package"]) == 0
+    assert main(["eval", "--bundle", str(run / "bundle"), "--protocol", "P1", "--record",
+                 "--replay-1frame-root", str(one), "--out", str(tmp_path / "r"),
+                 "--bootstrap", "0"]) == 0
+    import edgefas
+
+    m = edgefas.load_bundle(run / "bundle").manifest  # still verifies: hashes untouched
+    rec = m["metrics"]["P1"]["test"]
+    assert rec["report"]["n_bona_fide"] == 4 and "markdown" not in rec
+    assert m["metrics"]["P1"]["command"].startswith("edgefas eval --bundle")

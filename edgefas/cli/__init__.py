@@ -51,7 +51,9 @@ def require_training_extra(command: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a reported error, 2 bad usage)."""
+    argv = list(argv) if argv is not None else sys.argv[1:]
     args = build_parser().parse_args(argv)
+    args._argv = argv  # commands that record how a result was made quote it
     try:
         return int(args._run(args) or 0)
     except EdgefasError as exc:  # expected failures: one line, no traceback

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("eval_out"),
                    help="output prefix: writes OUT.md, OUT.json, OUT_det.png (default: %(default)s)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0 = none)")
+    p.add_argument("--record", action="store_true",
+                   help="write the results (with counts and the command) into the evaluated "
+                        "bundle's manifest under metrics/<protocol>")
     p.add_argument("--replay-1frame-root", type=Path)
     p.add_argument("--lfw-root", type=Path)
 
@@ -38,6 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _clean(d: dict) -> dict:
     return {k: (_clean(v) if isinstance(v, dict) else v) for k, v in d.items()
             if not k.startswith("_")}
+
+
+def _record(bundle: Path | None, protocol: str, result: dict, command: str) -> None:
+    from ..bundle import MANIFEST, default_bundle_path, write_manifest
+
+    root = Path(bundle) if bundle else default_bundle_path()
+    manifest = json.loads((root / MANIFEST).read_text())
+    for part in result.values():  # the markdown copy stays in OUT.md, not in the manifest
+        if isinstance(part, dict):
+            part.pop("markdown", None)
+    manifest.setdefault("metrics", {})[protocol] = {
+        "command": command, **result}
+    for k in ("files", "schema_version"):
+        manifest.pop(k, None)
+    write_manifest(root, manifest)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
             curves = {}
     if not results:
         raise EdgefasError("nothing was evaluated")
+    if args.record:
+        if args.runs or args.folder:
+            raise EdgefasError("--record works with one bundle and one protocol")
+        _record(args.bundle, args.protocol, _clean(results[args.protocol]),
+                "edgefas " + " ".join(args._argv))
     md = protocol_table(results)
     args.out.with_suffix(".md").write_text(md)
     args.out.with_suffix(".json").write_text(json.dumps(_clean(results), indent=2) + "\n")
