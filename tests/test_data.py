@@ -58,6 +58,18 @@ def test_twenty_frame_tree(tmp_path):
     assert keep.sum() == 4
 
 
+def test_fixed_and_hand_videos_of_the_same_name_are_distinct(tmp_path):
+    name = ATTACK.format("print", "adverse")
+    for support in ("fixed", "hand"):
+        for i in range(4):
+            _img(tmp_path / "train" / f"train__attack__{support}__{name}" / f"frame_{i:05d}.jpg")
+    for split in ("devel", "test"):
+        (tmp_path / split).mkdir()
+        _img(tmp_path / split / "real" / f"{REAL.format('adverse')}.jpg")
+    s = load_replay_attack(tmp_path, splits=("train",))
+    assert frames_per_video(s, 2).sum() == 4  # 2 per video, 2 videos
+
+
 def test_official_video_tree(tmp_path):
     """The official release holds .mov videos; frames are read with OpenCV."""
     for split in ("train", "devel", "test"):

@@ -79,9 +79,11 @@ def get_protocol(name: str) -> Protocol:
 
 def frames_per_video(samples: Sequence[Sample], k: int) -> np.ndarray:
     """Mask keeping ``k`` evenly spaced frames of each video (all frames of image sets)."""
-    by_video: dict[str, list[int]] = defaultdict(list)
+    by_video: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
-        by_video[s.video or s.key].append(i)
+        # Replay-Attack names a fixed-support and a hand-held attack video identically: the
+        # support is part of a video's identity.
+        by_video[(s.support, s.video or s.key)].append(i)
     keep = np.zeros(len(samples), bool)
     for idx in by_video.values():
         if len(idx) <= k:
