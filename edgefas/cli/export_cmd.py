@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", choices=list(PROTOCOLS),
                    help="whose devel split calibrates and gates (default: the run's own, or P1)")
     p.add_argument("--name", help="bundle name (default: baseline-PROTOCOL)")
+    p.add_argument("--atol", type=float, default=1e-4,
+                   help="fp32 ONNX-vs-PyTorch tolerance on the logit (default: %(default)s); a "
+                        "larger value is recorded in the manifest's parity report")
     p.add_argument("--lfw-root", type=Path)
     p.add_argument("--replay-root", type=Path)
 
@@ -92,7 +95,7 @@ def _package_run(args: argparse.Namespace) -> int:
     out = args.out or args.path / "bundle"
     bundle = package_run(args.path, out, protocol=protocol,
                          name=args.name or f"baseline-{protocol}",
-                         roots=DataRoots(args.replay_root, None, args.lfw_root))
+                         roots=DataRoots(args.replay_root, None, args.lfw_root), atol=args.atol)
     manifest = json.loads((bundle / "manifest.json").read_text())
     par = manifest["parity"]["classifier.onnx"]
     print(f"wrote {bundle}: threshold {manifest['threshold']['value']:.4f} "

@@ -14,7 +14,7 @@ from ..bundle import default_bundle_path, write_manifest
 from ..data.face_cache import CropSet
 from ..data.protocols import get_protocol
 from ..data.sources import CropStore, DataRoots
-from ..export.onnx_export import export_onnx
+from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..metrics import evaluate, threshold_at_eer
 from ..runtime.face_stage import FacePolicy
 from ..runtime.preprocess import Contract, to_tensor
@@ -29,7 +29,8 @@ LFW_LICENCE = "Labeled Faces in the Wild: no stated licence, research use."
 
 
 def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
-                roots: DataRoots | None = None, progress: bool = True) -> Path:
+                roots: DataRoots | None = None, progress: bool = True,
+                atol: float = FP32_ATOL) -> Path:
     """Write ``bundle_dir`` from the best checkpoint of ``run_dir`` (see module doc)."""
     model, state = load_trained(run_dir / "best")
     recipe = BaselineRecipe(**state["recipe"])
@@ -45,11 +46,12 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
                 "licence": [REPLAY_LICENCE] + ([LFW_LICENCE] if recipe.use_lfw else [])}
     return package_model(model, state, devel, bundle_dir, name=name, training=training,
                          devel_split=f"replay-attack devel ({protocol}), all 20 frames per video",
-                         policy=stage.policy)
+                         policy=stage.policy, atol=atol)
 
 
 def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_dir: Path, *,
-                  name: str, training: dict, devel_split: str, policy: FacePolicy) -> Path:
+                  name: str, training: dict, devel_split: str, policy: FacePolicy,
+                  atol: float = FP32_ATOL) -> Path:
     """Calibrate and set the threshold on ``devel`` crops, export, and write the bundle.
 
     Args:
@@ -79,7 +81,7 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     pick = np.sort(rng.choice(len(devel), size=min(256, len(devel)), replace=False))
     thr_logit = float((np.log(threshold / (1 - threshold)) - b) / a) if 0 < threshold < 1 else 0.0
     parity = export_onnx(model, to_tensor(devel.crops[pick], contract),
-                         bundle_dir / "classifier.onnx", decision_logit=thr_logit)
+                         bundle_dir / "classifier.onnx", decision_logit=thr_logit, atol=atol)
     n_live, n_att = int((~is_attack).sum()), int(is_attack.sum())
     licence = training.get("licence", [])
     manifest = {
