@@ -17,6 +17,7 @@ from .bundle import Bundle, load_bundle
 from .errors import InputTypeError
 from .result import Decision, Result
 from .runtime.backends import get_backend, load_model
+from .runtime.calibration import apply_platt
 from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
 from .runtime.face_stage import FaceOutcome, FaceStage
@@ -84,8 +85,7 @@ class Detector:
     def live_scores(self, crops_bgr: np.ndarray) -> np.ndarray:
         """Calibrated live probabilities of aligned (N, S, S, 3) uint8 BGR crops."""
         logits = self._classifier.run(to_tensor(crops_bgr, self.contract))[0].reshape(-1)
-        z = np.clip(self._cal_a * logits.astype(np.float64) + self._cal_b, -60, 60)
-        return 1.0 / (1.0 + np.exp(-z))
+        return apply_platt(logits, self._cal_a, self._cal_b)
 
     def _prepare(self, image: object) -> tuple[FaceOutcome | Result, dict[str, float]]:
         timings: dict[str, float] = {}

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..runtime.preprocess import Contract, to_tensor
 from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ..train.ema import ema_update
 from .agfas import StructureCondition
 from .despoof_net import (
     DespoofNet,
@@ -81,13 +82,6 @@ def _warmup_factor(step: int, warmup_steps: int) -> float:
 
 
 @torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm.detach(), 1 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
-
-
 def _prune(out_dir: Path, keep: int) -> None:
     done = sorted(p for p in out_dir.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
     for old in done[:-keep] if keep > 0 else []:
@@ -193,7 +187,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
-        _ema_update(ema, accelerator.unwrap_model(unet), recipe.ema_decay)
+        ema_update(ema, accelerator.unwrap_model(unet), recipe.ema_decay)
         losses.append(float(loss.item()))
         state["step"] = step + 1
         bar.update(1)
@@ -319,7 +313,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
         for p in model.vq.parameters():
             p.grad = None        # AdamW skips parameters without a gradient
         opt.step()
-        _ema_update(ema, model, recipe.ema_decay)
+        ema_update(ema, model, recipe.ema_decay)
         logs.append([v.item() for v in (terms.total, terms.zero_one_map, terms.magnitude, terms.repetitive,
                                         terms.adversarial, d_loss)])
         state["step"] = step + 1

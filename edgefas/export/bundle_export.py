@@ -20,6 +20,7 @@ from ..bundle import MANIFEST, load_bundle, write_manifest
 from ..data.face_cache import CropSet
 from ..errors import BackendUnavailable, ExportError
 from ..runtime.backends import load_model
+from ..runtime.calibration import apply_platt, platt_logit
 from ..runtime.preprocess import to_tensor
 from .targets import get_target
 
@@ -88,12 +89,12 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
     got = _logits(load_model(path, tgt.backend), x_gate)
     cal = src.calibration
     # Decisions on the calibrated score at the bundle threshold, as the Detector makes them.
-    to_live = lambda z: 1 / (1 + np.exp(-np.clip(cal["a"] * z + cal["b"], -60, 60))) >= src.threshold
-    live_ref, live_got = to_live(ref), to_live(got)
+    live_ref = apply_platt(ref, cal["a"], cal["b"]) >= src.threshold
+    live_got = apply_platt(got, cal["a"], cal["b"]) >= src.threshold
     # The threshold is itself a devel score, so some faces sit exactly on it; within fp32
     # tolerance of the boundary a flip is numerical noise, not a changed decision.
     thr = min(max(src.threshold, 1e-12), 1 - 1e-12)
-    thr_logit = (np.log(thr / (1 - thr)) - cal["b"]) / cal["a"]
+    thr_logit = platt_logit(thr, cal["a"], cal["b"])
     on_boundary = np.abs(ref - thr_logit) <= tgt.fp32_atol
     live_got = np.where(on_boundary, live_ref, live_got)
     ap0, bp0 = _rates(live_ref, is_attack)

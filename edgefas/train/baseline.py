@@ -23,6 +23,7 @@ from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .ema import ema_update
 from .recipes import BaselineRecipe
 
 
@@ -132,11 +133,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), accelerator.unwrap_model(model).parameters()):
-                pe.lerp_(pm.detach(), 1 - recipe.ema_decay)
-            for be, bm in zip(ema.buffers(), accelerator.unwrap_model(model).buffers()):
-                be.copy_(bm)
+        ema_update(ema, accelerator.unwrap_model(model), recipe.ema_decay)
         state["step"] = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")

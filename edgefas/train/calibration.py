@@ -31,6 +31,3 @@ def fit_platt(logits: np.ndarray, is_live: np.ndarray, *, balanced: bool = True,
     return float(a), float(b)
 
 
-def apply_platt(logits: np.ndarray, a: float, b: float) -> np.ndarray:
-    z = np.clip(a * np.asarray(logits, np.float64) + b, -60, 60)
-    return 1 / (1 + np.exp(-z))

@@ -16,10 +16,11 @@ from ..data.protocols import get_protocol
 from ..data.sources import CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..metrics import evaluate, threshold_at_eer
+from ..runtime.calibration import apply_platt, platt_logit
 from ..runtime.face_stage import FacePolicy
 from ..runtime.preprocess import Contract, to_tensor
 from .baseline import load_trained, predict_logits
-from .calibration import apply_platt, fit_platt
+from .calibration import fit_platt
 from .recipes import BaselineRecipe
 from .run import FACE_DETECTOR, build_sets, face_stage_for
 
@@ -79,7 +80,7 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     # Gate on a spread of real devel faces, both classes.
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(devel), size=min(256, len(devel)), replace=False))
-    thr_logit = float((np.log(threshold / (1 - threshold)) - b) / a) if 0 < threshold < 1 else 0.0
+    thr_logit = platt_logit(threshold, a, b) if 0 < threshold < 1 else 0.0
     parity = export_onnx(model, to_tensor(devel.crops[pick], contract),
                          bundle_dir / "classifier.onnx", decision_logit=thr_logit, atol=atol)
     n_live, n_att = int((~is_attack).sum()), int(is_attack.sum())
