@@ -288,3 +288,85 @@ def test_teacher_command_end_to_end(kind, replay_tree, crop_cache, tiny_teachers
     assert len(cue["methods"]["classifier"]["coefficients"]) == len(CUE_STAT_NAMES)
     grid = cv2.imread(str(tmp_path / "cue_grid.png"))
     assert grid.shape[0] == GRID_HEADER_H + 3 * (128 + GRID_PAD) + GRID_PAD
+
+
+def test_a_live_only_teacher_serves_p2_but_an_all_faces_teacher_does_not(replay_tree, crop_cache,
+                                                                          monkeypatch):
+    from edgefas.data.sources import CropStore, DataRoots
+    from edgefas.distill.teacher_data import check_teacher_fits, teacher_data_record
+    from edgefas.runtime.preprocess import Contract as C
+    from edgefas.train.run import face_stage_for
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
+    stage, sha = face_stage_for(C())
+    samples = CropStore(stage, sha, DataRoots(frames, one, None)).replay(frames="20").samples
+    live = teacher_data_record("agfas", "P1", np.zeros((3, 8, 8, 3), np.uint8), np.ones(3, bool))
+    assert live["faces"] == "live" and live["live"] == 3 and "replay_attack" in live["sources"]
+    for p in ("P1", "P2-print", "P2-mobile", "P2-highdef"):
+        check_teacher_fits(live, p, samples)
+    with pytest.raises(TeacherConfigError, match="P3-controlled-to-adverse does not train on"):
+        check_teacher_fits(live, "P3-controlled-to-adverse", samples)   # its live faces: one lighting
+    every = teacher_data_record("ddm-all", "P1", np.zeros((2, 8, 8, 3), np.uint8), np.array([True, False]))
+    check_teacher_fits(every, "P1", samples)
+    with pytest.raises(TeacherConfigError, match="train a teacher for P2-print"):
+        check_teacher_fits(every, "P2-print", samples)
+    with pytest.raises(TeacherConfigError, match="no data record"):
+        check_teacher_fits({}, "P1", samples)
+
+
+def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
+        replay_tree, crop_cache, tiny_teachers, tmp_path, monkeypatch):
+    from edgefas.cli import cue_cmd
+    from edgefas.data.sources import find_shared_fixture
+    from edgefas.distill import train_teacher
+    from edgefas.errors import EdgefasError
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
+    _, agfas, _ = tiny_teachers
+    shared_dir = find_shared_fixture("silentface")
+    data = {"model": "agfas", "protocol": "P1"}
+    live_only = DiffusionTeacher(agfas.unet, agfas.schedule, None, "agfas", {"data": data})
+    monkeypatch.setattr(train_teacher, "load_diffusion_teacher", lambda folder: live_only)
+    base = ["--teacher", "agfas", "--teacher-dir", str(tmp_path / "a"), "--replay-root", str(frames),
+            "--replay-1frame-root", str(one), "--frames-per-video", "1", "--bootstrap", "0", "--threads", "1"]
+    out = tmp_path / "sweep"
+    grid = ["--fixture-grid", str(tmp_path / "fx.png")] if shared_dir is not None else []
+    assert cue_cmd.run(_args([*base, "--protocol", "P1,P2-print", "--sweep", "20:1,40:2",
+                              "--out", str(out), *grid])) == 0
+    if grid:   # 7 silentface photos and 3 london portraits, one row each
+        assert cv2.imread(grid[1]).shape[0] == GRID_HEADER_H + 10 * (128 + GRID_PAD) + GRID_PAD
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert [r["protocol"] for r in rep["results"]] == ["P1", "P1", "P2-print", "P2-print"]
+    sweeps = rep["teacher"]["sweeps"]
+    for name in ("P1", "P2-print"):
+        cands = sweeps[name]["candidates"]
+        assert [(c["t0"], c["steps"], c["nfe"]) for c in cands] == [(20, 1, 1), (40, 2, 2)]
+        best = max(cands, key=lambda c: (c["devel_auc_classifier"], -c["nfe"]))
+        assert sweeps[name]["chosen"] == {"t0": best["t0"], "steps": best["steps"], "noise_seed": 0}
+    assert rep["results"][1]["teacher_setting"] == sweeps["P1"]["chosen"]
+    assert set(rep["results"][3]["methods"]["classifier"]["auc_per_species"]["test"]) == {"print"}
+    # the issue-4 table over this report: comparisons computed from the report's own numbers
+    from edgefas.distill.cue_table import REFERENCE, load_reports, summarize, to_markdown
+
+    summary = summarize(load_reports([out.with_suffix(".json")]))
+    assert summary["p2_protocols"] == ["P2-print"] and len(summary["rows"]) == 2 + 4   # ref 1 method, cue 2
+    comp = {(c["features"], c["method"]): c for c in summary["comparison"]}
+    ref_auc = rep["results"][2]["methods"]["classifier"]["test"]["auc"]["value"]
+    cue_auc = rep["results"][3]["methods"]["classifier"]["test"]["auc"]["value"]
+    c = comp[("agfas cue", "classifier")]
+    assert c["p2_mean_test_auc"] == cue_auc and c["reference_p2_mean_test_auc"] == ref_auc
+    assert c["p2_beats_reference"] == (cue_auc > ref_auc)
+    assert comp[(REFERENCE, "classifier")]["p2_beats_reference"] is False   # never beats itself
+    p1_row = next(r for r in summary["rows"] if r["protocol"] == "P1" and r["features"] == "agfas cue")
+    assert p1_row["nfe"] == next(c["nfe"] for c in sweeps["P1"]["candidates"]
+                                 if c["t0"] == sweeps["P1"]["chosen"]["t0"])
+    assert "| P2-print | agfas cue | classifier |" in to_markdown(summary)
+    # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
+    # cues only for the chosen ones
+    assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]
+    with pytest.raises(EdgefasError, match="does not train on"):
+        cue_cmd.run(_args([*base, "--protocol", "P3-controlled-to-adverse", "--out", str(out)]))
+    with pytest.raises(EdgefasError, match="T0:STEPS"):
+        cue_cmd.run(_args([*base, "--protocol", "P1", "--sweep", "20-1", "--out", str(out)]))

@@ -67,7 +67,10 @@ def test_teacher_command_trains_each_teacher(model, replay_tree, tmp_path, monke
     assert main(["teacher", "--model", model, "--recipe", "tiny", "--out", str(out),
                  "--replay-root", str(frames)]) == 0
     teacher = out / "teacher"
-    assert (teacher / "teacher.json").is_file()
+    data = json.loads((teacher / "teacher.json").read_text())["data"]
+    assert data["model"] == model and data["protocol"] == "P1" and data["split"] == "train"
+    assert data["live"] == 8 and data["attack"] == (0 if model in ("ddm-live", "agfas") else 24)
+    assert "research" in data["weights_licence"]
     assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".safetensors", ".json"}
 
 

@@ -50,14 +50,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-seed", type=int, default=0, help="agfas shared noise draw (default: 0)")
     p.add_argument("--region", choices=["centre", "full"], default="centre",
                    help="teacher input: the 64 px centre of the 128 px crop (cheap) or all of it")
-    p.add_argument("--protocol", default="P1", choices=[*PROTOCOLS, "all"],
-                   help="P1, P2-<species>, P3-..., or all (reference only) (default: %(default)s)")
+    p.add_argument("--protocol", default="P1",
+                   help=f"one of {', '.join(PROTOCOLS)}; a comma list; or all (reference only). A teacher "
+                        "may be evaluated on every protocol whose train split holds all the faces it "
+                        "learnt from (a live-only P1 teacher also serves P2-*) (default: %(default)s)")
+    p.add_argument("--sweep", help="diffusion teachers: T0:STEPS settings to try, e.g. 50:2,100:5,150:5; "
+                                   "each protocol keeps the one with the best devel AUC")
     p.add_argument("--p4", action="store_true", help="with P1: BPCER on LFW held-out and london")
     p.add_argument("--p4-max-faces", type=int, default=500, help="LFW held-out faces used (default: 500)")
     p.add_argument("--frames-per-video", type=int, default=2,
                    help="train/devel frames per video from the 20-frame tree (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_cue"), help="output prefix: OUT.md, OUT.json")
-    p.add_argument("--grid", type=int, default=0, help="write OUT_grid.png with this many test faces")
+    p.add_argument("--grid", type=int, default=0, help="write OUT_grid.png with this many test faces "
+                   "(Replay-Attack: research-only licence, never commit it)")
+    p.add_argument("--fixture-grid", type=Path, help="also write this PNG grid of the redistributable "
+                   "fixtures (silentface live/print/replay photos, london portraits): fit for docs/")
     p.add_argument("--batch", type=int, default=32, help="faces per teacher call (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device for the teacher (cpu, cuda)")
@@ -105,15 +112,69 @@ def _load_teacher(args: argparse.Namespace, contract) -> tuple[object, dict, dic
     return teacher, kw, {"kind": args.teacher, "folders": folders, "teacher_json": infos}
 
 
+def _protocol_names(text: str) -> list[str]:
+    """--protocol: one name, a comma list, or "all"."""
+    from ..data.protocols import PROTOCOLS, get_protocol
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(PROTOCOLS)
+    for n in names:
+        get_protocol(n)   # unknown names: an error with the nearest one
+    if not names or len(set(names)) != len(names):
+        raise EdgefasError(f"--protocol {text!r}: give protocol names once each, comma-separated")
+    return names
+
+
+def _settings(args: argparse.Namespace, kw: dict) -> list[dict]:
+    """The teacher settings to try: --sweep T0:STEPS,... or the one given by --t0/--steps."""
+    if not args.sweep:
+        return [kw]
+    if "t0" not in kw:
+        raise EdgefasError("--sweep is for the diffusion teachers (agfas, ddm): the DS Net has no options")
+    out = []
+    for item in args.sweep.split(","):
+        try:
+            t0, steps = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise EdgefasError(f"--sweep item {item!r}: write T0:STEPS, e.g. 50:2,100:5") from None
+        out.append({**kw, "t0": t0, "steps": steps})
+    return out
+
+
+def _check_fits(args: argparse.Namespace, provenance: dict, protocols: list[str], samples) -> None:
+    """Every face each teacher learnt from must be in every evaluated protocol's train split."""
+    from ..distill.errors import TeacherConfigError
+    from ..distill.teacher_data import check_teacher_fits
+
+    for name, info in provenance["teacher_json"].items():
+        data = info.get("data")
+        if not data and len(protocols) == 1:
+            print(f"note: the {name} teacher has no data record; trusting that it was trained "
+                  f"on {protocols[0]} train only")
+            continue
+        for p in protocols:
+            try:
+                check_teacher_fits(data, p, samples)
+            except TeacherConfigError as exc:
+                raise EdgefasError(f"{name}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("eval-cue")
     import numpy as np
 
-    from ..data.protocols import PROTOCOLS, frames_per_video, get_protocol
+    from ..data.protocols import frames_per_video, get_protocol
     from ..data.sources import CropStore, DataRoots
-    from ..distill.cue_eval import compute_cues, evaluate_cue_on_protocol, results_table_markdown
+    from ..distill.cue_eval import (
+        compute_cues,
+        evaluate_cue_on_protocol,
+        fit_cue_classifier,
+        results_table_markdown,
+        score_live,
+    )
     from ..distill.cue_features import (
         CUE_STAT_NAMES,
         STAT_NAMES,
@@ -122,22 +183,27 @@ def run(args: argparse.Namespace) -> int:
         cue_stats,
         mean_abs_cue,
     )
+    from ..metrics import auc
     from ..runtime.preprocess import Contract
     from ..train.run import face_stage_for
 
     if args.reference_only == bool(args.teacher):
         raise EdgefasError("pass --teacher KIND or --reference-only (exactly one)")
-    if args.protocol == "all" and args.teacher:
-        raise EdgefasError("a teacher is trained for one protocol; evaluate it on that protocol "
-                           "(--protocol all is for --reference-only)")
+    if args.protocol.strip() == "all" and args.teacher:
+        raise EdgefasError("a teacher is evaluated on named protocols, not 'all': one protocol, or a "
+                           "comma list of protocols whose train splits hold all of its training faces")
     if args.frames_per_video < 1:
         raise EdgefasError("--frames-per-video must be >= 1")
+    names = _protocol_names(args.protocol)
     contract = Contract()
     teacher, kw, provenance = (None, {}, {}) if args.reference_only else _load_teacher(args, contract)
+    settings = _settings(args, kw) if teacher is not None else []
     stage, sha = face_stage_for(contract)
     store = CropStore(stage, sha, DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root))
-    protos = [get_protocol(n) for n in (PROTOCOLS if args.protocol == "all" else [args.protocol])]
+    protos = [get_protocol(n) for n in names]
     r20, r1 = store.replay(frames="20"), store.replay(frames="1")
+    if teacher is not None:
+        _check_fits(args, provenance, names, r20.samples)
     u20 = r20.subset(r20.ok)
     keep = np.zeros(len(u20), bool)   # per split, as build_sets does (video names may repeat across splits)
     for split in ("train", "devel"):
@@ -147,84 +213,115 @@ def run(args: argparse.Namespace) -> int:
     u1 = r1.subset(r1.ok)
     u20 = u20.subset(np.any([p.train_mask(u20.samples) | p.devel_mask(u20.samples) for p in protos], 0))
     u1 = u1.subset(np.any([p.test_mask(u1.samples) for p in protos], 0))
-    timing = {"faces": 0, "ms": 0.0, "nfe": None}
+    timing = [{"faces": 0, "ms": 0.0, "nfe": None} for _ in settings]
     # The teacher sees the 64 px centre (cue statistics over all of it) or the whole crop (cue
     # statistics over its centre half): either way the same face region as the reference.
     cue_centre = 1.0 if args.region == "centre" else 0.5
 
-    def features(crops: np.ndarray) -> dict:
-        out = {"reference": colour_frequency_stats(crops)}
-        if teacher is None:
-            return out
+    def cues(crops: np.ndarray, i: int) -> dict:
         x = centre_region(crops, 0.5) if args.region == "centre" else crops
         stats, scores = [], []
-        for i in range(0, len(x), 256):   # chunks: cues of thousands of faces need not sit in memory
-            res = compute_cues(teacher, np.ascontiguousarray(x[i:i + 256]), contract, batch=args.batch, **kw)
+        for j in range(0, len(x), 256):   # chunks: cues of thousands of faces need not sit in memory
+            res = compute_cues(teacher, np.ascontiguousarray(x[j:j + 256]), contract, batch=args.batch,
+                               **settings[i])
             stats.append(cue_stats(res.cue, centre=cue_centre))
             scores.append(mean_abs_cue(res.cue, centre=cue_centre))
-            timing["faces"] += len(res.cue)
-            timing["ms"] += res.ms_per_face * len(res.cue)
-            timing["nfe"] = res.nfe
-        return {**out, "cue": np.concatenate(stats), "mean_abs": np.concatenate(scores)}
+            timing[i]["faces"] += len(res.cue)
+            timing[i]["ms"] += res.ms_per_face * len(res.cue)
+            timing[i]["nfe"] = res.nfe
+        return {"cue": np.concatenate(stats), "mean_abs": np.concatenate(scores)}
 
     print(f"eval-cue: {len(u20)} train/devel faces ({args.frames_per_video} per video), {len(u1)} test faces"
-          + ("" if teacher is None else f"; teacher {args.teacher} {kw}"))
-    f20, f1 = features(u20.crops), features(u1.crops)
-    extra: dict = {}
+          + ("" if teacher is None else f"; teacher {args.teacher}, settings {settings}"))
+    ref20, ref1 = colour_frequency_stats(u20.crops), colour_frequency_stats(u1.crops)
+    c20 = {i: cues(u20.crops, i) for i in range(len(settings))}
+    c1: dict[int, dict] = {}
+    extra_sets: dict = {}
     if args.p4 and any(p.name == "P1" for p in protos):
         lfw = store.lfw()
         lfw = lfw.subset(lfw.ok & np.array([s.split == "heldout" for s in lfw.samples]))
         keep = np.zeros(len(lfw), bool)   # evenly spaced, deterministic
         keep[np.linspace(0, len(lfw) - 1, min(len(lfw), args.p4_max_faces)).round().astype(int)] = True
-        lfw = lfw.subset(keep)
         london = store.london()
-        extra = {"lfw_heldout": features(lfw.crops), "london": features(london.subset(london.ok).crops)}
-    results, fta = [], {}
+        extra_sets = {"lfw_heldout": lfw.subset(keep).crops, "london": london.subset(london.ok).crops}
+    results, fta, sweeps = [], {}, {}
     for p in protos:
         masks = {"train": p.train_mask(u20.samples), "devel": p.devel_mask(u20.samples),
                  "test": p.test_mask(u1.samples)}
-        src = {"train": f20, "devel": f20, "test": f1}
         sets = {s: (u1 if s == "test" else u20).subset(m) for s, m in masks.items()}
         ia = {s: np.array([x.is_attack for x in cs.samples], bool) for s, cs in sets.items()}
         sp = {s: np.array([x.species for x in cs.samples]) for s, cs in sets.items()}
         groups = np.array([x.subject or x.key for x in sets["test"].samples])
         test_all = r1.subset(p.test_mask(r1.samples))
         fta[p.name] = {"test_images": len(test_all), "test_failed": int((~test_all.ok).sum())}
-        ex = extra if p.name == "P1" else {}
+        p4 = args.p4 and p.name == "P1"
         common = dict(groups_test=groups, bootstrap=args.bootstrap)
         results.append(evaluate_cue_on_protocol(
-            p.name, {s: src[s]["reference"][masks[s]] for s in masks}, ia, sp,
-            extra_bona_fide={k: v["reference"] for k, v in ex.items()},
+            p.name, {"train": ref20[masks["train"]], "devel": ref20[masks["devel"]],
+                     "test": ref1[masks["test"]]}, ia, sp,
+            extra_bona_fide={k: colour_frequency_stats(v) for k, v in extra_sets.items()} if p4 else {},
             name="colour+FFT stats (reference)", feature_names=STAT_NAMES, **common))
-        if teacher is not None:
-            results.append(evaluate_cue_on_protocol(
-                p.name, {s: src[s]["cue"][masks[s]] for s in masks}, ia, sp,
-                unsupervised_score_by_split={s: src[s]["mean_abs"][masks[s]] for s in masks},
-                extra_bona_fide={k: v["cue"] for k, v in ex.items()},
-                extra_bona_fide_unsupervised={k: v["mean_abs"] for k, v in ex.items()},
-                name=f"{args.teacher} cue", feature_names=CUE_STAT_NAMES, **common))
+        if teacher is None:
+            continue
+        # Choose the teacher setting on this protocol's devel split: the classifier fit on train,
+        # its devel AUC (ties: fewer network evaluations). Test is looked at once, afterwards.
+        rows = []
+        for i, st in enumerate(settings):
+            f = c20[i]
+            model = fit_cue_classifier(f["cue"][masks["train"]], ia["train"])
+            a_clf = auc(score_live(model, f["cue"][masks["devel"]]), ia["devel"])
+            a_abs = auc(-f["mean_abs"][masks["devel"]], ia["devel"])
+            rows.append({**st, "nfe": timing[i]["nfe"], "devel_auc_classifier": a_clf,
+                         "devel_auc_mean_abs_either_sign": max(a_abs, 1 - a_abs)})
+        best = max(range(len(rows)), key=lambda i: (rows[i]["devel_auc_classifier"], -rows[i]["nfe"]))
+        sweeps[p.name] = {"chosen": settings[best], "by": "devel AUC of the train-fit cue classifier",
+                          "candidates": rows}
+        if best not in c1:
+            c1[best] = cues(u1.crops, best)
+        ex = {k: cues(v, best) for k, v in extra_sets.items()} if p4 else {}
+        src = {"train": c20[best], "devel": c20[best], "test": c1[best]}
+        res = evaluate_cue_on_protocol(
+            p.name, {s: src[s]["cue"][masks[s]] for s in masks}, ia, sp,
+            unsupervised_score_by_split={s: src[s]["mean_abs"][masks[s]] for s in masks},
+            extra_bona_fide={k: v["cue"] for k, v in ex.items()},
+            extra_bona_fide_unsupervised={k: v["mean_abs"] for k, v in ex.items()},
+            name=f"{args.teacher} cue", feature_names=CUE_STAT_NAMES, **common)
+        results.append({**res, "teacher_setting": settings[best]})
     if teacher is not None:
-        provenance.update(kw, region=args.region, nfe=timing["nfe"], faces_timed=timing["faces"],
-                          ms_per_face=timing["ms"] / max(timing["faces"], 1), device=args.device,
-                          threads=args.threads, batch=args.batch)
-    report = {"command": "eval-cue", "protocols": [p.name for p in protos],
+        provenance.update(settings=[{**st, "nfe": tm["nfe"], "faces_timed": tm["faces"],
+                                     "ms_per_face": tm["ms"] / max(tm["faces"], 1)}
+                                    for st, tm in zip(settings, timing)],
+                          sweeps=sweeps, region=args.region, device=args.device, threads=args.threads,
+                          batch=args.batch)
+        first = provenance["settings"][0]   # kept flat for one-setting runs
+        provenance.update({k: first[k] for k in ("nfe", "faces_timed", "ms_per_face")})
+    report = {"command": "eval-cue", "argv": getattr(args, "_argv", None), "protocols": names,
               "frames_per_video": args.frames_per_video, "contract": contract.to_dict(),
               "teacher": provenance or None, "fta": fta,
               "fta_trees": {name: {"images": len(cs), "failed": int((~cs.ok).sum())}
                             for name, cs in (("replay_20f", r20), ("replay_1f", r1))},
               "results": results}
-    head = (f"Cue evaluation, {', '.join(report['protocols'])}; train/devel {args.frames_per_video} frames "
+    head = (f"Cue evaluation, {', '.join(names)}; train/devel {args.frames_per_video} frames "
             f"per video, test one frame per video; thresholds at the devel D-EER.\n")
     if teacher is not None:
-        head += (f"Teacher {args.teacher} {kw}, region {args.region}: NFE {timing['nfe']}, "
-                 f"{provenance['ms_per_face']:.1f} ms per face ({args.device}, {args.threads} threads, "
-                 f"batch {args.batch}).\n")
+        head += f"\nTeacher {args.teacher}, region {args.region}, {args.device}, {args.threads} threads, " \
+                f"batch {args.batch}:\n\n"
+        for i, st in enumerate(provenance["settings"]):
+            opts = ", ".join(f"{k} {v}" for k, v in settings[i].items()) or "one pass"
+            devel = "; ".join(f"{n} devel AUC {sw['candidates'][i]['devel_auc_classifier']:.4f}"
+                              for n, sw in sweeps.items())
+            chosen = [n for n, sw in sweeps.items() if sw["chosen"] == settings[i]]
+            head += (f"- {opts}: NFE {st['nfe']}, {st['ms_per_face']:.1f} ms per face over "
+                     f"{st['faces_timed']} faces; {devel}"
+                     + (f"; chosen for {', '.join(chosen)}" if chosen else "") + "\n")
     md = head + "\n" + results_table_markdown(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(md)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     if args.grid and teacher is not None:
-        _write_grid(args, u1, teacher, kw, contract)
+        _write_grid(args, u1, teacher, sweeps[names[0]]["chosen"], contract)
+    if args.fixture_grid and teacher is not None:
+        _write_fixture_grid(args, store, teacher, sweeps[names[0]]["chosen"], contract)
     print(md)
     print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.json')}")
     return 0
@@ -249,3 +346,39 @@ def _write_grid(args: argparse.Namespace, test_set, teacher, kw: dict, contract)
             for k, i in enumerate(idx)]
     path = save_grid(rows, args.out.with_name(args.out.name + "_grid.png"))
     print(f"wrote {path} (Replay-Attack faces: research-only licence, do not commit)")
+
+
+#: silentface fixture names -> species (shared/fixtures/README.md: F = attack, T = live)
+SILENTFACE_SPECIES = {"F1": "print", "F2": "tablet replay", "T1": "bona_fide", "T2": "bona_fide"}
+
+
+def _write_fixture_grid(args: argparse.Namespace, store, teacher, kw: dict, contract) -> None:
+    """input | restored | cue of the silentface photos and three london portraits (redistributable)."""
+    import numpy as np
+
+    from ..data.samples import BONA_FIDE, Sample
+    from ..data.sources import find_shared_fixture, load_london
+    from ..distill.cue_eval import compute_cues, save_grid
+    from ..distill.cue_features import centre_region
+
+    sf = find_shared_fixture("silentface")
+    if sf is None:
+        raise EdgefasError("--fixture-grid needs shared/fixtures (set EDGEFAS_SHARED to shared/)")
+    samples = []
+    for f in sorted(sf.glob("*.jpg"), key=lambda f: (SILENTFACE_SPECIES.get(f.stem[-2:], "?") != BONA_FIDE,
+                                                     SILENTFACE_SPECIES.get(f.stem[-2:], "?"), f.stem)):
+        species = SILENTFACE_SPECIES.get(f.stem[-2:])
+        if species:
+            samples.append(Sample(str(f), species != BONA_FIDE, species, "fixture", "silentface"))
+    crops = store.samples_set("silentface", samples)
+    root = find_shared_fixture("london")
+    london = store.samples_set("london_first3", load_london(root)[:3] if root else [])
+    rows_src = [(f"{s.species} silentface {Path(s.path).stem}", c)
+                for s, c, ok in zip(crops.samples, crops.crops, crops.ok) if ok]
+    rows_src += [(f"bona_fide london {Path(s.path).stem}", c)
+                 for s, c, ok in zip(london.samples, london.crops, london.ok) if ok]
+    x = np.stack([centre_region(c[None], 0.5)[0] if args.region == "centre" else c for _, c in rows_src])
+    res = compute_cues(teacher, np.ascontiguousarray(x), contract, batch=args.batch, **kw)
+    rows = [(label, x[k], res.restored[k], res.cue[k]) for k, (label, _) in enumerate(rows_src)]
+    path = save_grid(rows, args.fixture_grid)
+    print(f"wrote {path} (fixtures: silentface Apache-2.0, london CC BY 4.0)")

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     require_training_extra("teacher")
     from ..data.sources import CropStore, DataRoots
     from ..distill.recipes import get_recipe
-    from ..distill.teacher_data import TEACHER_MODELS, teacher_training_set
+    from ..distill.teacher_data import TEACHER_MODELS, teacher_data_record, teacher_training_set
     from ..distill.train_teacher import train_despoof_net, train_diffusion
     from ..runtime.preprocess import Contract
     from ..train.run import face_stage_for
@@ -62,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
     crops, is_live = teacher_training_set(args.model, args.protocol, store, with_lfw=args.with_lfw)
     print(f"teacher {args.model} ({args.protocol}): {int(is_live.sum())} live / "
           f"{int((~is_live).sum())} attack crops")
+    data = teacher_data_record(args.model, args.protocol, crops, is_live, with_lfw=args.with_lfw)
     if kind == "despoof_net":
         out = train_despoof_net(recipe, crops, is_live, args.out, resume=not args.no_resume,
-                                contract=contract)
+                                contract=contract, data=data)
     else:
         out = train_diffusion(recipe, crops, args.out, resume=not args.no_resume,
-                              contract=contract, init_from=args.init_from)
+                              contract=contract, init_from=args.init_from, data=data)
     print(f"teacher written to {out}")
     return 0

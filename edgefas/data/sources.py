@@ -97,6 +97,10 @@ class CropStore:
             raise DatasetError("london fixtures not found (set EDGEFAS_SHARED to shared/)")
         return self._build("london", load_london(Path(self.roots.london)))
 
+    def samples_set(self, name: str, samples: list[Sample]) -> CropSet:
+        """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""
+        return self._build(name, samples)
+
     def folder_set(self, root: Path) -> CropSet:
         import hashlib
 

@@ -195,6 +195,16 @@ def _counts(is_attack: np.ndarray, species: np.ndarray) -> dict:
             "species": {str(k): int(v) for k, v in zip(sp, n)}}
 
 
+def _auc_per_species(live: np.ndarray, is_attack: np.ndarray, species: np.ndarray) -> dict:
+    """AUC of all bona fide faces against each attack species alone, with the counts."""
+    out = {}
+    for sp in sorted(set(species[is_attack].tolist())):
+        keep = ~is_attack | (species == sp)
+        out[sp] = {"value": auc(live[keep], is_attack[keep]), "bona_fide": int((~is_attack).sum()),
+                   "attack": int((is_attack & (species == sp)).sum())}
+    return out
+
+
 def _assess(live: Mapping[str, np.ndarray], is_attack: Mapping[str, np.ndarray],
             species: Mapping[str, np.ndarray], extra_live: Mapping[str, np.ndarray], *,
             bootstrap: int, groups: np.ndarray | None) -> dict:
@@ -206,6 +216,7 @@ def _assess(live: Mapping[str, np.ndarray], is_attack: Mapping[str, np.ndarray],
            "devel_eer": dv.to_dict(),
            "auc": {s: {"value": auc(live[s], is_attack[s]), "bona_fide": int((~is_attack[s]).sum()),
                        "attack": int(is_attack[s].sum())} for s in SPLITS},
+           "auc_per_species": {s: _auc_per_species(live[s], is_attack[s], species[s]) for s in SPLITS},
            "test": report.to_dict(), "test_markdown": report.to_markdown()}
     if extra_live:
         out["p4"] = {}

@@ -43,3 +43,42 @@ def teacher_training_set(model: str, protocol: str, store: CropStore, *, with_lf
         crops = np.concatenate([crops, lfw.crops])
         is_live = np.concatenate([is_live, np.ones(len(lfw), bool)])
     return crops, is_live
+
+
+#: where teacher training faces come from, and on what terms (written into teacher.json)
+DATA_SOURCES = {
+    "replay_attack": "Idiap Replay-Attack (EULA: research use only, no redistribution of its images)",
+    "lfw": "Labeled Faces in the Wild, train identities only (research use; the authors grant no licence)",
+}
+
+
+def teacher_data_record(model: str, protocol: str, crops: np.ndarray, is_live: np.ndarray, *,
+                        with_lfw: bool = False) -> dict:
+    """What a teacher learnt from, for its ``teacher.json`` and for :func:`check_teacher_fits`."""
+    sources = ["replay_attack", *(["lfw"] if with_lfw else [])]
+    return {"model": model, "protocol": protocol, "faces": TEACHER_MODELS[model][1], "with_lfw": with_lfw,
+            "live": int(is_live.sum()), "attack": int((~is_live).sum()), "split": "train",
+            "sources": {s: DATA_SOURCES[s] for s in sources},
+            "weights_licence": "derived from research-only data: research use only"}
+
+
+def check_teacher_fits(data: dict, protocol: str, samples) -> None:
+    """Raise unless every face the teacher was trained on is in ``protocol``'s train split.
+
+    A live-only teacher trained on P1 saw P1's train bona fide faces, which are also in every
+    P2 train split: it may be evaluated on P2 without seeing the held-out species. An all-faces
+    or labelled teacher trained on P1 saw every species, so it may not. ``samples``: the
+    Replay-Attack samples (any tree) the two protocols' masks are compared on.
+    """
+    if not data or "protocol" not in data or "model" not in data:
+        raise TeacherConfigError("teacher.json has no data record (trained by an older edgefas): "
+                                 "evaluate it only on the one protocol it was trained for")
+    faces = TEACHER_MODELS[data["model"]][1]
+    seen = get_protocol(data["protocol"]).train_mask(samples)
+    if faces == "live":
+        seen &= np.array([not s.is_attack for s in samples])
+    outside = seen & ~get_protocol(protocol).train_mask(samples)
+    if outside.any():
+        raise TeacherConfigError(f"the {data['model']} teacher was trained on {data['protocol']} train "
+                                 f"{faces} faces, {int(outside.sum())} of which {protocol} does not train "
+                                 f"on (held out or devel/test): train a teacher for {protocol}")

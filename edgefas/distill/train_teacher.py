@@ -132,11 +132,13 @@ class DiffusionTeacher:
 
 def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: str | Path, *,
                     resume: bool = True, contract: Contract | None = None,
-                    init_from: str | Path | None = None, progress: bool = True) -> Path:
+                    init_from: str | Path | None = None, progress: bool = True,
+                    data: dict | None = None) -> Path:
     """Train (or resume) an epsilon-prediction UNet on ``crops_uint8``; return the teacher folder.
 
     Pass all faces for DDM's eps_s, live faces only for eps_g and the AG-FAS model. ``init_from``
     (a teacher folder) starts a fresh run from its weights, e.g. eps_s as a fine-tune of eps_g.
+    ``data`` (what the crops are: protocol, faces, sources, licences) goes into ``teacher.json``.
     """
     side = _check_crops(crops_uint8)
     contract = contract or Contract(size=side)
@@ -214,7 +216,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
             "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
             "recipe": recipe.to_dict(), "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
             "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
-            "trained_on": {"crops": n, "side": side}, "init_from": str(init_from) if init_from else None})
+            "trained_on": {"crops": n, "side": side}, "init_from": str(init_from) if init_from else None,
+            "data": data or {}})
     accelerator.wait_for_everyone()
     return folder
 
@@ -244,7 +247,7 @@ class DespoofTrainPair(torch.nn.Module):
 
 def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.ndarray,
                       out_dir: str | Path, *, resume: bool = True, contract: Contract | None = None,
-                      progress: bool = True) -> Path:
+                      progress: bool = True, data: dict | None = None) -> Path:
     """Train (or resume) the DS Net on live and attack crops; return the teacher folder.
 
     Each step draws a half-live, half-attack batch, updates the VQ discriminator on real live
@@ -342,7 +345,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
     _write_teacher_json(folder, {
         "class": "DespoofNet", "kind": "despoof_net", "step": state["step"], "recipe": recipe.to_dict(),
         "net_config": net_cfg.to_dict(), "repetitive_k": k, "contract": contract.to_dict(),
-        "trained_on": {"crops": len(crops), "live": int(is_live.sum()), "side": side}})
+        "trained_on": {"crops": len(crops), "live": int(is_live.sum()), "side": side}, "data": data or {}})
     return folder
 
 

@@ -1,0 +1,145 @@
+"""One results table over several ``edgefas eval-cue`` reports (issue 4's teacher comparison).
+
+Each report (OUT.json of ``edgefas eval-cue``) holds, per protocol, the colour + frequency
+reference and, when a teacher was given, the teacher's cue (the fixed mean |cue| score and the
+train-fit classifier). :func:`summarize` lays them side by side and computes the two comparisons
+the issue asks for, from the numbers only:
+
+* P2 (held-out attack species): mean test AUC over the P2 protocols present, per feature set and
+  method, against the reference's mean over the same protocols;
+* P4 (unseen bona fide): BPCER at the P1 devel threshold on LFW held-out identities and london.
+
+Nothing here chooses anything: thresholds and teacher settings were fixed on train/devel by the
+reports themselves.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REFERENCE = "colour+FFT stats (reference)"
+
+
+def load_reports(paths: Iterable[str | Path]) -> list[dict]:
+    """The eval-cue JSON reports at ``paths`` (each tagged with its file name)."""
+    out = []
+    for p in paths:
+        rep = json.loads(Path(p).read_text())
+        if rep.get("command") != "eval-cue":
+            raise ValueError(f"{p} is not an eval-cue report")
+        out.append({**rep, "_file": str(p)})
+    return out
+
+
+def _rows(reports: list[dict]) -> list[dict]:
+    """One row per (feature set, method, protocol); the reference once per protocol."""
+    rows, seen = [], set()
+    for rep in reports:
+        teacher = rep.get("teacher") or {}
+        timing = {(s.get("t0"), s.get("steps")): s for s in teacher.get("settings", [])}
+        for res in rep["results"]:
+            is_ref = res["name"] == REFERENCE
+            key = (res["name"], res["protocol"])
+            if is_ref and key in seen:
+                continue
+            seen.add(key)
+            setting = res.get("teacher_setting") or {}
+            # the timing of the setting this protocol chose (one-pass teachers: their only one)
+            tm = {} if is_ref else timing.get((setting.get("t0"), setting.get("steps")), teacher)
+            for method, m in res["methods"].items():
+                t = m["test"]
+                rows.append({
+                    "features": res["name"], "method": method, "protocol": res["protocol"],
+                    "setting": {k: v for k, v in setting.items() if k != "noise_seed"} or None,
+                    "nfe": tm.get("nfe"), "ms_per_face": tm.get("ms_per_face"),
+                    "devel_auc": m["auc"]["devel"]["value"], "test_auc": t["auc"]["value"],
+                    "test_counts": [t["n_bona_fide"], t["n_attack"]],
+                    "test_auc_per_species": {k: v["value"] for k, v in
+                                             m.get("auc_per_species", {}).get("test", {}).items()},
+                    "apcer_max": t["apcer_max"], "bpcer": t["bpcer"],
+                    "p4": {k: {kk: v[kk] for kk in ("bpcer", "errors", "bona_fide")}
+                           for k, v in m.get("p4", {}).items()},
+                    "report": rep["_file"], "argv": rep.get("argv")})
+    return rows
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(reports: list[dict]) -> dict:
+    """Rows plus the P2 and P4 comparisons against the reference (JSON-ready)."""
+    rows = _rows(reports)
+    p2_names = sorted({r["protocol"] for r in rows if r["protocol"].startswith("P2-")})
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        g = groups.setdefault((r["features"], r["method"]), {"p2": {}, "p4": {}})
+        if r["protocol"].startswith("P2-"):
+            g["p2"][r["protocol"]] = r["test_auc"]
+        if r["protocol"] == "P1" and r["p4"]:
+            g["p4"] = {k: v["bpcer"] for k, v in r["p4"].items()}
+    comparison = []
+    ref = groups.get((REFERENCE, "classifier"), {"p2": {}, "p4": {}})
+    for (features, method), g in groups.items():
+        common = [p for p in p2_names if p in g["p2"] and p in ref["p2"]]
+        full = len(common) == len(p2_names) and bool(p2_names)
+        mean = _mean([g["p2"][p] for p in common])
+        ref_mean = _mean([ref["p2"][p] for p in common])
+        p4_ok = {k: v <= ref["p4"][k] for k, v in g["p4"].items() if k in ref["p4"]}
+        comparison.append({
+            "features": features, "method": method, "p2_protocols": common, "p2_all_present": full,
+            "p2_mean_test_auc": mean, "reference_p2_mean_test_auc": ref_mean,
+            "p2_beats_reference": (mean > ref_mean) if (mean is not None and ref_mean is not None) else None,
+            "p4_bpcer": g["p4"], "reference_p4_bpcer": ref["p4"],
+            "p4_no_higher_than_reference": p4_ok or None})
+    return {"rows": rows, "p2_protocols": p2_names, "comparison": comparison,
+            "reports": [r["_file"] for r in reports]}
+
+
+def _pct(v: Mapping | float | None) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, Mapping):
+        return f"{100 * v['value']:.2f}% ({v['errors']}/{v['count']})"
+    return f"{100 * v:.2f}%"
+
+
+def _p4_cell(c: dict, key: str) -> str:
+    if key not in c["p4_bpcer"]:
+        return "–"
+    ok = (c["p4_no_higher_than_reference"] or {}).get(key)
+    return f"{_pct(c['p4_bpcer'][key])}{' (≤ ref)' if ok else ' (> ref)'}"
+
+
+def _auc_text(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def to_markdown(summary: dict) -> str:
+    """The summary as markdown: the comparison first, then every row with its counts."""
+    out = ["| Features | Method | P2 mean test AUC | reference | better? | P4 LFW BPCER | P4 london BPCER |",
+           "|---|---|---:|---:|---|---:|---:|"]
+    for c in summary["comparison"]:
+        better = {None: "–", True: "yes", False: "no"}[c["p2_beats_reference"]]
+        if c["p2_protocols"] and not c["p2_all_present"]:
+            better += f" (on {', '.join(c['p2_protocols'])} only)"
+        out.append(f"| {c['features']} | {c['method']} | {_auc_text(c['p2_mean_test_auc'])} | "
+                   f"{_auc_text(c['reference_p2_mean_test_auc'])} | {better} | "
+                   f"{_p4_cell(c, 'lfw_heldout')} | {_p4_cell(c, 'london')} |")
+    out += ["", "| Protocol | Features | Method | Setting | NFE | ms/face | Devel AUC | Test AUC (BF × AP) | "
+                "Test AUC per species | APCER_max | BPCER | P4 BPCER |",
+            "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    order = lambda r: (r["protocol"], r["features"] != REFERENCE, r["features"])
+    for r in sorted(summary["rows"], key=order):
+        setting = ", ".join(f"{k} {v}" for k, v in (r["setting"] or {}).items()) or "–"
+        species = "; ".join(f"{k} {v:.3f}" for k, v in r["test_auc_per_species"].items())
+        p4 = "; ".join(f"{k} {100 * v['bpcer']:.1f}% ({v['errors']}/{v['bona_fide']})"
+                       for k, v in r["p4"].items())
+        ms = "–" if r["ms_per_face"] is None else f"{r['ms_per_face']:.1f}"
+        n_bf, n_ap = r["test_counts"]
+        out.append(f"| {r['protocol']} | {r['features']} | {r['method']} | {setting} | {r['nfe'] or '–'} | "
+                   f"{ms} | {r['devel_auc']:.4f} | {r['test_auc']:.4f} ({n_bf} × {n_ap}) | {species} | "
+                   f"{_pct(r['apcer_max'])} | {_pct(r['bpcer'])} | {p4 or '–'} |")
+    return "\n".join(out) + "\n"
