@@ -15,6 +15,8 @@ from .bundle import Bundle, load_bundle
 from .detector import Detector
 from .errors import BackendUnavailable, BundleError, DatasetError, EdgefasError, ExportError, InputTypeError
 from .result import Decision, Result
+from .session import Session, SessionConfig, SessionState, Verdict
 
 __all__ = ["BackendUnavailable", "Bundle", "BundleError", "DatasetError", "Decision", "Detector",
-           "EdgefasError", "ExportError", "InputTypeError", "Result", "__version__", "load_bundle"]
+           "EdgefasError", "ExportError", "InputTypeError", "Result", "Session", "SessionConfig",
+           "SessionState", "Verdict", "__version__", "load_bundle"]

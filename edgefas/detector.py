@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
 from .runtime.face_stage import FaceOutcome, FaceStage
 from .runtime.preprocess import to_tensor
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 def _ms(t0: float) -> float:
@@ -82,10 +86,25 @@ class Detector:
         return cls(path, backend=backend, **kwargs)
 
     # -- scoring --------------------------------------------------------------------------
+    def live_logits(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """The classifier's raw live logits of aligned (N, S, S, 3) uint8 BGR crops (before
+        calibration; ``edgefas calibrate`` refits the calibration on them)."""
+        return self._classifier.run(to_tensor(crops_bgr, self.contract))[0].reshape(-1)
+
     def live_scores(self, crops_bgr: np.ndarray) -> np.ndarray:
         """Calibrated live probabilities of aligned (N, S, S, 3) uint8 BGR crops."""
-        logits = self._classifier.run(to_tensor(crops_bgr, self.contract))[0].reshape(-1)
-        return apply_platt(logits, self._cal_a, self._cal_b)
+        return apply_platt(self.live_logits(crops_bgr), self._cal_a, self._cal_b)
+
+    def face_crop(self, image: object) -> tuple[np.ndarray | None, Result | None]:
+        """The aligned face crop of ``image`` the classifier would score, or ``(None, r)``
+        with the typed Result (no face, bad input, ...) when there is none."""
+        prepared, timings = self._prepare(image)
+        if isinstance(prepared, Result):
+            return None, prepared
+        if prepared.decision is not None:
+            return None, self._result(prepared, None, timings)
+        return prepared.alignment.crop, None
+
 
     def _prepare(self, image: object) -> tuple[FaceOutcome | Result, dict[str, float]]:
         timings: dict[str, float] = {}
@@ -165,6 +184,15 @@ class Detector:
             timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
             out.append(p if isinstance(p, Result) else self._result(p, scores.get(i), timings))
         return out
+
+    def session(self, **config: object) -> Session:
+        """A video :class:`~edgefas.session.Session` on this detector: feed it frames one by
+        one for a per-frame Result and a smoothed, face-tracked verdict. Keyword arguments
+        set :class:`~edgefas.session.SessionConfig` (window, min_frames, min_iou,
+        max_missing, timeout_s, aggregate) or ``threshold``/``clock``."""
+        from .session import Session
+
+        return Session(self, **config)
 
     def __repr__(self) -> str:
         return (f"Detector(bundle={self.bundle.name!r}, backend={self.backend!r}, "

@@ -17,6 +17,9 @@ COMMANDS = {
     "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
     "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
     "eval-cue": ("cue_cmd", "evaluate a teacher's spoof cue against the colour + frequency reference"),
+    "watch": ("watch_cmd", "video session on a file, camera or frame folder: per-frame + verdict"),
+    "eval-video": ("eval_video_cmd", "video-level vs frame-level metrics on Replay-Attack (20 f/video)"),
+    "calibrate": ("calibrate_cmd", "fit the threshold (+ calibration) to one camera's captures"),
 }
 
 

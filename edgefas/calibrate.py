@@ -1,0 +1,233 @@
+"""Per-camera calibration: fit a bundle's threshold (and score calibration) to one camera.
+
+A threshold chosen on Replay-Attack devel is tuned to that data set's webcam; a kiosk's own
+camera shifts the live scores (other sensor, light, compression). A few hundred live captures
+from the target camera fix the bona fide side: the threshold becomes the highest one whose
+BPCER on those captures stays within the target. Attack captures, when given, refit the Platt
+calibration (so ``live_score`` stays a probability on this camera) and give APCER.
+
+The expected rates come from an out-of-bag bootstrap of the whole procedure: choose the
+threshold on a resample of the captures, measure on the captures left out of it. That is the
+error to expect on *new* captures; the in-sample rate at the chosen threshold is optimistic
+by construction (it is what the threshold was chosen for).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .bundle import load_bundle, write_manifest
+from .detector import Detector
+from .errors import EdgefasError
+from .evaluation import wilson_ci
+from .runtime.calibration import apply_platt
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class Captures:
+    """Raw live logits of the usable captures of a folder; the others are failures to acquire."""
+
+    logits: np.ndarray
+    species: list[str]          # sub-folder name per usable capture ("" at the top level)
+    failed: dict[str, int]      # decision -> count of captures without a scored face
+
+    @property
+    def fta(self) -> int:
+        return sum(self.failed.values())
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise EdgefasError(f"{root} is not a folder of captures")
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EdgefasError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def collect(det: Detector, folder: str | os.PathLike[str], *, progress: bool = True,
+            desc: str = "captures") -> Captures:
+    """Run the face stage on every image under ``folder`` and the classifier on the faces."""
+    root = Path(folder)
+    crops, species, failed = [], [], {}
+    for f in tqdm(list_images(root), desc=f"scoring {desc}", unit="img", disable=not progress):
+        crop, res = det.face_crop(f)
+        if crop is None:
+            failed[res.decision.value] = failed.get(res.decision.value, 0) + 1
+            continue
+        crops.append(crop)
+        rel = f.relative_to(root).parts
+        species.append(rel[0] if len(rel) > 1 else "")
+    logits = np.concatenate([det.live_logits(np.stack(crops[i:i + 64]))
+                             for i in range(0, len(crops), 64)]) if crops else np.zeros(0)
+    return Captures(logits, species, failed)
+
+
+def fit_platt_smoothed(logits: np.ndarray, is_live: np.ndarray, iters: int = 100
+                       ) -> tuple[float, float]:
+    """Platt (1999) with his smoothed targets ((n+ + 1)/(n+ + 2) and 1/(n- + 2)), classes
+    weighted equally, damped Newton steps.
+
+    A camera's few hundred captures are often perfectly separated; plain maximum likelihood
+    then has no finite optimum (the slope grows without bound, as the training-time fit in
+    ``edgefas.train.calibration`` would on such data). The smoothed targets keep it finite.
+    """
+    x = np.asarray(logits, np.float64)
+    live = np.asarray(is_live, bool)
+    n_pos, n_neg = int(live.sum()), int((~live).sum())
+    t = np.where(live, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    w = np.where(live, 0.5 / max(n_pos, 1), 0.5 / max(n_neg, 1))
+
+    def loss(a: float, b: float) -> float:
+        z = a * x + b  # log(1 + e^z) - t z, written to stay finite for any z
+        return float((w * (np.logaddexp(0, z) - t * z)).sum())
+
+    a, b = 1.0, 0.0
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
+        g = np.array([(w * (p - t) * x).sum(), (w * (p - t)).sum()])
+        s = w * p * (1 - p)
+        h = np.array([[(s * x * x).sum(), (s * x).sum()], [(s * x).sum(), s.sum()]])
+        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
+        f0, lr = loss(a, b), 1.0
+        while lr > 1e-6 and loss(a - lr * step[0], b - lr * step[1]) > f0:
+            lr /= 2
+        a, b = a - lr * step[0], b - lr * step[1]
+        if np.abs(lr * step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+def threshold_for_bpcer(live_scores: np.ndarray, target: float) -> float:
+    """Highest threshold (one of the scores) that rejects at most ``target`` of them.
+
+    With n scores, at most floor(target * n) may fall below it: the sorted score at that rank.
+    """
+    s = np.sort(np.asarray(live_scores, float))
+    k = int(np.floor(target * len(s) + 1e-9))
+    return float(s[min(k, len(s) - 1)])
+
+
+def _rate(errors: int, count: int) -> dict[str, Any]:
+    return {"value": errors / count if count else None, "errors": errors, "count": count,
+            "ci95_wilson": list(wilson_ci(errors, count)) if count else None}
+
+
+def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int = 1000,
+                  seed: int = 0) -> dict[str, Any]:
+    """Expected BPCER/APCER on new captures: threshold chosen on each resample, measured on the
+    captures the resample left out (mean and 95% percentile interval)."""
+    rng = np.random.default_rng(seed)
+    bp, ap = [], []
+    for _ in range(n):
+        li = rng.integers(0, len(live), len(live))
+        out = np.setdiff1d(np.arange(len(live)), li)
+        if not len(out):
+            continue
+        thr = threshold_for_bpcer(live[li], target)
+        bp.append(float((live[out] < thr).mean()))
+        if len(attack):
+            ai = rng.integers(0, len(attack), len(attack))
+            aout = np.setdiff1d(np.arange(len(attack)), ai)
+            if len(aout):
+                ap.append(float((attack[aout] >= thr).mean()))
+
+    def summary(v: list[float]) -> dict[str, Any] | None:
+        if not v:
+            return None
+        lo, hi = np.percentile(v, [2.5, 97.5])
+        return {"mean": float(np.mean(v)), "ci95": [float(lo), float(hi)], "resamples": len(v)}
+
+    return {"bpcer": summary(bp), "apcer": summary(ap)}
+
+
+def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike[str],
+              out_dir: str | os.PathLike[str], *, attack_dir: str | os.PathLike[str] | None = None,
+              target_bpcer: float = 0.01, refit: bool = True, bootstrap: int = 1000,
+              min_live: int = 50, progress: bool = True, command: str = "") -> dict[str, Any]:
+    """Write a calibrated copy of ``bundle`` to ``out_dir``; return the report.
+
+    Raises:
+        EdgefasError: too few usable live captures, a bad target, or ``out_dir`` exists.
+    """
+    if not 0.0 <= target_bpcer < 1.0:
+        raise EdgefasError(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
+    out = Path(out_dir)
+    if out.exists():
+        raise EdgefasError(f"{out} exists: choose a new folder for the calibrated bundle")
+    det = Detector(bundle)
+    live = collect(det, live_dir, progress=progress, desc="live captures")
+    if len(live.logits) < min_live:
+        raise EdgefasError(f"only {len(live.logits)} live captures with a usable face under "
+                           f"{live_dir} (need >= {min_live}; failures: {live.failed})")
+    attack = collect(det, attack_dir, progress=progress, desc="attack captures") \
+        if attack_dir else Captures(np.zeros(0), [], {})
+    a, b = det._cal_a, det._cal_b
+    refitted = bool(refit and len(attack.logits))
+    if refitted:
+        # Platt needs both classes; with live captures only the old mapping is kept.
+        x = np.concatenate([live.logits, attack.logits])
+        y = np.r_[np.ones(len(live.logits)), np.zeros(len(attack.logits))]
+        a, b = fit_platt_smoothed(x, y)
+    ls, as_ = apply_platt(live.logits, a, b), apply_platt(attack.logits, a, b)
+    thr = threshold_for_bpcer(ls, target_bpcer)
+    bp_err = int((ls < thr).sum())
+    report: dict[str, Any] = {
+        "bundle": det.bundle.name, "target_bpcer": target_bpcer, "threshold": thr,
+        "previous_threshold": det.threshold, "calibration_refit": refitted,
+        "calibration": {"a": a, "b": b}, "previous_calibration": {"a": det._cal_a,
+                                                                    "b": det._cal_b},
+        "live": {"dir": str(live_dir), "usable": int(len(ls)), "failed": live.failed},
+        "attack": {"dir": str(attack_dir) if attack_dir else None, "usable": int(len(as_)),
+                   "failed": attack.failed},
+        "in_sample": {"bpcer": _rate(bp_err, len(ls))},
+        "expected_on_new_captures": oob_bootstrap(ls, as_, target_bpcer, n=bootstrap),
+        "bpcer_at_previous_threshold": _rate(int((apply_platt(live.logits, det._cal_a,
+                                                              det._cal_b) < det.threshold).sum()),
+                                             len(ls)),
+        "command": command, "date": _dt.date.today().isoformat(),
+    }
+    if len(as_):
+        report["in_sample"]["apcer"] = _rate(int((as_ >= thr).sum()), len(as_))
+        sp = np.array(attack.species)
+        if len(set(sp)) > 1:
+            report["in_sample"]["apcer_per_species"] = {
+                str(s or "(top level)"): _rate(int((as_[sp == s] >= thr).sum()), int((sp == s).sum()))
+                for s in sorted(set(sp))}
+    _write_bundle(det, out, report)
+    return report
+
+
+def _write_bundle(det: Detector, out: Path, report: dict[str, Any]) -> None:
+    shutil.copytree(det.bundle.path, out)
+    m = dict(det.bundle.manifest)
+    src = (f"camera captures: {report['live']['usable']} bona fide from {report['live']['dir']}"
+           + (f", {report['attack']['usable']} attacks from {report['attack']['dir']}"
+              if report["attack"]["usable"] else ""))
+    m["threshold"] = {"value": report["threshold"], "on": "live_score (live when >=)",
+                      "split": src,
+                      "criterion": f"highest threshold with BPCER <= {report['target_bpcer']} "
+                                   "on the live captures (edgefas calibrate)",
+                      "bona_fide": report["live"]["usable"], "attack": report["attack"]["usable"],
+                      "previous": det.bundle.manifest["threshold"]}
+    if report["calibration_refit"]:
+        m["calibration"] = {**det.bundle.manifest["calibration"], **report["calibration"],
+                            "fit_on": src + ", classes weighted equally",
+                            "bona_fide": report["live"]["usable"],
+                            "attack": report["attack"]["usable"],
+                            "previous": det.bundle.manifest["calibration"]}
+    m["camera_calibration"] = {k: v for k, v in report.items() if k not in ("calibration",)}
+    m["calibrated_from"] = det.bundle.name
+    m.pop("files", None)
+    write_manifest(out, m)
+    load_bundle(out)  # the copy must verify before anyone relies on it

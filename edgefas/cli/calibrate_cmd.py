@@ -1,0 +1,85 @@
+"""Fit a bundle's threshold (and score calibration) to one camera; write a calibrated copy.
+
+Point --live at a few hundred captures of real people from the target camera (any folder of
+images); --attack at captures of prints/screens shown to it (sub-folders name the species,
+e.g. attack/print, attack/replay). The threshold becomes the highest one with BPCER <= the
+target on the live captures; with attacks, the Platt calibration is refit too. The choice,
+the counts and the expected APCER/BPCER (out-of-bag bootstrap, 95% intervals) go into the new
+bundle's manifest under "threshold" and "camera_calibration".
+
+examples:
+  edgefas calibrate --live captures/live --target-bpcer 1% --out bundles/kiosk-cam1
+  edgefas calibrate --live cam/live --attack cam/attack --target-bpcer 0.5% --out cam1 --json report.json
+  edgefas detect photo.jpg --bundle bundles/kiosk-cam1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+from ..errors import EdgefasError
+
+
+def percent(text: str) -> float:
+    """'1%' -> 0.01; '0.01' -> 0.01."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate: {text!r} (e.g. 1% or 0.01)") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--live", required=True, help="folder of live captures from the camera")
+    p.add_argument("--attack", help="folder of attack captures (sub-folders = species)")
+    p.add_argument("--target-bpcer", type=percent, default=0.01,
+                   help="allowed share of live captures rejected (default: 1%%)")
+    p.add_argument("--out", required=True, help="folder for the calibrated bundle (must not exist)")
+    p.add_argument("--bundle", help="bundle to calibrate (default: the shipped one)")
+    p.add_argument("--no-refit", action="store_true",
+                   help="keep the bundle's score calibration even when attacks are given")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default: %(default)s)")
+    p.add_argument("--min-live", type=int, default=50,
+                   help="refuse with fewer usable live captures (default: %(default)s)")
+    p.add_argument("--json", dest="json_out", help="also write the report here")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _fmt(rate: dict | None) -> str:
+    if not rate or rate.get("count") == 0:
+        return "-"
+    lo, hi = rate["ci95_wilson"]
+    return (f"{100 * rate['value']:.2f}% ({rate['errors']}/{rate['count']}; "
+            f"95% CI {100 * lo:.2f}-{100 * hi:.2f}%)")
+
+
+def _exp(e: dict | None) -> str:
+    if not e:
+        return "-"
+    return f"{100 * e['mean']:.2f}% (95% interval {100 * e['ci95'][0]:.2f}-{100 * e['ci95'][1]:.2f}%)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..calibrate import calibrate
+
+    if args.bootstrap < 1:
+        raise EdgefasError("--bootstrap must be >= 1")
+    command = "edgefas " + " ".join(shlex.quote(a) for a in args._argv)
+    rep = calibrate(args.bundle, args.live, args.out, attack_dir=args.attack,
+                    target_bpcer=args.target_bpcer, refit=not args.no_refit,
+                    bootstrap=args.bootstrap, min_live=args.min_live,
+                    progress=not args.no_progress, command=command)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rep, indent=2) + "\n")
+    ins, exp = rep["in_sample"], rep["expected_on_new_captures"]
+    print(f"calibrated bundle: {args.out}")
+    print(f"captures: {rep['live']['usable']} live (no usable face: {rep['live']['failed'] or 0}), "
+          f"{rep['attack']['usable']} attack (no usable face: {rep['attack']['failed'] or 0})")
+    print(f"threshold: {rep['threshold']:.4f} (was {rep['previous_threshold']:.4f}); score "
+          f"calibration {'refit on these captures' if rep['calibration_refit'] else 'kept'}")
+    print(f"BPCER at the old threshold: {_fmt(rep['bpcer_at_previous_threshold'])}")
+    print(f"in sample:   BPCER {_fmt(ins['bpcer'])}   APCER {_fmt(ins.get('apcer'))}")
+    print(f"expected on new captures (out-of-bag bootstrap, {args.bootstrap} resamples): "
+          f"BPCER {_exp(exp['bpcer'])}   APCER {_exp(exp['apcer'])}")
+    return 0

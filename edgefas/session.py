@@ -1,0 +1,241 @@
+"""Video sessions: frames in one by one, a per-frame :class:`Result` and one stable verdict out.
+
+A kiosk watches a face for a second or two and wants one answer. Single frames flicker (motion
+blur, a blink, a reflection), so the session smooths the live score over the last ``window``
+scored frames and only decides once ``min_frames`` frames of the *same* face were scored.
+A face that jumps (box IoU with the tracked face below ``min_iou``) or disappears for more
+than ``max_missing`` frames starts a new session: a verdict never mixes two people, and an
+attacker cannot warm a session up with a live face and then swap in a photo. A session that
+has not decided after ``timeout_s`` says ``timeout``.
+
+The aggregation is separate from the Detector (:meth:`Session.feed` takes a ready Result),
+so stored per-frame results can be replayed under other settings, e.g. to choose
+``window``/``min_frames`` on a development split (``edgefas eval-video``).
+
+Example:
+    >>> import edgefas
+    >>> det = edgefas.Detector()
+    >>> s = det.session(window=10, min_frames=5)
+    >>> for frame in frames:                     # HxWx3 BGR arrays from a camera
+    ...     step = s(frame)
+    ...     if step.verdict.decided:
+    ...         break
+    >>> step.verdict.state, step.verdict.score   # e.g. ("live", 0.93)
+"""
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import EdgefasError
+from .result import Decision, Result
+
+if TYPE_CHECKING:
+    from .detector import Detector
+
+#: Frame decisions that carry a live score and so count towards the verdict.
+SCORED = (Decision.LIVE, Decision.SPOOF)
+
+
+class SessionState(str, enum.Enum):
+    """Where a session stands. ``live`` and ``spoof`` are final answers for the kiosk."""
+
+    PENDING = "pending"   # not enough consistent frames yet
+    LIVE = "live"
+    SPOOF = "spoof"
+    TIMEOUT = "timeout"   # no decision within timeout_s
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a session aggregates frames.
+
+    Attributes:
+        window: the verdict score is the mean of the last ``window`` live scores of the face.
+        min_frames: scored frames of the same face needed before deciding.
+        min_iou: a face box overlapping the tracked one less than this is a new face: reset.
+        max_missing: this many frames in a row without a scored face reset the session
+            (the person left); frames with no face in between are otherwise skipped.
+        timeout_s: seconds from the first frame without a decision -> ``timeout``
+            (None: never). Time comes from the ``t`` passed with each frame, else a clock.
+        aggregate: "mean" or "median" of the window's scores.
+    """
+
+    window: int = 10
+    min_frames: int = 5
+    min_iou: float = 0.3
+    max_missing: int = 10
+    timeout_s: float | None = 10.0
+    aggregate: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.min_frames < 1:
+            raise EdgefasError(f"window and min_frames must be >= 1, got {self.window}, "
+                               f"{self.min_frames}")
+        if not 0.0 <= self.min_iou <= 1.0:
+            raise EdgefasError(f"min_iou must be in [0, 1], got {self.min_iou}")
+        if self.aggregate not in ("mean", "median"):
+            raise EdgefasError(f"aggregate must be 'mean' or 'median', got {self.aggregate!r}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The session's answer after a frame.
+
+    Attributes:
+        state: pending, live, spoof or timeout.
+        score: the aggregated live score of the tracked face (None before any scored frame).
+        threshold: the bundle threshold the score is compared with.
+        frames: scored frames of the tracked face so far (the window holds the last ones).
+        resets: how many times the session restarted (new face, face lost).
+        elapsed_s: time since the session (re)started.
+        reasons: why it stands where it stands.
+    """
+
+    state: SessionState
+    score: float | None
+    threshold: float
+    frames: int
+    resets: int
+    elapsed_s: float
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def decided(self) -> bool:
+        return self.state in (SessionState.LIVE, SessionState.SPOOF)
+
+    @property
+    def is_live(self) -> bool:
+        return self.state is SessionState.LIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["state"] = self.state.value
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+@dataclass(frozen=True)
+class Step:
+    """One frame's outcome: the frame's own :class:`Result` and the session :class:`Verdict`."""
+
+    result: Result
+    verdict: Verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"result": self.result.to_dict(), "verdict": self.verdict.to_dict()}
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    scores: deque[float]
+    box: tuple[float, ...] | None = None
+    frames: int = 0
+    missing: int = 0
+    started: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+class Session:
+    """Aggregates frames of one face into a verdict (see the module docstring).
+
+    Not thread-safe: one session per camera stream. Its memory is bounded by ``window``.
+
+    Args:
+        detector: scores each frame; may be None when only :meth:`feed` is used.
+        threshold: decision threshold on the aggregated score (default: the detector's).
+        config: a :class:`SessionConfig`; keyword overrides go to it.
+        clock: seconds, used when a frame comes without ``t`` (default ``time.monotonic``).
+    """
+
+    def __init__(self, detector: Detector | None = None, *, threshold: float | None = None,
+                 config: SessionConfig | None = None,
+                 clock: Callable[[], float] = time.monotonic, **overrides: Any) -> None:
+        if threshold is None:
+            if detector is None:
+                raise EdgefasError("Session needs a detector or a threshold")
+            threshold = detector.threshold
+        self.detector = detector
+        self.threshold = float(threshold)
+        base = config or SessionConfig()
+        self.config = SessionConfig(**{**asdict(base), **overrides}) if overrides else base
+        self.clock = clock
+        self.resets = 0
+        self._track = self._new_track()
+
+    def _new_track(self) -> _Track:
+        return _Track(deque(maxlen=self.config.window))
+
+    def reset(self, reason: str | None = None) -> None:
+        """Forget the tracked face; the next scored frame starts a new one."""
+        self.resets += 1
+        self._track = self._new_track()
+        if reason:
+            self._track.reasons.append(reason)
+
+    def __call__(self, frame: object, t: float | None = None) -> Step:
+        """Score ``frame`` with the detector and update the session."""
+        if self.detector is None:
+            raise EdgefasError("this Session has no detector: use feed(result)")
+        return self.feed(self.detector(frame), t)
+
+    def feed(self, result: Result, t: float | None = None) -> Step:
+        """Update the session with an already computed per-frame ``result``."""
+        now = self.clock() if t is None else float(t)
+        tr = self._track
+        if result.decision in SCORED and result.box is not None:
+            if tr.box is not None and box_iou(tr.box, result.box) < self.config.min_iou:
+                self.reset(f"face moved or changed (box IoU < {self.config.min_iou}): new session")
+                tr = self._track
+            tr.box = result.box
+            tr.scores.append(float(result.live_score))
+            tr.frames += 1
+            tr.missing = 0
+        elif tr.frames:
+            tr.missing += 1
+            if tr.missing > self.config.max_missing:
+                self.reset(f"no scored face for {tr.missing} frames: new session")
+                tr = self._track
+        if tr.started is None:
+            tr.started = now
+        return Step(result, self._verdict(now))
+
+    def _verdict(self, now: float) -> Verdict:
+        tr, cfg = self._track, self.config
+        elapsed = round(now - tr.started, 6)
+        score = None
+        if tr.scores:
+            agg = np.mean if cfg.aggregate == "mean" else np.median
+            score = float(agg(np.fromiter(tr.scores, float)))
+        reasons = tuple(tr.reasons)
+        if tr.frames >= cfg.min_frames:
+            state = SessionState.LIVE if score >= self.threshold else SessionState.SPOOF
+            reasons += (f"{cfg.aggregate} live score of the last {len(tr.scores)} frames "
+                        f"{score:.3f} {'>=' if state is SessionState.LIVE else '<'} threshold "
+                        f"{self.threshold:.3f}",)
+        elif cfg.timeout_s is not None and elapsed >= cfg.timeout_s:
+            state = SessionState.TIMEOUT
+            reasons += (f"only {tr.frames} of {cfg.min_frames} scored frames after "
+                        f"{elapsed:.1f} s",)
+        else:
+            state = SessionState.PENDING
+            reasons += (f"{tr.frames} of {cfg.min_frames} scored frames",)
+        return Verdict(state, score, self.threshold, tr.frames, self.resets, elapsed, reasons)

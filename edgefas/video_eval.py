@@ -1,0 +1,217 @@
+"""Video-level evaluation: sessions over each Replay-Attack video's frames vs single frames.
+
+Every frame of the 20-frames-per-video tree (devel and test) goes through the full Detector
+once; the per-frame Results are cached, then replayed through :class:`~edgefas.session.Session`
+under each candidate rule (window, min_frames, aggregate). The rule is chosen on **devel**
+(lowest HTER at the bundle threshold, then the fewest frames needed) and reported once on
+test, next to the frame-level figures of the same frames.
+
+Counting: frame level scores the frames where a face was found (the others are failures to
+acquire, reported, as in ``edgefas eval``). Video level counts every video; a session still
+``pending`` at the end of its video is a rejection (a bona fide error, a correct attack
+rejection), which is what a kiosk would do.
+
+The verdict scored per video is the session's **first decided** verdict: a kiosk stops
+watching once the session decides, so later frames do not get a say.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .bundle import sha256_file
+from .data.replay_attack import load_replay_attack
+from .data.samples import Sample
+from .detector import Detector
+from .metrics.iso30107 import Rate
+from .result import Decision, Result
+from .session import Session, SessionConfig, SessionState, Verdict
+
+#: candidate rules searched on devel (20 frames per video, ~0.75 s apart in Replay-Attack)
+MIN_FRAMES = (1, 2, 3, 5, 10, 20)
+AGGREGATES = ("mean", "median")
+
+
+def video_key(s: Sample) -> str:
+    # fixed and hand-held attacks share names: the support is part of a video's identity
+    return f"{s.split}/{s.support}/{s.video}"
+
+
+def frame_results(det: Detector, samples: list[Sample], cache: Path | None = None,
+                  progress: bool = True) -> list[Result]:
+    """Detector Results for ``samples`` (one batched call per video), cached as JSON."""
+    if cache is not None and cache.is_file():
+        rows = json.loads(cache.read_text())
+        if [r["path"] for r in rows] == [s.path for s in samples]:
+            return [_result_from(r) for r in rows]
+    by_video: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by_video[video_key(s)].append(i)
+    out: list[Result | None] = [None] * len(samples)
+    for idx in tqdm(by_video.values(), desc="scoring frames (per video)", unit="video",
+                    disable=not progress):
+        for i, r in zip(idx, det.batch([samples[i].path for i in idx])):
+            out[i] = r
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps([{"path": s.path, **r.to_dict()}
+                                     for s, r in zip(samples, out)]))
+    return out  # type: ignore[return-value]
+
+
+def _result_from(d: dict[str, Any]) -> Result:
+    return Result(Decision(d["decision"]), d["live_score"], d["threshold"],
+                  tuple(d["box"]) if d["box"] else None, None, d["face_score"], {},
+                  tuple(d["reasons"]))
+
+
+def _rates(accepted: np.ndarray, is_attack: np.ndarray, species: np.ndarray) -> dict[str, Any]:
+    bona = ~is_attack
+    bp = Rate(float((~accepted[bona]).mean()) if bona.any() else float("nan"),
+              int((~accepted[bona]).sum()), int(bona.sum()))
+    ap = {}
+    for sp in sorted(set(species[is_attack])):
+        m = is_attack & (species == sp)
+        ap[sp] = Rate(float(accepted[m].mean()), int(accepted[m].sum()), int(m.sum()))
+    pooled = Rate(float(accepted[is_attack].mean()), int(accepted[is_attack].sum()),
+                  int(is_attack.sum()))
+    worst = max(ap.values(), key=lambda r: r.value)
+    return {"bpcer": bp.to_dict(), "apcer": {k: v.to_dict() for k, v in ap.items()},
+            "apcer_pooled": pooled.to_dict(), "apcer_max": worst.to_dict(),
+            "hter": (pooled.value + bp.value) / 2, "hter_max": (worst.value + bp.value) / 2}
+
+
+def frame_level(samples: list[Sample], results: list[Result], threshold: float
+                ) -> dict[str, Any]:
+    """APCER/BPCER/HTER over the frames where a face was scored (FTA reported)."""
+    ok = np.array([r.live_score is not None for r in results])
+    scores = np.array([r.live_score if r.live_score is not None else np.nan for r in results])
+    is_attack = np.array([s.is_attack for s in samples])
+    species = np.array([s.species for s in samples])
+    out = _rates(scores[ok] >= threshold, is_attack[ok], species[ok])
+    out["fta"] = {"frames": len(results), "failed": int((~ok).sum())}
+    return out
+
+
+def first_verdicts(groups: list[list[Result]], threshold: float, config: SessionConfig
+                   ) -> list[Verdict]:
+    """Per video, the first decided verdict of a session fed its frames (or the last one)."""
+    out = []
+    for results in groups:
+        s = Session(threshold=threshold, config=config)
+        v = None
+        for i, r in enumerate(results):
+            v = s.feed(r, t=float(i)).verdict
+            if v.decided:
+                break
+        out.append(v)
+    return out
+
+
+def video_level(groups: list[list[Result]], is_attack: np.ndarray, species: np.ndarray,
+                threshold: float, config: SessionConfig) -> dict[str, Any]:
+    verdicts = first_verdicts(groups, threshold, config)
+    accepted = np.array([v.state is SessionState.LIVE for v in verdicts])
+    out = _rates(accepted, is_attack, species)
+    out["pending"] = int(sum(v.state is SessionState.PENDING for v in verdicts))
+    decided = [v.frames for v in verdicts if v.decided]
+    out["frames_to_decision_mean"] = float(np.mean(decided)) if decided else None
+    out["resets"] = int(sum(v.resets for v in verdicts))
+    return out
+
+
+def _group(samples: list[Sample], results: list[Result]
+           ) -> tuple[list[list[Result]], np.ndarray, np.ndarray]:
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(samples):
+        by[video_key(s)].append(i)
+    keys = sorted(by)
+    groups = [[results[i] for i in sorted(by[k], key=lambda i: samples[i].path)] for k in keys]
+    first = [samples[by[k][0]] for k in keys]
+    return (groups, np.array([s.is_attack for s in first]),
+            np.array([s.species for s in first]))
+
+
+def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = None,
+                   cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Choose the session rule on devel, report frame- and video-level figures on test."""
+    det = Detector(bundle)
+    thr = det.threshold
+    tag = sha256_file(det.bundle.model_file("classifier", "onnx"))[:12]
+    cache_dir = cache_dir or Path.home() / ".cache" / "edgefas" / "video_eval" / tag
+    out: dict[str, Any] = {"bundle": det.bundle.name, "threshold": thr,
+                           "threshold_source": det.bundle.manifest["threshold"]}
+    data = {}
+    for split in ("devel", "test"):
+        samples = load_replay_attack(replay_frames, (split,))
+        results = frame_results(det, samples, cache_dir / f"{split}.json", progress)
+        data[split] = (samples, results, *_group(samples, results))
+    # rule selection on devel only
+    search = []
+    _, _, dgroups, datt, dsp = data["devel"]
+    for m, agg in itertools.product(MIN_FRAMES, AGGREGATES):
+        # The first decided verdict aggregates the first m scored frames, so any window >= m
+        # gives the same verdict; window = m is recorded (a longer one only matters for the
+        # rolling verdict after the decision).
+        w = m
+        cfg = SessionConfig(window=w, min_frames=m, aggregate=agg, timeout_s=None)
+        r = video_level(dgroups, datt, dsp, thr, cfg)
+        search.append({"window": w, "min_frames": m, "aggregate": agg, "hter": r["hter"],
+                       "frames_to_decision_mean": r["frames_to_decision_mean"]})
+    best = min(search, key=lambda r: (round(r["hter"], 9), r["frames_to_decision_mean"] or 99,
+                                      r["window"]))
+    cfg = SessionConfig(window=best["window"], min_frames=best["min_frames"],
+                        aggregate=best["aggregate"], timeout_s=None)
+    out["rule"] = {"window": cfg.window, "min_frames": cfg.min_frames,
+                   "aggregate": cfg.aggregate, "min_iou": cfg.min_iou,
+                   "max_missing": cfg.max_missing, "chosen_on": "devel",
+                   "criterion": "lowest devel video HTER at the bundle threshold, then fewest "
+                                "frames to a decision"}
+    out["devel_search"] = search
+    for split, (samples, results, groups, att, sp) in data.items():
+        out[split] = {
+            "videos": {"bona_fide": int((~att).sum()), "attack": int(att.sum())},
+            "frame_level": frame_level(samples, results, thr),
+            "video_level": video_level(groups, att, sp, thr, cfg),
+        }
+    return out
+
+
+def to_markdown(rep: dict[str, Any], command: str) -> str:
+    """The README/benchmark table: frame vs video level on devel and test, per species."""
+    def pct(r: dict[str, Any]) -> str:
+        return f"{100 * r['value']:.2f}% ({r['errors']}/{r['count']})"
+
+    rule = rep["rule"]
+    lines = [f"# Video-level vs frame-level, {rep['bundle']} at the devel threshold "
+             f"{rep['threshold']:.4f}", "", f"Command: `{command}`", "",
+             f"Session rule chosen on devel: window {rule['window']}, min_frames "
+             f"{rule['min_frames']}, {rule['aggregate']}, min_iou {rule['min_iou']}; the verdict "
+             "is the session's first decided one (pending at the end of a video = rejected).", ""]
+    species = sorted(rep["test"]["frame_level"]["apcer"])
+    head = ["split", "level", "units (bona fide / attack)", "BPCER",
+            *[f"APCER {s}" for s in species], "APCER pooled", "HTER", "HTER (APCER max)"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for split in ("devel", "test"):
+        for level in ("frame_level", "video_level"):
+            r = rep[split][level]
+            n_b, n_a = r["bpcer"]["count"], r["apcer_pooled"]["count"]
+            unit = "frames" if level == "frame_level" else "videos"
+            row = [split, level.split("_")[0], f"{n_b} / {n_a} {unit}", pct(r["bpcer"]),
+                   *[pct(r["apcer"][s]) for s in species], pct(r["apcer_pooled"]),
+                   f"{100 * r['hter']:.2f}%", f"{100 * r['hter_max']:.2f}%"]
+            lines.append("| " + " | ".join(row) + " |")
+    for split in ("devel", "test"):
+        fl, vl = rep[split]["frame_level"], rep[split]["video_level"]
+        lines += ["", f"{split}: frames without a scored face {fl['fta']['failed']}/"
+                      f"{fl['fta']['frames']}; videos still pending {vl['pending']}; session "
+                      f"resets {vl['resets']}; mean frames to a decision "
+                      f"{vl['frames_to_decision_mean']}"]
+    return "\n".join(lines) + "\n"
+

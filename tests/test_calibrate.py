@@ -1,0 +1,104 @@
+"""edgefas calibrate: a camera-specific threshold and calibration in a verified bundle copy."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas import Detector, load_bundle
+from edgefas.calibrate import oob_bootstrap, threshold_for_bpcer
+from edgefas.cli import main
+
+from .conftest import attack_like
+
+
+def test_threshold_for_bpcer_rejects_at_most_the_target():
+    s = np.arange(1, 101) / 100.0  # 100 distinct scores
+    t = threshold_for_bpcer(s, 0.05)
+    assert (s < t).sum() == 5
+    assert (s < threshold_for_bpcer(s, 0.0)).sum() == 0
+    assert (s < threshold_for_bpcer(s, 0.049)).sum() == 4
+
+
+def test_oob_bootstrap_is_reproducible_and_sane():
+    rng = np.random.default_rng(1)
+    live, att = rng.beta(8, 2, 300), rng.beta(2, 8, 300)
+    a = oob_bootstrap(live, att, 0.05, n=200)
+    assert a == oob_bootstrap(live, att, 0.05, n=200)
+    assert 0.02 < a["bpcer"]["mean"] < 0.09  # near the 5% target on held-out captures
+    assert a["apcer"]["ci95"][0] <= a["apcer"]["mean"] <= a["apcer"]["ci95"][1]
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory, astronaut_bgr):
+    """Live: the astronaut under shifts and exposure changes; attacks: recoloured, striped
+    copies in two species folders."""
+    root = tmp_path_factory.mktemp("cam")
+    base = cv2.resize(astronaut_bgr, (384, 384))
+    for i in range(24):
+        img = np.clip(np.roll(base, 5 * (i % 6) - 12, axis=1).astype(np.float32)
+                      * (0.8 + 0.02 * i), 0, 255).astype(np.uint8)
+        (root / "live").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / "live" / f"l{i:02d}.jpg"), img)
+        sp = "print" if i % 2 else "screen"
+        (root / "attack" / sp).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "attack" / sp / f"a{i:02d}.jpg"), attack_like(img, i))
+    cv2.imwrite(str(root / "live" / "blank.png"), np.full((200, 200, 3), (10, 80, 160), np.uint8))
+    return root
+
+
+def test_calibrate_writes_a_verified_bundle_with_the_choice_recorded(captures, tmp_path, capsys):
+    out = tmp_path / "cam1"
+    rc = main(["calibrate", "--live", str(captures / "live"), "--attack",
+               str(captures / "attack"), "--target-bpcer", "5%", "--out", str(out),
+               "--min-live", "20", "--bootstrap", "200", "--no-progress",
+               "--json", str(tmp_path / "rep.json")])
+    assert rc == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "24 live" in text and "expected on new captures" in text
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert rep["live"] == {"dir": str(captures / "live"), "usable": 24,
+                           "failed": {"no_face": 1}}
+    assert rep["calibration_refit"] and rep["attack"]["usable"] == 24
+    assert set(rep["in_sample"]["apcer_per_species"]) == {"print", "screen"}
+    b = load_bundle(out)  # hashes verify
+    m = b.manifest
+    assert m["threshold"]["value"] == rep["threshold"]
+    assert m["threshold"]["previous"]["split"].startswith("replay-attack devel")
+    assert m["calibration"]["a"] == rep["calibration"]["a"]
+    assert m["camera_calibration"]["target_bpcer"] == 0.05
+    # the calibrated bundle really applies its new threshold and mapping
+    det = Detector(out)
+    live_scores = [det(f).live_score for f in sorted((captures / "live").glob("*.jpg"))]
+    assert np.mean(np.array(live_scores) < det.threshold) <= 0.05 + 1e-9
+
+
+def test_calibrate_live_only_keeps_the_mapping_and_refuses_bad_input(captures, tmp_path, capsys):
+    out = tmp_path / "cam2"
+    assert main(["calibrate", "--live", str(captures / "live"), "--target-bpcer", "0",
+                 "--out", str(out), "--min-live", "20", "--bootstrap", "50",
+                 "--no-progress"]) == 0
+    m = load_bundle(out).manifest
+    assert m["calibration"] == load_bundle().manifest["calibration"]
+    assert m["camera_calibration"]["in_sample"]["bpcer"]["errors"] == 0
+    # the output folder exists now: refused, not overwritten
+    assert main(["calibrate", "--live", str(captures / "live"), "--out", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["calibrate", "--live", str(captures / "live"), "--out", str(tmp_path / "x")]) == 1
+    assert "need >= 50" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--live", "x", "--out", "y", "--target-bpcer", "lots"])
+
+
+def test_smoothed_platt_matches_ml_on_overlap_and_stays_finite_when_separated():
+    from edgefas.calibrate import fit_platt_smoothed
+    from edgefas.train.calibration import fit_platt
+
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(2, 1.5, 500), rng.normal(-2, 1.5, 500)]
+    y = np.r_[np.ones(500), np.zeros(500)]
+    assert fit_platt_smoothed(x, y) == pytest.approx(fit_platt(x, y), rel=0.06)
+    a, b = fit_platt_smoothed(np.r_[x[:50] + 9, x[500:550] - 9], y[450:550])
+    assert np.isfinite([a, b]).all() and 0 < a < 5

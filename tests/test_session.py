@@ -1,0 +1,164 @@
+"""Video sessions: smoothing, minimum frames, face tracking resets, timeouts; edgefas watch;
+the video-level evaluation on the synthetic Replay-style tree."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas import Decision, EdgefasError, Result, Session, SessionConfig, SessionState
+from edgefas.cli import main
+from edgefas.session import box_iou
+
+BOX = (100.0, 100.0, 200.0, 220.0)
+
+
+def res(score: float | None, box=BOX, decision: Decision | None = None) -> Result:
+    if decision is None:
+        decision = Decision.LIVE if score >= 0.5 else Decision.SPOOF
+    return Result(decision, score, 0.5, box if score is not None else None)
+
+
+def test_pending_until_min_frames_then_decides():
+    s = Session(threshold=0.5, window=5, min_frames=3, timeout_s=None)
+    states = [s.feed(res(0.9), t=i).verdict.state for i in range(4)]
+    assert states == [SessionState.PENDING, SessionState.PENDING, SessionState.LIVE,
+                      SessionState.LIVE]
+
+
+def test_one_bad_frame_does_not_flip_the_smoothed_verdict():
+    s = Session(threshold=0.5, window=5, min_frames=3)
+    for i, sc in enumerate([0.9, 0.9, 0.9, 0.05, 0.9]):
+        v = s.feed(res(sc), t=i * 0.1).verdict
+        if i >= 2:
+            assert v.state is SessionState.LIVE, (i, v)
+    assert v.score == pytest.approx(np.mean([0.9, 0.9, 0.9, 0.05, 0.9]))
+    med = Session(threshold=0.5, window=3, min_frames=1, aggregate="median")
+    for sc in (0.9, 0.1, 0.8):
+        v = med.feed(res(sc)).verdict
+    assert v.score == pytest.approx(0.8)
+
+
+def test_window_forgets_old_frames():
+    s = Session(threshold=0.5, window=2, min_frames=2)
+    for sc in (0.9, 0.9, 0.1, 0.1):
+        v = s.feed(res(sc)).verdict
+    assert v.state is SessionState.SPOOF and v.score == pytest.approx(0.1)
+
+
+def test_swapped_face_resets_the_session():
+    s = Session(threshold=0.5, window=10, min_frames=3, min_iou=0.3)
+    for i in range(3):
+        assert s.feed(res(0.95), t=i).verdict.state is SessionState.LIVE or i < 2
+    v = s.feed(res(0.1, box=(400.0, 100.0, 500.0, 220.0)), t=3).verdict
+    assert v.state is SessionState.PENDING and v.frames == 1 and v.resets == 1
+    assert any("new session" in r for r in v.reasons)
+    # a small movement of the same face keeps the track
+    v = s.feed(res(0.1, box=(405.0, 102.0, 505.0, 222.0)), t=4).verdict
+    assert v.resets == 1 and v.frames == 2
+
+
+def test_face_lost_for_too_long_resets_but_short_gaps_are_skipped():
+    s = Session(threshold=0.5, window=10, min_frames=2, max_missing=2)
+    s.feed(res(0.9))
+    s.feed(res(None, decision=Decision.NO_FACE))
+    s.feed(res(None, decision=Decision.NO_FACE))
+    v = s.feed(res(0.9)).verdict
+    assert v.frames == 2 and v.resets == 0 and v.state is SessionState.LIVE
+    for _ in range(3):
+        v = s.feed(res(None, decision=Decision.NO_FACE)).verdict
+    assert v.resets == 1 and v.frames == 0
+
+
+def test_timeout_when_no_face_is_scored():
+    s = Session(threshold=0.5, min_frames=2, timeout_s=1.0)
+    assert s.feed(res(None, decision=Decision.NO_FACE), t=0.0).verdict.state is SessionState.PENDING
+    v = s.feed(res(None, decision=Decision.NO_FACE), t=1.5).verdict
+    assert v.state is SessionState.TIMEOUT and not v.decided
+
+
+def test_clock_is_used_without_timestamps():
+    now = iter([10.0, 10.5, 12.0])
+    s = Session(threshold=0.5, min_frames=5, timeout_s=1.0, clock=lambda: next(now))
+    states = [s.feed(res(0.9)).verdict.state for _ in range(3)]
+    assert states == [SessionState.PENDING, SessionState.PENDING, SessionState.TIMEOUT]
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(EdgefasError):
+        SessionConfig(window=0)
+    with pytest.raises(EdgefasError):
+        SessionConfig(aggregate="max")
+    with pytest.raises(EdgefasError):
+        Session()  # neither detector nor threshold
+    assert box_iou(BOX, BOX) == pytest.approx(1.0)
+    assert box_iou(BOX, (300, 300, 400, 400)) == 0.0
+
+
+def test_detector_session_on_real_frames(detector, astronaut_bgr):
+    s = detector.session(min_frames=3, window=5)
+    assert s.threshold == detector.threshold
+    steps = [s(np.roll(astronaut_bgr, 4 * i, axis=1), t=i / 25) for i in range(4)]
+    assert all(st.result.decision is Decision.LIVE for st in steps)
+    assert steps[1].verdict.state is SessionState.PENDING
+    assert steps[-1].verdict.state is SessionState.LIVE
+    assert json.loads(json.dumps(steps[-1].to_dict()))["verdict"]["state"] == "live"
+    # bad frames in a session are typed results too, never exceptions
+    assert s(b"not an image").result.decision is Decision.BAD_INPUT
+
+
+@pytest.fixture(scope="module")
+def frame_folder(tmp_path_factory, astronaut_bgr):
+    d = tmp_path_factory.mktemp("frames")
+    small = cv2.resize(astronaut_bgr, (320, 320))
+    for i in range(6):
+        cv2.imwrite(str(d / f"frame_{i:03d}.jpg"), np.roll(small, 3 * i, axis=1))
+    return d
+
+
+def test_watch_folder_writes_annotated_video(frame_folder, tmp_path, capsys):
+    out = tmp_path / "annotated.avi"
+    assert main(["watch", str(frame_folder), "--out", str(out), "--min-frames", "3",
+                 "--no-progress"]) == 0
+    assert "verdict: live" in capsys.readouterr().out
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    ok, frame = cap.read()
+    assert ok and frame.shape == (320, 320, 3)
+
+
+def test_watch_json_from_a_video_file_stops_on_decision(frame_folder, tmp_path, capsys):
+    clip = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
+    for f in sorted(frame_folder.iterdir()):
+        w.write(cv2.imread(str(f)))
+    w.release()
+    assert main(["watch", str(clip), "--json", "--min-frames", "2", "--stop-on-decision"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3  # two frames, then the verdict line
+    assert lines[1]["t"] == pytest.approx(0.1) and lines[-1]["verdict"]["state"] == "live"
+
+
+def test_watch_reports_missing_sources(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "nope.mp4")]) == 1
+    assert "no such video file" in capsys.readouterr().err
+    assert main(["watch", str(tmp_path)]) == 1  # an empty folder
+    assert "holds no images" in capsys.readouterr().err
+
+
+def test_video_eval_on_synthetic_tree(replay_tree, tmp_path):
+    from edgefas.video_eval import run_video_eval, to_markdown
+
+    frames, _ = replay_tree
+    rep = run_video_eval(frames, cache_dir=tmp_path, progress=False)
+    # 2 clients x 2 lightings: 4 bona fide and 12 attack videos, 2 frames each
+    assert rep["test"]["videos"] == {"bona_fide": 4, "attack": 12}
+    fl = rep["test"]["frame_level"]
+    assert fl["bpcer"]["count"] + fl["apcer_pooled"]["count"] + fl["fta"]["failed"] == 32
+    assert rep["rule"]["chosen_on"] == "devel" and rep["devel_search"]
+    assert (tmp_path / "test.json").is_file()  # per-frame results cached for replays
+    again = run_video_eval(frames, cache_dir=tmp_path, progress=False)
+    assert again["test"] == rep["test"]
+    assert "| test | video |" in to_markdown(rep, "edgefas eval-video")
