@@ -1,0 +1,48 @@
+"""Start a local web server: the HTTP API (POST /v1/detect) and a live demo page that reads the
+browser camera and shows the verdict with the face box and score. Needs the serve extra:
+pip install -c constraints.txt 'edgefas[serve]'
+
+The API takes the image as multipart field 'image' or as the raw body and returns the Result
+as JSON; the OpenAPI schema is at /openapi.json (interactive at /docs). Browsers allow the
+camera on http://localhost / 127.0.0.1 only (or https), so open the page on this machine.
+
+examples:
+  edgefas serve                                   # then open http://127.0.0.1:8000/
+  curl -F image=@photo.jpg http://127.0.0.1:8000/v1/detect
+  curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/v1/detect
+  edgefas serve --bundle bundles/kiosk-cam1 --port 8080 --max-upload-mb 4
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+from ..errors import EdgefasError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    p.add_argument("--bundle", help="bundle folder (default: the shipped one)")
+    p.add_argument("--threads", type=int, default=1, help="threads per model (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0,
+                   help="larger uploads get 413 (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EdgefasError(f"'edgefas serve' needs {', '.join(missing)}: "
+                           "pip install -c constraints.txt 'edgefas[serve]'")
+    import uvicorn
+
+    from ..detector import Detector
+    from ..serve import create_app
+
+    app = create_app(Detector(args.bundle, threads=args.threads),
+                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    print(f"edgefas serve: demo page http://{args.host}:{args.port}/  API "
+          f"http://{args.host}:{args.port}/v1/detect  schema /docs  (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,124 @@
+"""edgefas serve: the HTTP API contract, its 4xx answers, sessions, and concurrency."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+httpx = pytest.importorskip("httpx", reason="the serve extra is not installed")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from edgefas.serve import create_app  # noqa: E402
+from edgefas.serve.server import serve_in_thread  # noqa: E402
+
+LIMIT = 400_000
+
+
+@pytest.fixture(scope="module")
+def app(detector):
+    return create_app(detector, max_upload_bytes=LIMIT)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def jpeg(astronaut_bgr) -> bytes:
+    return cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+
+
+def test_multipart_and_raw_body_give_the_detector_answer(client, detector, jpeg):
+    want = detector(jpeg)
+    for r in (client.post("/v1/detect", files={"image": ("a.jpg", jpeg, "image/jpeg")}),
+              client.post("/v1/detect", content=jpeg, headers={"content-type": "image/jpeg"}),
+              client.post("/v1/detect", content=jpeg)):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["decision"] == want.decision.value == "live"
+        assert body["live_score"] == pytest.approx(want.live_score)
+        assert body["box"] == list(want.box) and body["session"] is None
+
+
+def test_no_face_is_an_answer_not_an_error(client):
+    blank = cv2.imencode(".png", np.full((240, 320, 3), (30, 90, 160), np.uint8))[1].tobytes()
+    r = client.post("/v1/detect", content=blank)
+    assert r.status_code == 200 and r.json()["decision"] == "no_face"
+
+
+@pytest.mark.parametrize("kwargs, status, words", [
+    ({"content": b""}, 400, "empty"),
+    ({"content": b"this is not an image"}, 422, "could not decode"),
+    ({"files": {"other": ("a.jpg", b"x")}}, 400, "'image'"),
+    ({"data": {"image": "text, not a file"}}, 400, "'image'"),
+    ({"content": b"--b\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=b"}},
+     400, "image"),
+    ({"content": b"\0" * (LIMIT + 1)}, 413, "limit"),
+])
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(client, jpeg, kwargs, status,
+                                                                   words):
+    r = client.post("/v1/detect", **kwargs)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+    assert client.post("/v1/detect", content=jpeg).json()["decision"] == "live"
+
+
+def test_grayscale_upload_is_unprocessable_with_the_reason(client, astronaut_bgr):
+    grey = cv2.imencode(".png", cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY))[1].tobytes()
+    r = client.post("/v1/detect", content=grey)
+    assert r.status_code == 422
+    assert r.json()["result"]["decision"] == "bad_input" and "grayscale" in r.json()["detail"]
+
+
+def test_sessions_aggregate_per_id(client, jpeg):
+    states = [client.post("/v1/detect?session=cam1", content=jpeg).json()["session"]
+              for _ in range(5)]
+    assert [s["frames"] for s in states] == [1, 2, 3, 4, 5]
+    assert states[0]["state"] == "pending" and states[-1]["state"] == "live"
+    other = client.post("/v1/detect?session=cam2", content=jpeg).json()["session"]
+    assert other["frames"] == 1
+    assert client.post("/v1/detect?session=" + "x" * 65, content=jpeg).status_code == 422
+
+
+def test_openapi_schema_and_page(client):
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in body and "image/jpeg" in body
+    assert {"400", "413", "422"} <= set(spec["paths"]["/v1/detect"]["post"]["responses"])
+    page = client.get("/")
+    assert page.status_code == 200 and "getUserMedia" in page.text and "/v1/detect" in page.text
+    assert client.get("/v1/health").json()["status"] == "ok"
+
+
+def test_concurrent_http_clients_match_sequential_answers(app, astronaut_bgr):
+    frames = [cv2.imencode(".jpg", np.roll(astronaut_bgr, 7 * i, axis=1))[1].tobytes()
+              for i in range(8)]
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        seq = [http.post("/v1/detect", content=f).json() for f in frames]
+
+        def one(i: int) -> dict:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                return c.post("/v1/detect", content=frames[i % 8]).json()
+
+        with cf.ThreadPoolExecutor(4) as pool:
+            par = list(pool.map(one, range(16)))
+    for i, r in enumerate(par):
+        assert (r["decision"], r["live_score"], r["box"]) == \
+            (seq[i % 8]["decision"], seq[i % 8]["live_score"], seq[i % 8]["box"])
+
+
+def test_serve_command_reports_a_missing_extra(monkeypatch, capsys):
+    import importlib.util
+
+    from edgefas.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve"]) == 1
+    assert "edgefas[serve]" in capsys.readouterr().err
