@@ -34,10 +34,8 @@ def to_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarr
     return frame
 
 
-def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
-              backend: str = "onnxruntime", precision: str = "fp32", threads: int = 2,
-              runs: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Time the Detector on 640x480 frames made from ``images``; p50/p90 per stage in ms."""
+def load_frames(images: Sequence[str | Path]) -> list[np.ndarray]:
+    """640x480 frames from the readable ``images``; ValueError when there are none."""
     frames = []
     for p in images:
         d = decode_image(p)
@@ -45,6 +43,14 @@ def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
             frames.append(to_frame(d.image))
     if not frames:
         raise ValueError("no readable images to benchmark with")
+    return frames
+
+
+def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
+              backend: str = "onnxruntime", precision: str = "fp32", threads: int = 2,
+              runs: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Time the Detector on 640x480 frames made from ``images``; p50/p90 per stage in ms."""
+    frames = load_frames(images)
     det = Detector(bundle, backend=backend, precision=precision, threads=threads)
     for _ in range(warmup):
         for f in frames:

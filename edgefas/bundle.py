@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 #: File suffixes a bundle may hold. Pickle-based formats (.pt, .pth, .pkl, .ckpt) are refused.
 ALLOWED_SUFFIXES = {".onnx", ".safetensors", ".json", ".md", ".txt", ".tflite", ".xml", ".bin",
-                    ".mlpackage", ".engine", ".plan"}
+                    ".mlpackage", ".mlmodel", ".engine", ".plan"}  # .mlmodel: inside .mlpackage
 
 
 def sha256_file(path: Path) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from .bundle import Bundle, load_bundle
 from .errors import InputTypeError
 from .result import Decision, Result
-from .runtime.backends import get_backend, load_model
+from .runtime.backends import auto_backend, get_backend, load_model
 from .runtime.calibration import apply_platt
 from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
@@ -37,8 +37,9 @@ class Detector:
 
     Args:
         bundle: a bundle folder, or None for the default bundle shipped with edgefas.
-        backend: inference engine for the classifier and face detector ("onnxruntime",
-            "openvino").
+        backend: inference engine for the classifier and face detector: "onnxruntime",
+            "openvino", "litert", "coreml" (macOS), "tensorrt" (NVIDIA), or "auto" (the first
+            installed one the bundle has files for; see ``backends.AUTO_ORDER``).
         precision: "fp32" (default), or "fp16" / "int8" when the bundle holds such an export
             for this backend (``edgefas export BUNDLE --target ... --precision ...``).
         threads: intra-op threads per model. 1 is the fastest on busy 2-core devices.
@@ -63,6 +64,9 @@ class Detector:
         if color_order not in ("bgr", "rgb"):
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        if backend == "auto":
+            have = self.bundle.manifest["models"]["classifier"]
+            backend = auto_backend(lambda key: key in have, precision)
         spec = get_backend(backend)
         self.backend = backend
         self.color_order = color_order
@@ -71,7 +75,8 @@ class Detector:
         self.threshold = self.bundle.threshold
         cal = self.bundle.calibration
         self._cal_a, self._cal_b = float(cal["a"]), float(cal["b"])
-        face_model = load_model(self.bundle.model_file("face_detector", spec.file_key), backend,
+        face_key, face_backend = spec.face
+        face_model = load_model(self.bundle.model_file("face_detector", face_key), face_backend,
                                 threads=threads)
         self.precision = precision
         self._classifier = load_model(self.bundle.model_file("classifier", spec.model_key(precision)),
@@ -104,7 +109,6 @@ class Detector:
         if prepared.decision is not None:
             return None, self._result(prepared, None, timings)
         return prepared.alignment.crop, None
-
 
     def _prepare(self, image: object) -> tuple[FaceOutcome | Result, dict[str, float]]:
         timings: dict[str, float] = {}

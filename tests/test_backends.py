@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import edgefas
-from edgefas.runtime.backends import BACKENDS, available_backends
+from edgefas.runtime.backends import BACKENDS, available_backends, why_unavailable
 
 from .conftest import needs_shared
 
@@ -13,7 +13,7 @@ from .conftest import needs_shared
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_backend_matches_onnxruntime(name, detector, astronaut_bgr, two_faces):
     if name not in available_backends():
-        pytest.skip(f"{name} is not installed here (pip install '{BACKENDS[name].pip_extra}')")
+        pytest.skip(why_unavailable(name))
     det = edgefas.Detector(backend=name)
     frames = [astronaut_bgr, np.ascontiguousarray(astronaut_bgr[:, ::-1]), two_faces]
     for f in frames:
@@ -29,7 +29,7 @@ def test_backend_matches_onnxruntime(name, detector, astronaut_bgr, two_faces):
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_backends_agree_on_fixture_faces(name, detector, shared):
     if name not in available_backends():
-        pytest.skip(f"{name} is not installed here (pip install '{BACKENDS[name].pip_extra}')")
+        pytest.skip(why_unavailable(name))
     det = edgefas.Detector(backend=name)
     files = sorted((shared / "fixtures" / "silentface").glob("*.jpg"))
     files += sorted((shared / "fixtures" / "london" / "neutral_front").glob("*.jpg"))[:10]

@@ -45,7 +45,7 @@ def test_unknown_target_and_precision(tiny_bundle, tmp_path):
     with pytest.raises(ExportError, match="Did you mean 'openvino'"):
         export_bundle(bundle, target="openvin", precision="fp32", out=tmp_path / "b", devel=cs)
     with pytest.raises(ExportError, match="not fp16"):
-        export_bundle(bundle, target="onnx", precision="fp16", out=tmp_path / "b", devel=cs)
+        export_bundle(bundle, target="tflite", precision="fp16", out=tmp_path / "b", devel=cs)
 
 
 def test_openvino_fp16_export_is_gated_recorded_and_runs(tiny_bundle, tmp_path, astronaut_bgr):
@@ -73,7 +73,7 @@ def test_failed_gate_writes_nothing(tiny_bundle, tmp_path, monkeypatch):
         import onnx
         from onnx import helper
 
-        m = onnx.load(str(src))
+        m = onnx.load(str(src.onnx))
         neg = helper.make_node("Neg", [m.graph.output[0].name], ["neg_out"])
         m.graph.node.append(neg)
         m.graph.output[0].name = "neg_out"

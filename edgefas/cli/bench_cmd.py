@@ -1,15 +1,25 @@
-"""Latency of a bundle per stage (decode, detect, align, score) and end to end, p50/p90, on
-640x480 frames made from the given images; writes OUT.json and OUT.md. For stable numbers,
-run it with OMP_WAIT_POLICY=PASSIVE on an otherwise idle machine.
+"""Benchmark a bundle: every backend/precision it holds that runs here, side by side.
+
+Per variant: status, size of the files it loads, APCER max / BPCER at the bundle threshold on
+the devel split (--protocol; needs the Replay-Attack crop cache, skipped with --no-devel), and
+per-stage latency (detect, align, score = de-spoof network + calibration, total) p50/p90 at
+batch 1 on 640x480 frames made from the images, and frames/s. Variants are timed in
+interleaved rounds so background load hits all alike. Writes OUT.json and OUT.md.
+Start Python with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads distort 2-thread runs on a
+busy 2-core machine); this command sets it for itself when unset, before any engine loads.
 
 examples:
-  OMP_WAIT_POLICY=PASSIVE edgefas bench ../shared/fixtures/silentface --threads 2
-  edgefas bench photos/ --bundle my_bundle/ --runs 50 --out bench/my_bundle
+  edgefas bench ../shared/fixtures/silentface --bundle build/exp_all --threads 2
+  edgefas bench photos/ --backend litert,onnxruntime --precision int8,fp32 --no-devel
+  edgefas bench photos/ --compare "python other_sdk.py photos/" --compare-faces 16
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 from pathlib import Path
 
 from ..errors import EdgefasError
@@ -18,30 +28,69 @@ from ..errors import EdgefasError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files or folders to make frames from")
     p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
-    p.add_argument("--backend", default="onnxruntime", help="onnxruntime or openvino")
-    p.add_argument("--precision", default="fp32",
-                   help="fp32, or an export the bundle holds (fp16, int8; see 'edgefas export')")
+    p.add_argument("--backend", default="all",
+                   help="comma-separated backends, or all (default: %(default)s)")
+    p.add_argument("--precision", default="fp32,fp16,int8",
+                   help="comma-separated precisions (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="threads per model (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=20, help="timed passes over all frames")
+    p.add_argument("--runs", type=int, default=20, help="timed rounds over all frames")
+    p.add_argument("--warmup", type=int, default=3, help="untimed passes first")
+    p.add_argument("--protocol", default="P1", help="whose devel split gives APCER/BPCER")
+    p.add_argument("--devel-faces", type=int, default=0,
+                   help="score at most this many devel faces (0 = all)")
+    p.add_argument("--no-devel", action="store_true", help="skip APCER/BPCER")
+    p.add_argument("--replay-root", type=Path)
+    p.add_argument("--compare", metavar="CMD",
+                   help="another command to time once per round beside the variants")
+    p.add_argument("--compare-faces", type=int, default=1,
+                   help="faces CMD scores per invocation (for its ms/face)")
     p.add_argument("--out", type=Path, default=Path("bench_out"),
                    help="output prefix for .json and .md (default: %(default)s)")
 
 
+def _devel(args: argparse.Namespace):
+    import numpy as np
+
+    from ..data.protocols import get_protocol
+    from ..data.sources import DataRoots
+    from ..detector import Detector
+    from ..evaluation import crop_store_for
+
+    det = Detector(args.bundle)
+    store = crop_store_for(det, DataRoots(args.replay_root, None, None), True)
+    replay = store.replay(frames="20")
+    devel = replay.subset(get_protocol(args.protocol).devel_mask(replay.samples))
+    devel = devel.subset(devel.ok)
+    idx = np.arange(len(devel))
+    if 0 < args.devel_faces < len(devel):
+        idx = np.sort(np.random.default_rng(0).choice(len(devel), args.devel_faces, replace=False))
+    samples = [devel.samples[i] for i in idx]
+    return (devel.crops[idx], np.array([s.is_attack for s in samples]),
+            np.array([s.species for s in samples]),
+            f"replay-attack devel ({args.protocol}), {len(idx)} faces of 20 frames per video")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..bench import benchmark, to_markdown
+    from ..bench_table import run_bench, table_markdown
+    from ..runtime.backends import BACKENDS, get_backend
     from .detect_cmd import _expand
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before the engines load their OpenMP
     paths = _expand(args.images)
     if not paths:
         raise EdgefasError("no images given")
-    try:
-        res = benchmark(paths, bundle=args.bundle, backend=args.backend, precision=args.precision,
-                        threads=args.threads, runs=args.runs)
-    except ValueError as exc:
-        raise EdgefasError(str(exc)) from exc
+    backends = list(BACKENDS) if args.backend == "all" else \
+        [get_backend(b.strip()).name for b in args.backend.split(",")]
+    precisions = [p.strip() for p in args.precision.split(",")]
+    devel = None if args.no_devel else _devel(args)
+    res = run_bench(paths, bundle=args.bundle, backends=backends, precisions=precisions,
+                    threads=args.threads, runs=args.runs, warmup=args.warmup, devel=devel,
+                    compare=args.compare, compare_faces=args.compare_faces)
+    argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
+    res["command"] = "edgefas bench " + " ".join(shlex.quote(a) for a in argv)
+    md = table_markdown(res) + f"\nCommand: `{res['command']}`\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
-    md = to_markdown(res)
     args.out.with_suffix(".md").write_text(md)
     print(md)
     return 0

@@ -4,16 +4,25 @@ From a training run (a folder written by 'edgefas train'): calibrate and set the
 devel, export the classifier to ONNX (opset 17, dynamic batch) and refuse it unless it matches
 PyTorch on real devel faces (max |diff| <= 1e-4, no decision flipped), then write the bundle.
 
-From a bundle, with --target: convert its classifier for a runtime and precision (onnx int8:
-onnxruntime static QDQ; openvino fp32 / fp16 / int8 through NNCF), calibrated on devel faces,
-and keep it only if it passes its parity gate against the fp32 ONNX graph on labelled devel
-faces (fp32: max |diff| <= 1e-4; fp16/int8: APCER and BPCER at the bundle threshold within
-0.5 points). Run it with edgefas.Detector(bundle, backend=..., precision=...).
+From a bundle, with --target (or --device): convert its classifier for a runtime and
+precision, calibrated on devel faces, and keep it only if it passes its parity gate against
+PyTorch on labelled devel faces (fp32: max |diff| <= 1e-4; fp16/int8: APCER and BPCER at the
+bundle threshold within 0.5 points). The gate's figures go into the manifest under "parity".
+Run it with edgefas.Detector(bundle, backend=..., precision=...).
+
+targets (edgefas/export/targets.py):
+  onnx      fp32, fp16, int8 (onnxruntime static QDQ)
+  openvino  fp32, fp16, int8 (NNCF)
+  tflite    fp32, int8 (litert-torch, PT2E)            -> backend litert
+  coreml    fp16, fp32 (mlprogram; predicts and is gated on macOS only)
+  tensorrt  fp16, int8 (engine built on the NVIDIA device itself; needs libnvinfer)
+devices (edgefas/export/presets.py): jetson-orin, android, ios, x86-cpu, intel
 
 examples:
   edgefas export runs/P1 --format onnx                       # run -> bundle (runs/P1/bundle)
   edgefas export runs/P1/bundle --target openvino --precision int8 --out bundles/p1-ov-int8
-  edgefas export runs/P1/bundle --target onnx --precision int8 --out bundles/p1-ort-int8
+  edgefas export runs/P1/bundle --target tflite --precision fp32,int8 --out bundles/p1-tflite
+  edgefas export runs/P1/bundle --device android --out bundles/p1-android
 """
 from __future__ import annotations
 
@@ -30,8 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("path", type=Path, help="a run folder (from 'edgefas train') or a bundle")
     p.add_argument("--format", default="onnx", help="run -> bundle format (default: %(default)s)")
-    p.add_argument("--target", help="bundle -> target: onnx, openvino")
-    p.add_argument("--precision", default="fp32", help="fp32, fp16, int8 (default: %(default)s)")
+    p.add_argument("--target", help="bundle -> target: onnx, openvino, tflite, coreml, tensorrt")
+    p.add_argument("--precision", default="fp32",
+                   help="fp32, fp16, int8, or several comma-separated (default: %(default)s)")
+    p.add_argument("--device", help="bundle -> the exports of a device preset: jetson-orin, "
+                                    "android, ios, x86-cpu, intel")
     p.add_argument("--out", type=Path, help="output bundle (default: RUN/bundle, or in place "
                                             "for a bundle)")
     p.add_argument("--protocol", choices=list(PROTOCOLS),
@@ -47,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.path / "manifest.json").is_file():
         return _export_bundle(args)
-    if args.target:
-        raise ExportError(f"{args.path} is not a bundle (no manifest.json); --target needs one")
+    if args.target or args.device:
+        raise ExportError(f"{args.path} is not a bundle (no manifest.json); --target and "
+                          "--device need one")
     return _package_run(args)
 
 
@@ -58,22 +71,38 @@ def _export_bundle(args: argparse.Namespace) -> int:
     from ..detector import Detector
     from ..evaluation import crop_store_for
     from ..export.bundle_export import export_bundle
+    from ..export.presets import get_preset
+    from ..export.targets import check_target, get_target
 
-    if not args.target:
-        raise ExportError("exporting a bundle needs --target (onnx, openvino)")
+    if args.device:
+        preset = get_preset(args.device)
+        exports = list(preset.exports)
+        print(f"{preset.name}: {', '.join(f'{t} {p}' for t, p in exports)} ({preset.why})")
+    elif args.target:
+        exports = [(args.target, p.strip()) for p in args.precision.split(",")]
+    else:
+        raise ExportError("exporting a bundle needs --target or --device")
+    for target, precision in exports:  # fail fast on names, precisions and missing tools
+        check_target(get_target(target), precision)
     det = Detector(args.path)
     store: CropStore = crop_store_for(det, DataRoots(args.replay_root, None, args.lfw_root), True)
     protocol = get_protocol(args.protocol or det.bundle.manifest.get("training", {}).get("protocol", "P1"))
     replay = store.replay(frames="20")
     devel = replay.subset(protocol.devel_mask(replay.samples))
-    rep = export_bundle(args.path, target=args.target, precision=args.precision,
-                        out=args.out or args.path, devel=devel)
-    print(f"{args.target} {args.precision}: passed on {rep.n_faces} devel faces "
-          f"({rep.bona_fide} bona fide / {rep.attack} attack): decisions agree "
-          f"{100 * rep.decisions_agree:.2f}%, APCER {100 * rep.apcer:.2f}% (fp32 "
-          f"{100 * rep.apcer_fp32:.2f}%), BPCER {100 * rep.bpcer:.2f}% (fp32 "
-          f"{100 * rep.bpcer_fp32:.2f}%), max |diff| {rep.max_abs_diff_logit:.2e}; "
-          f"written to {args.out or args.path}")
+    out = args.out or args.path
+    src = args.path
+    for target, precision in exports:
+        rep = export_bundle(src, target=target, precision=precision, out=out, devel=devel)
+        src = out  # later exports add to the same output bundle
+        if rep.passed is None:
+            print(f"{target} {precision}: converted, written to {out}; {rep.reason}")
+            continue
+        print(f"{target} {precision}: passed on {rep.n_faces} devel faces "
+              f"({rep.bona_fide} bona fide / {rep.attack} attack) against {rep.reference}: "
+              f"decisions agree {100 * rep.decisions_agree:.2f}%, APCER {100 * rep.apcer:.2f}% "
+              f"(reference {100 * rep.apcer_fp32:.2f}%), BPCER {100 * rep.bpcer:.2f}% "
+              f"(reference {100 * rep.bpcer_fp32:.2f}%), max |diff| "
+              f"{rep.max_abs_diff_logit:.2e}; written to {out}")
     return 0
 
 

@@ -1,10 +1,12 @@
 """``edgefas export BUNDLE --target T --precision P``: add a gated export to a bundle.
 
 The bundle is copied to ``out`` (or extended in place when ``out`` is the bundle), the
-classifier is converted, the conversion is checked against the fp32 ONNX reference on real
-labelled devel faces, and only a passing file is kept; its figures go into the manifest under
-``parity``. A failing export leaves nothing behind and raises :class:`ExportError` with the
-numbers by which it failed.
+classifier is converted, the conversion is checked against PyTorch (the bundle's safetensors;
+for bundles without them, its fp32 ONNX graph) on real labelled devel faces, and only a
+passing file is kept; its figures go into the manifest under ``parity``. A failing export
+leaves nothing behind and raises :class:`ExportError` with the numbers by which it failed.
+Formats that cannot predict on this OS (Core ML off macOS) are converted and written with
+the gate recorded as not run, and why.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ import numpy as np
 
 from ..bundle import MANIFEST, load_bundle, write_manifest
 from ..data.face_cache import CropSet
-from ..errors import BackendUnavailable, ExportError
+from ..errors import ExportError
 from ..runtime.backends import load_model
 from ..runtime.calibration import apply_platt, platt_logit
 from ..runtime.preprocess import to_tensor
-from .targets import get_target
+from .source import ExportSource
+from .targets import check_target, get_target
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,10 @@ class GateReport:
     apcer: float
     bpcer_fp32: float
     bpcer: float
-    passed: bool
+    passed: bool | None              # None: the gate could not run on this OS (see reason)
     seconds: float
+    reference: str = "pytorch"       # what the export was compared with
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +52,20 @@ class GateReport:
 
 def _logits(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate([model.run(x[i:i + 64])[0].reshape(-1) for i in range(0, len(x), 64)])
+
+
+def _reference_logits(source: ExportSource, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """PyTorch's logits when the bundle carries its weights and torch is here, else ONNX's."""
+    import importlib.util
+
+    if source.has_torch and importlib.util.find_spec("torch") is not None:
+        import torch
+
+        model = source.torch_model()
+        with torch.no_grad():
+            out = [model(torch.from_numpy(x[i:i + 64])).numpy() for i in range(0, len(x), 64)]
+        return np.concatenate(out).reshape(-1), "pytorch"
+    return _logits(load_model(source.onnx, "onnxruntime"), x), "onnx fp32"
 
 
 def _rates(live: np.ndarray, is_attack: np.ndarray) -> tuple[float, float]:
@@ -63,11 +82,7 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
     """
     t0 = time.time()
     tgt = get_target(target)
-    if precision not in tgt.precisions:
-        raise ExportError(f"{target} supports {', '.join(tgt.precisions)}, not {precision}")
-    if not tgt.available():
-        raise BackendUnavailable(f"exporting to {target} needs {', '.join(tgt.needs)}: "
-                                 f"pip install '{tgt.pip_extra}'")
+    check_target(tgt, precision)
     src = load_bundle(bundle)
     out = Path(out)
     if out.resolve() != src.path.resolve():
@@ -83,9 +98,21 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
     x_calib = to_tensor(devel.crops[calib_idx], src.contract)
     is_attack = np.array([devel.samples[i].is_attack for i in gate_idx])
 
-    path = tgt.convert(out / "classifier.onnx", out, precision, x_calib)
-    produced = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
-    ref = _logits(load_model(out / "classifier.onnx", "onnxruntime"), x_gate)
+    source = ExportSource(load_bundle(out))
+    before = {p for p in out.rglob("*")}
+    path = tgt.convert(source, out, precision, x_calib)
+    produced = sorted(p for p in out.rglob("*") if p not in before)
+    ref, reference = _reference_logits(source, x_gate)
+    key = tgt.model_key(precision)
+    if not tgt.can_predict_here():
+        host = {"Darwin": "macOS"}.get(tgt.predicts_on or "", tgt.predicts_on)
+        reason = (f"{target} models predict only on {host}; converted here, gate not run: "
+                  f"re-run this export on {host} to gate it")
+        report = GateReport(target, precision, 0, 0, 0, float("nan"), float("nan"), float("nan"),
+                            float("nan"), float("nan"), float("nan"), None,
+                            round(time.time() - t0, 1), reference, reason)
+        _record(out, key, path, report)
+        return report
     got = _logits(load_model(path, tgt.backend), x_gate)
     cal = src.calibration
     # Decisions on the calibrated score at the bundle threshold, as the Detector makes them.
@@ -106,20 +133,30 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
         passed = abs(ap1 - ap0) <= tgt.max_rate_shift and abs(bp1 - bp0) <= tgt.max_rate_shift
     report = GateReport(target, precision, len(gate_idx), int((~is_attack).sum()),
                         int(is_attack.sum()), diff, float((live_ref == live_got).mean()),
-                        ap0, ap1, bp0, bp1, passed, round(time.time() - t0, 1))
+                        ap0, ap1, bp0, bp1, passed, round(time.time() - t0, 1), reference)
     if not passed:
-        for f in produced:
-            f.unlink(missing_ok=True)
+        for f in sorted(produced, reverse=True):  # files before their folders
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
         raise ExportError(
             f"{target} {precision} failed its parity gate on {len(gate_idx)} devel faces: "
-            f"max |diff| {diff:.2e}, APCER {100 * ap1:.2f}% vs {100 * ap0:.2f}%, BPCER "
+            f"max |diff| {diff:.2e} vs {reference} (fp32 allows {tgt.fp32_atol:.0e}), "
+            f"APCER {100 * ap1:.2f}% vs {100 * ap0:.2f}%, BPCER "
             f"{100 * bp1:.2f}% vs {100 * bp0:.2f}% (allowed shift "
-            f"{100 * tgt.max_rate_shift:.1f} pp); nothing was written")
+            f"{100 * tgt.max_rate_shift:.1f} pp for fp16/int8); nothing was written")
+    _record(out, key, path, report)
+    return report
+
+
+def _record(out: Path, key: str, path: Path, report: GateReport) -> None:
+    """The export's file and gate figures into the manifest (which re-hashes every file)."""
     manifest = json.loads((out / MANIFEST).read_text())
-    key = tgt.model_key(precision)
     manifest["models"]["classifier"][key] = path.relative_to(out).as_posix()
-    manifest.setdefault("parity", {})[key] = report.to_dict()
+    manifest.setdefault("parity", {})[key] = {
+        k: (None if isinstance(v, float) and v != v else v)  # NaN is not JSON
+        for k, v in report.to_dict().items()}
     for k in ("files", "schema_version"):
         manifest.pop(k, None)
     write_manifest(out, manifest)
-    return report

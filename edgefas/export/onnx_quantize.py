@@ -1,4 +1,5 @@
-"""ONNX int8: onnxruntime static quantization (QDQ, per-channel weights) calibrated on faces."""
+"""ONNX reduced precision: fp16 weights/compute (fp32 I/O), and int8 through onnxruntime static
+quantization (QDQ, per-channel weights) calibrated on faces."""
 from __future__ import annotations
 
 import os
@@ -30,4 +31,19 @@ def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray) -> Path:
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
         os.replace(out, dst)
+    return dst
+
+
+def convert_onnx_fp16(src: Path, dst: Path) -> Path:
+    """fp16 graph with fp32 input/output, so callers feed the same tensors as for fp32.
+
+    On x86 CPUs onnxruntime runs most fp16 kernels through casts (no speed-up); the file is
+    for GPU, NNAPI and Apple execution providers.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
     return dst

@@ -15,6 +15,7 @@ from ..data.face_cache import CropSet
 from ..data.protocols import get_protocol
 from ..data.sources import CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
+from ..export.source import save_torch_weights
 from ..metrics import evaluate, threshold_at_eer
 from ..runtime.calibration import apply_platt, platt_logit
 from ..runtime.face_stage import FacePolicy
@@ -23,6 +24,9 @@ from .baseline import load_trained, predict_logits
 from .calibration import fit_platt
 from .recipes import BaselineRecipe
 from .run import FACE_DETECTOR, build_sets, face_stage_for
+
+#: MediaPipe's face_detection_short_range.tflite, byte-identical (sha256 bbff11ce...).
+FACE_DETECTOR_TFLITE = "face_detector.tflite"
 
 REPLAY_LICENCE = ("Idiap Replay-Attack EULA: research use only. The weights are derived from it; "
                   "check the EULA before any commercial use.")
@@ -75,8 +79,14 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     bundle_dir = Path(bundle_dir)
     shutil.rmtree(bundle_dir, ignore_errors=True)
     bundle_dir.mkdir(parents=True)
-    for f in (FACE_DETECTOR, "LICENSE-mediapipe.txt"):
+    face_files = {"onnx": FACE_DETECTOR}
+    if (default_bundle_path() / FACE_DETECTOR_TFLITE).is_file():
+        face_files["tflite"] = FACE_DETECTOR_TFLITE  # MediaPipe's original, for LiteRT
+    for f in (*face_files.values(), "LICENSE-mediapipe.txt"):
         shutil.copy2(default_bundle_path() / f, bundle_dir / f)
+    # PyTorch weights (safetensors) travel with the bundle: LiteRT, Core ML and torch-tensorrt
+    # convert from them, and export parity gates compare with them.
+    torch_entry = save_torch_weights(model, bundle_dir, state["model_config"])
     # Gate on a spread of real devel faces, both classes.
     rng = np.random.default_rng(0)
     pick = np.sort(rng.choice(len(devel), size=min(256, len(devel)), replace=False))
@@ -94,13 +104,14 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
         "preprocess": contract.to_dict(),
         "face_policy": policy.to_dict(),
         "models": {
-            "face_detector": {"onnx": FACE_DETECTOR, "source": "MediaPipe 0.10.21 wheel, "
+            "face_detector": {**face_files, "source": "MediaPipe 0.10.21 wheel, "
                               "face_detection_short_range.tflite converted with tflite2onnx "
                               "0.4.1 (tools/build_face_detector.py); modified: format only",
                               "licence": "Apache-2.0 (LICENSE-mediapipe.txt)"},
             "classifier": {"onnx": "classifier.onnx", "input": "face", "output": "live_logit",
                            "arch": state["model_config"]["arch"],
-                           "params": int(sum(p.numel() for p in model.parameters()))},
+                           "params": int(sum(p.numel() for p in model.parameters())),
+                           **torch_entry},
         },
         "threshold": {"value": float(threshold), "on": "live_score (live when >=)",
                       "split": devel_split, "criterion": "D-EER on devel (APCER_max = BPCER)",

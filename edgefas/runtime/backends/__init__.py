@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -36,25 +38,68 @@ class BackendSpec:
     file_key: str        # which model file of a bundle it reads ("onnx", "tflite", ...)
     engine: str          # the Python module of its inference engine
     pip_extra: str       # what installs that engine
-    export_target: str   # the export target whose reduced-precision files it runs
+    export_target: str   # the export target whose files it runs
+    # Where the face detector runs when this engine has no file for it (Core ML, TensorRT:
+    # BlazeFace stays on onnxruntime's CPU there; it is ~2 ms).
+    face_backend: str | None = None
+    runs_on: str | None = None  # platform.system() the engine predicts on, when only one
 
     def model_key(self, precision: str) -> str:
         """Manifest key of the classifier this backend runs at ``precision``."""
-        return self.file_key if precision == "fp32" else f"{self.export_target}_{precision}"
+        if precision == "fp32" and self.file_key == "onnx":
+            return "onnx"  # the bundle's own graph (OpenVINO reads ONNX directly)
+        return f"{self.export_target}_{precision}"
+
+    @property
+    def face(self) -> tuple[str, str]:
+        """(manifest key, backend) of the face detector model."""
+        if self.face_backend is None:
+            return self.file_key, self.name
+        return BACKENDS[self.face_backend].file_key, self.face_backend
+
+    def installed(self) -> bool:
+        if self.runs_on is not None and platform.system() != self.runs_on:
+            return False
+        return importlib.util.find_spec(self.engine) is not None
 
 
-BACKENDS: dict[str, BackendSpec] = {
-    "onnxruntime": BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "onnxruntime", "edgefas",
-                               "onnx"),
-    "openvino": BackendSpec("openvino", "openvino_backend", "onnx", "openvino",
-                            "edgefas[openvino]", "openvino"),
-}
+BACKENDS: dict[str, BackendSpec] = {b.name: b for b in (
+    BackendSpec("onnxruntime", "onnxruntime_backend", "onnx", "onnxruntime", "edgefas", "onnx"),
+    BackendSpec("openvino", "openvino_backend", "onnx", "openvino", "edgefas[openvino]",
+                "openvino"),
+    BackendSpec("litert", "litert_backend", "tflite", "ai_edge_litert", "edgefas[litert]",
+                "tflite"),
+    BackendSpec("coreml", "coreml_backend", "coreml", "coremltools", "edgefas[coreml]", "coreml",
+                face_backend="onnxruntime", runs_on="Darwin"),
+    BackendSpec("tensorrt", "tensorrt_backend", "tensorrt", "tensorrt", "edgefas[tensorrt]",
+                "tensorrt", face_backend="onnxruntime", runs_on="Linux"),
+)}
+#: ``backend="auto"``: the first installed one the bundle has a classifier file for. Device
+#: engines first (they are there only where they are the point), then the portable default.
+AUTO_ORDER = ("tensorrt", "coreml", "onnxruntime", "openvino", "litert")
 
 
 def available_backends() -> list[str]:
-    """Names of the backends whose engine imports on this machine."""
-    return [name for name, spec in BACKENDS.items()
-            if importlib.util.find_spec(spec.engine) is not None]
+    """Names of the backends whose engine imports (and predicts) on this machine."""
+    return [name for name, spec in BACKENDS.items() if spec.installed()]
+
+
+def why_unavailable(name: str) -> str:
+    """A one-line reason a backend cannot run here (for skips and error messages)."""
+    spec = get_backend(name)
+    if spec.runs_on is not None and platform.system() != spec.runs_on:
+        return f"{name} predicts only on {spec.runs_on}, this is {platform.system()}"
+    return f"{name} is not installed here (pip install '{spec.pip_extra}')"
+
+
+def auto_backend(has_classifier: Callable[[str], bool], precision: str = "fp32") -> str:
+    """The backend ``backend="auto"`` means, given which classifier keys a bundle holds."""
+    for name in AUTO_ORDER:
+        spec = BACKENDS[name]
+        if spec.installed() and has_classifier(spec.model_key(precision)):
+            return name
+    raise BackendUnavailable(f"no installed backend has a {precision} classifier in this bundle "
+                             f"(installed: {', '.join(available_backends()) or 'none'})")
 
 
 def get_backend(name: str) -> BackendSpec:
