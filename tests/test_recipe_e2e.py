@@ -106,3 +106,18 @@ def test_eval_record_writes_metrics_into_the_manifest(replay_tree, tmp_path, mon
     rec = m["metrics"]["P1"]["test"]
     assert rec["report"]["n_bona_fide"] == 4 and "markdown" not in rec
     assert m["metrics"]["P1"]["command"].startswith("edgefas eval --bundle")
+
+
+def test_distill_command_trains_a_student_from_an_agfas_teacher(replay_tree, tmp_path, monkeypatch):
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--out", str(tmp_path / "agfas"),
+                 "--replay-root", str(frames)]) == 0
+    for objective in ("consistency", "regression"):
+        out = tmp_path / objective
+        assert main(["distill", "--teacher-dir", str(tmp_path / "agfas" / "teacher"), "--recipe", "tiny",
+                     "--objective", objective, "--out", str(out), "--replay-root", str(frames)]) == 0
+        info = json.loads((out / "student" / "student.json").read_text())
+        assert info["recipe"]["objective"] == objective and info["config"]["t0"] == 20
+        assert info["data"]["protocol"] == "P1" and info["data"]["live"] == 8 and info["data"]["attack"] == 24
+        assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".safetensors", ".json"}

@@ -16,6 +16,7 @@ COMMANDS = {
     "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx int8 / openvino, parity-gated"),
     "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
     "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
+    "distill": ("distill_cmd", "distil an AG-FAS teacher into a 1-4 step student de-spoofer"),
     "eval-cue": ("cue_cmd", "evaluate a teacher's spoof cue against the colour + frequency reference"),
     "watch": ("watch_cmd", "video session on a file, camera or frame folder: per-frame + verdict"),
     "eval-video": ("eval_video_cmd", "video-level vs frame-level metrics on Replay-Attack (20 f/video)"),

@@ -39,7 +39,9 @@ DEFAULT_T0_STEPS = {"agfas": (100, 5), "ddm": (200, 10)}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
 
-    p.add_argument("--teacher", choices=["ddm", "agfas", "despoof"], help="teacher kind")
+    p.add_argument("--teacher", choices=["ddm", "agfas", "despoof", "student"],
+                   help="teacher kind (student: a distilled student, edgefas distill)")
+    p.add_argument("--nfe", type=int, help="student: evaluations per face (1, 2 or 4; default: its own)")
     p.add_argument("--reference-only", action="store_true",
                    help="only the colour + frequency statistics reference; no teacher needed")
     p.add_argument("--teacher-dir", type=Path, help="teacher folder (agfas, despoof)")
@@ -92,6 +94,12 @@ def _load_teacher(args: argparse.Namespace, contract) -> tuple[object, dict, dic
         teacher, folders = pair, {"eps_s": str(args.eps_s), "eps_g": str(args.eps_g)}
     elif not args.teacher_dir:
         raise EdgefasError(f"--teacher {args.teacher} needs --teacher-dir")
+    elif args.teacher == "student":
+        from ..distill.train_student import load_student
+
+        teacher, info = load_student(args.teacher_dir)
+        teacher.to(args.device)
+        infos, folders = {"student": info}, {"student": str(args.teacher_dir)}
     elif args.teacher == "agfas":
         teacher = load_diffusion_teacher(args.teacher_dir)
         teacher.unet.to(args.device)
@@ -103,7 +111,7 @@ def _load_teacher(args: argparse.Namespace, contract) -> tuple[object, dict, dic
     for name, info in infos.items():
         if info.get("contract") and info["contract"] != contract.to_dict():
             raise EdgefasError(f"{name} teacher was trained on crops of another contract: {info['contract']}")
-    kw: dict = {}
+    kw: dict = {"nfe": args.nfe} if args.teacher == "student" and args.nfe else {}
     if args.teacher in DEFAULT_T0_STEPS:
         t0, steps = DEFAULT_T0_STEPS[args.teacher]
         kw = {"t0": args.t0 if args.t0 is not None else t0, "steps": args.steps or steps}

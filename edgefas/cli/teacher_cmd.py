@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="whose train split to learn from (default: %(default)s)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--threads", type=int, help="torch threads (default: the recipe's; 1 is faster when "
+                   "other jobs share the CPU)")
     p.add_argument("--with-lfw", action="store_true", help="add LFW train identities (live-only teachers)")
     p.add_argument("--init-from", type=Path, help="a teacher folder to start from (ddm-all)")
     p.add_argument("--no-resume", action="store_true")
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_recipe(kind, args.recipe)
     if args.steps:
         recipe = recipe.with_overrides(steps=args.steps)
+    if args.threads:
+        recipe = recipe.with_overrides(threads=args.threads)
     contract = Contract()
     stage, sha = face_stage_for(contract)
     store = CropStore(stage, sha, DataRoots(args.replay_root, None, args.lfw_root))

@@ -9,6 +9,11 @@ examples:
   edgefas train --protocol P1 --recipe cpu --out runs/P1
   edgefas train --protocol P2-print --recipe cpu --out runs/P2-print --package
   accelerate launch -m edgefas train --protocol P1 --recipe gpu --out runs/P1-gpu
+
+fusion detector (RGB + spoof cue of a frozen de-spoofer inside the network):
+  edgefas train --protocol P1 --fusion xattn --cue-dir runs/students/cd/student --out runs/P1-xattn
+  edgefas train --protocol P1 --fusion twostream --cue-kind despoof \
+      --cue-dir runs/teachers/P1/despoof/teacher --out runs/P1-ds-twostream
 """
 from __future__ import annotations
 
@@ -29,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
+    p.add_argument("--fusion", choices=["xattn", "twostream"],
+                   help="train the fusion detector: AG-FAS cross-attention or DDM two-stream")
+    p.add_argument("--cue-dir", type=Path, help="fusion: the cue module (edgefas distill OUT/student, "
+                   "or a DS Net teacher folder with --cue-kind despoof)")
+    p.add_argument("--cue-kind", default="student", choices=["student", "despoof"])
+    p.add_argument("--cue-nfe", type=int, default=1, choices=[1, 2, 4], help="student evaluations")
     p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
@@ -48,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed)
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
+    if args.fusion:
+        if not args.cue_dir:
+            from ..errors import EdgefasError
+
+            raise EdgefasError("--fusion needs --cue-dir")
+        recipe = recipe.with_overrides(fusion=args.fusion, cue_dir=str(args.cue_dir), cue_kind=args.cue_kind,
+                                       cue_nfe=args.cue_nfe)
     roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root)
     best = run_training(args.protocol, recipe, args.out, roots=roots, resume=not args.no_resume)
     print(f"best checkpoint: {best}")

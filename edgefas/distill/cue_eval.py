@@ -81,6 +81,7 @@ def _runner(teacher, kw: dict):
     from .agfas import defake_agfas
     from .ddm import despoof_ddm
     from .despoof_net import DespoofNet
+    from .student import ConsistencyStudent, student_despoof
     from .train_teacher import DiffusionTeacher
 
     def need(*names: str, optional: tuple[str, ...] = ()) -> dict:
@@ -112,6 +113,14 @@ def _runner(teacher, kw: dict):
                              noise_seed=p.get("noise_seed", 0), condition=teacher.condition)
             return r.output, r.cue, r.nfe
         return "agfas", fn, p
+    if isinstance(teacher, ConsistencyStudent):
+        p = need(optional=("nfe",))
+        n = p.get("nfe") or teacher.config.nfe
+
+        def fn(x):
+            restored, cue = student_despoof(teacher, x, nfe=n)
+            return restored, cue, n
+        return "student", fn, {"nfe": n}
     if isinstance(teacher, DespoofNet):
         need()
         teacher.eval()
@@ -143,7 +152,7 @@ def compute_cues(teacher, crops_uint8: np.ndarray, contract: Contract, *, batch:
         raise TeacherConfigError(f"batch must be >= 1, got {batch}")
     _check_range(contract)
     kind, fn, params = _runner(teacher, teacher_kwargs)
-    net = teacher.eps_g.unet if kind == "ddm" else teacher.unet if kind == "agfas" else teacher
+    net = teacher.eps_g.unet if kind == "ddm" else teacher.unet if kind in ("agfas", "student") else teacher
     device = next(net.parameters()).device
     restored, cues, nfe, seconds = [], [], 0, 0.0
     for i in range(0, len(crops_uint8), batch):

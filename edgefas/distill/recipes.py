@@ -96,6 +96,46 @@ class DespoofNetRecipe:
         return replace(self, **kw)
 
 
+@dataclass(frozen=True)
+class StudentRecipe:
+    """A few-step student distilled from an AG-FAS teacher (edgefas.distill.student)."""
+
+    name: str
+    objective: str = "consistency"    # "consistency" (Song et al. 2023, Alg. 2) or "regression"
+    unet: str = "student"             # a preset of edgefas.distill.unet
+    t0: int = 100                     # must match the teacher setting being distilled
+    teacher_steps: int = 5            # regression: the teacher's DDIM steps for the target
+    delta: int = 10                   # consistency: the ODE discretisation (levels t0/delta)
+    nfe: int = 1                      # evaluations the student is used with by default
+    noise_seed: int = 0
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    ema_decay: float = 0.995          # the target network mu (CD) and the kept weights
+    save_every: int = 250
+    keep_checkpoints: int = 2
+    patch_size: int | None = 32       # patches of the teacher's region (the crop's centre half)
+    region: float = 0.5               # fraction of the crop side the teacher and student see
+    hflip: bool = True
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("consistency", "regression"):
+            raise TeacherConfigError(unknown_name("student objective", self.objective,
+                                                  ["consistency", "regression"]))
+        if self.t0 % self.delta or self.t0 % self.teacher_steps:
+            raise TeacherConfigError(f"t0={self.t0} must be a multiple of delta={self.delta} and "
+                                     f"teacher_steps={self.teacher_steps}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **kw) -> StudentRecipe:
+        return replace(self, **kw)
+
+
 _DDM = {
     # Seconds on 16 random 32 px crops: every code path, in the tests.
     "tiny": DiffusionRecipe("tiny", unet="tiny", steps=4, batch_size=4, warmup_steps=1, ema_decay=0.9,
@@ -118,6 +158,22 @@ RECIPES: dict[str, dict[str, DiffusionRecipe | DespoofNetRecipe]] = {
                                 patch_size=None, threads=8),
     },
 }
+
+
+STUDENT_RECIPES: dict[str, StudentRecipe] = {
+    "tiny": StudentRecipe("tiny", unet="tiny", t0=20, teacher_steps=2, delta=10, steps=4, batch_size=4,
+                          warmup_steps=1, ema_decay=0.9, save_every=2, patch_size=16, threads=1),
+    "cpu": StudentRecipe("cpu"),
+    "gpu": StudentRecipe("gpu", unet="cpu", steps=20000, batch_size=64, lr=1e-4, warmup_steps=500,
+                         ema_decay=0.999, save_every=2000, keep_checkpoints=3, patch_size=None, threads=8),
+}
+
+
+def get_student_recipe(name: str, **overrides) -> StudentRecipe:
+    """The ``name`` preset (tiny, cpu, gpu) of the student, with ``overrides`` applied."""
+    if name not in STUDENT_RECIPES:
+        raise TeacherConfigError(unknown_name("student recipe", name, list(STUDENT_RECIPES)))
+    return STUDENT_RECIPES[name].with_overrides(**overrides)
 
 
 def get_recipe(kind: str, name: str) -> DiffusionRecipe | DespoofNetRecipe:

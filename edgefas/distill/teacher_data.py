@@ -73,7 +73,7 @@ def check_teacher_fits(data: dict, protocol: str, samples) -> None:
     if not data or "protocol" not in data or "model" not in data:
         raise TeacherConfigError("teacher.json has no data record (trained by an older edgefas): "
                                  "evaluate it only on the one protocol it was trained for")
-    faces = TEACHER_MODELS[data["model"]][1]
+    faces = data.get("faces") or TEACHER_MODELS[data["model"]][1]
     seen = get_protocol(data["protocol"]).train_mask(samples)
     if faces == "live":
         seen &= np.array([not s.is_attack for s in samples])

@@ -81,6 +81,25 @@ def _warmup_factor(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / max(warmup_steps, 1))
 
 
+def _optimise(accelerator, opt, loss: torch.Tensor, model, ema, recipe, step: int) -> float:
+    """One AdamW step on ``loss`` at the warmed-up learning rate, then the EMA; returns the loss."""
+    for group in opt.param_groups:
+        group["lr"] = recipe.lr * _warmup_factor(step, recipe.warmup_steps)
+    opt.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    opt.step()
+    ema_update(ema, accelerator.unwrap_model(model), recipe.ema_decay)
+    return float(loss.item())
+
+
+def _close_round(state: dict, losses: list[float], t_start: float) -> None:
+    """Count a checkpoint round and log its mean loss into ``state["history"]``."""
+    state["round"] += 1
+    state["history"].append({"round": state["round"], "step": state["step"], "loss": float(np.mean(losses)),
+                             "seconds": round(time.time() - t_start, 1)})
+    losses.clear()
+
+
 @torch.no_grad()
 def _prune(out_dir: Path, keep: int) -> None:
     done = sorted(p for p in out_dir.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
@@ -111,6 +130,27 @@ def _check_saved_config(ckpt: Path, key: str, expected: dict) -> None:
     if saved != expected:
         raise TeacherConfigError(f"{ckpt} was trained with another network ({key} {saved} != {expected}); "
                                  "use a new out_dir or resume=False")
+
+
+def _write_weights(folder: Path, module: torch.nn.Module, filename: str) -> None:
+    """A fresh ``folder`` holding ``module``'s state dict as safetensors (never a pickle)."""
+    from safetensors.torch import save_file
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, folder / filename)
+
+
+def _read_weights(folder: str | Path, json_name: str, weights_name: str,
+                  build) -> tuple[torch.nn.Module, dict]:
+    """``build(info)`` loaded with ``folder/weights_name``, in eval mode, and ``folder/json_name``."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    info = json.loads((folder / json_name).read_text())
+    module = build(info)
+    module.load_state_dict(load_file(folder / weights_name))
+    return module.eval(), info
 
 
 def _write_teacher_json(folder: Path, info: dict) -> None:
@@ -184,22 +224,12 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         unet.train()
         # DDM Sec. 3.2 / AG-FAS Eq. 1 (Eq. 4 with the condition): || eps_theta(x_t, t) - eps ||^2
         loss = F.mse_loss(unet(x_in, t).sample, eps)
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr * _warmup_factor(step, recipe.warmup_steps)
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        opt.step()
-        ema_update(ema, accelerator.unwrap_model(unet), recipe.ema_decay)
-        losses.append(float(loss.item()))
+        losses.append(_optimise(accelerator, opt, loss, unet, ema, recipe, step))
         state["step"] = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps:
-            state["round"] += 1
-            state["history"].append({"round": state["round"], "step": state["step"],
-                                     "loss": float(np.mean(losses)),
-                                     "seconds": round(time.time() - t_start, 1)})
-            losses = []
+            _close_round(state, losses, t_start)
             if accelerator.is_main_process:
                 save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=accelerator.unwrap_model(unet),
                                 ema=ema, optimizer=opt,
@@ -335,13 +365,8 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
                                            "net_config": net_cfg.to_dict(), "contract": contract.to_dict()})
             _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
-    from safetensors.torch import save_file
-
     folder = out_dir / TEACHER_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    save_file({k_: v.detach().cpu().contiguous() for k_, v in ema.ds.state_dict().items()},
-              folder / "despoof_net.safetensors")
+    _write_weights(folder, ema.ds, "despoof_net.safetensors")
     _write_teacher_json(folder, {
         "class": "DespoofNet", "kind": "despoof_net", "step": state["step"], "recipe": recipe.to_dict(),
         "net_config": net_cfg.to_dict(), "repetitive_k": k, "contract": contract.to_dict(),
@@ -351,10 +376,5 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
 
 def load_despoof_net(folder: str | Path) -> tuple[DespoofNet, dict]:
     """The EMA DS Net written by :func:`train_despoof_net` (eval mode) and its teacher.json."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    info = json.loads((folder / "teacher.json").read_text())
-    net = DespoofNet(DespoofNetConfig.from_dict(info["net_config"]))
-    net.load_state_dict(load_file(folder / "despoof_net.safetensors"))
-    return net.eval(), info
+    return _read_weights(folder, "teacher.json", "despoof_net.safetensors",
+                         lambda info: DespoofNet(DespoofNetConfig.from_dict(info["net_config"])))

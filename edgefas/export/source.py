@@ -43,10 +43,10 @@ class ExportSource:
                     "to convert through PyTorch")
             from safetensors.torch import load_file
 
-            from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
+            from ..models.fusion import build_classifier
 
             entry = self.bundle.manifest["models"]["classifier"]
-            model = BaselineClassifier(BaselineConfig.from_dict(entry[TORCH_CONFIG_KEY]))
+            model = build_classifier(entry[TORCH_CONFIG_KEY])   # the RGB baseline or a fusion detector
             model.load_state_dict(load_file(self.bundle.model_file("classifier", TORCH_WEIGHTS_KEY)))
             self._model = model.eval()
         return self._model

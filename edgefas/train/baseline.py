@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import EdgefasError
 from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
@@ -89,6 +90,36 @@ def _lr_at(step: int, recipe: BaselineRecipe) -> float:
     return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
+def build_model(recipe: BaselineRecipe, contract: Contract):
+    """(model, config) for a recipe: the RGB baseline, or the fusion detector with its frozen cue."""
+    if recipe.fusion is None:
+        config = BaselineConfig(arch=recipe.arch, img_size=contract.size)
+        return BaselineClassifier(config), config
+    from ..models.fusion import DespoofCue, FusionClassifier, FusionConfig
+
+    if not recipe.cue_dir:
+        raise EdgefasError(f"fusion {recipe.fusion!r} needs a cue module folder (--cue-dir)")
+    if recipe.cue_kind == "student":
+        from ..distill.student import StudentCue
+        from ..distill.train_student import load_student
+
+        student, info = load_student(recipe.cue_dir)
+        side = round(contract.size * info.get("region", 0.5))
+        cue, cue_config = StudentCue(student, side, contract.size, nfe=recipe.cue_nfe), info["config"]
+    else:
+        from ..distill.train_teacher import load_despoof_net
+
+        net, info = load_despoof_net(recipe.cue_dir)
+        side = contract.size // 2
+        cue, cue_config = DespoofCue(net, side, contract.size), info["net_config"]
+    if info.get("contract") and info["contract"] != contract.to_dict():
+        raise EdgefasError(f"the cue module in {recipe.cue_dir} was trained on another contract")
+    config = FusionConfig(arch=recipe.arch, img_size=contract.size, fusion=recipe.fusion,
+                          cue_kind=recipe.cue_kind, cue_config=cue_config, cue_side=side,
+                          cue_nfe=recipe.cue_nfe)
+    return FusionClassifier(config, cue_module=cue), config
+
+
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
@@ -104,10 +135,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     torch.set_num_threads(recipe.threads)
     set_seed(recipe.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    config = BaselineConfig(arch=recipe.arch, img_size=contract.size)
-    model = BaselineClassifier(config)
+    model, config = build_model(recipe, contract)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
+                            weight_decay=recipe.weight_decay)
     state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": []}
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
@@ -164,9 +195,11 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     return out_dir / "best"
 
 
-def load_trained(best_dir: str | Path) -> tuple[BaselineClassifier, dict]:
-    """The EMA classifier saved in ``best`` and its trainer state."""
+def load_trained(best_dir: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The EMA classifier saved in ``best`` (baseline or fusion) and its trainer state."""
+    from ..models.fusion import build_classifier
+
     state = json.loads((Path(best_dir) / "trainer_state.json").read_text())
-    model = BaselineClassifier(BaselineConfig.from_dict(state["model_config"]))
+    model = build_classifier(state["model_config"])
     load_checkpoint(best_dir, model=model, ema=None, optimizer=None)
     return model.eval(), state

@@ -26,6 +26,13 @@ class BaselineRecipe:
     lfw_share: float = 0.25        # share of each batch's bona fide half drawn from LFW
     seed: int = 0
     threads: int = 2
+    # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
+    # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
+    # teacher folder with cue_kind "despoof").
+    fusion: str | None = None
+    cue_dir: str | None = None
+    cue_kind: str = "student"
+    cue_nfe: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)

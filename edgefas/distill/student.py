@@ -1,0 +1,162 @@
+"""Few-step de-spoofing student: consistency distillation of the AG-FAS live-only teacher.
+
+The teacher restores a face by noising it to ``t0`` with one fixed noise draw and running ``k``
+DDIM steps of a live-only diffusion model (:func:`edgefas.distill.agfas.defake_agfas`). The
+student ``f(x_t, t)`` learns to jump from any point of the teacher's probability-flow ODE on
+``[0, t0)`` straight to the ODE's clean end, so 1 network evaluation replaces ``k``.
+
+Objective: consistency distillation (CD) of Song, Dhariwal, Chen and Sutskever, "Consistency
+Models", ICML 2023, Algorithm 2 / Eq. (7): for a face ``x0``, ``n ~ U{1..N}``, fresh noise ``z``,
+
+    x_hi  = sqrt(a[t_n]) x0 + sqrt(1 - a[t_n]) z                 (forward process)
+    x_lo  = one DDIM step of the teacher from t_n to t_{n-1}      (the ODE solver Phi)
+    loss  = || f_theta(x_hi, t_n) - f_ema(x_lo, t_{n-1}) ||^2      (squared L2 as the metric d)
+
+with the boundary condition built in through the parameterisation of Latent Consistency Models
+(Luo et al., 2023): ``f(x, t) = c_skip(t) x + c_out(t) x0_hat(x, t)``, ``x0_hat`` from the
+network's epsilon prediction, ``c_skip(t) = s^2 / ((10 t)^2 + s^2)``, ``c_out(t) = 10 t /
+sqrt((10 t)^2 + s^2)``, ``s = 0.5``; ``f(x, 0) = x``. The target network is an EMA of the
+student (``mu`` of Algorithm 2). Levels are 0-based diffusers indices; ``t_0`` is the clean face.
+
+The comparison objective (``regression``) fits ``f(x_{t0}, t0)`` to the teacher's own output for
+the same fixed noise draw: direct distillation of one input-output map.
+
+Inference (:func:`student_despoof`): noise the face to ``t0`` with the fixed draw, ``f`` once;
+for 2 or 4 evaluations, re-noise the estimate to evenly spaced lower levels with the same draw
+and apply ``f`` again (Algorithm 1 of the paper, with the fixed draw instead of fresh noise so a
+face always gets the same cue).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .agfas import shared_noise
+from .errors import TeacherConfigError
+from .schedule import DiffusionSchedule
+from .unet import UNetConfig, build_unet
+
+#: LCM's boundary-condition scaling: sigma_data and the timestep scale
+SIGMA_DATA, TIMESTEP_SCALE = 0.5, 10.0
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Everything that builds and runs a student (written next to its weights)."""
+
+    unet: UNetConfig
+    t0: int = 100                 # the teacher's noise level (noising steps)
+    noise_seed: int = 0           # the teacher's fixed noise draw
+    nfe: int = 1                  # evaluations at inference (1, 2 or 4)
+    schedule: DiffusionSchedule = DiffusionSchedule()
+
+    def __post_init__(self) -> None:
+        if self.nfe not in (1, 2, 4):
+            raise TeacherConfigError(f"student nfe must be 1, 2 or 4, got {self.nfe}")
+        if not 0 < self.t0 <= self.schedule.num_train_timesteps or self.t0 % self.nfe:
+            raise TeacherConfigError(f"t0={self.t0} must be in (0, T] and a multiple of nfe={self.nfe}")
+
+    def levels(self, nfe: int | None = None) -> tuple[int, ...]:
+        """0-based levels the student is applied at, highest first: t0-1, ..., t0/nfe - 1."""
+        n = nfe or self.nfe
+        if self.t0 % n:
+            raise TeacherConfigError(f"t0={self.t0} is not a multiple of nfe={n}")
+        return tuple(self.t0 * (n - i) // n - 1 for i in range(n))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["unet"] = self.unet.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StudentConfig:
+        return cls(unet=UNetConfig.from_dict(d["unet"]), t0=d["t0"], noise_seed=d["noise_seed"],
+                   nfe=d.get("nfe", 1), schedule=DiffusionSchedule.from_dict(d["schedule"]))
+
+
+class ConsistencyStudent(nn.Module):
+    """``f(x_t, t) = c_skip(t) x_t + c_out(t) x0_hat(x_t, t)`` around a small diffusers UNet."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        if config.unet.in_channels != 3:
+            raise TeacherConfigError("the student takes the 3-channel face only")
+        self.config = config
+        self.unet = build_unet(config.unet)
+        a = torch.as_tensor(config.schedule.ddim().alphas_cumprod, dtype=torch.float32)
+        self.register_buffer("alphas_cumprod", a, persistent=False)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean-face estimate; ``t``: (N,) long levels, -1 for an already clean face."""
+        clean = t < 0
+        tc = t.clamp(min=0)
+        a = self.alphas_cumprod[tc].view(-1, 1, 1, 1)
+        eps = self.unet(x_t, tc).sample
+        x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        scaled = TIMESTEP_SCALE * (tc + 1).to(x_t.dtype).view(-1, 1, 1, 1)   # levels count from 1
+        c_skip = SIGMA_DATA ** 2 / (scaled ** 2 + SIGMA_DATA ** 2)
+        c_out = scaled / (scaled ** 2 + SIGMA_DATA ** 2).sqrt()
+        out = c_skip * x_t + c_out * x0
+        return torch.where(clean.view(-1, 1, 1, 1), x_t, out)
+
+
+def add_noise(alphas_cumprod: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor,
+              t: torch.Tensor) -> torch.Tensor:
+    """The forward process at 0-based levels ``t`` (N,)."""
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+@torch.no_grad()
+def student_despoof(student: ConsistencyStudent, x: torch.Tensor, *, nfe: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(restored, cue = x - restored) for (N, 3, H, W) faces in [-1, 1], in ``nfe`` evaluations."""
+    cfg = student.config
+    eps = shared_noise(tuple(x.shape[1:]), cfg.noise_seed, x.device, x.dtype).expand_as(x)
+    est = x
+    for level in cfg.levels(nfe):
+        t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
+        est = student(add_noise(student.alphas_cumprod, est, eps, t), t)
+    return est, x - est
+
+
+class StudentCue(nn.Module):
+    """Face tensor in, spoof cue out: the exportable de-spoof stage (fixed noise baked in).
+
+    The cue is computed on the central ``side`` pixels of the (N, 3, S, S) crop (the region the
+    teacher was evaluated on); the noise draw is a constant of the graph, so ONNX/TFLite exports
+    need no random op and give the same cue as PyTorch.
+    """
+
+    def __init__(self, student: ConsistencyStudent, side: int, crop_size: int,
+                 nfe: int | None = None) -> None:
+        super().__init__()
+        if side > crop_size or (crop_size - side) % 2:
+            raise TeacherConfigError(f"cue side {side} does not centre in a {crop_size} px crop")
+        self.student = student.eval().requires_grad_(False)
+        self.offset, self.side = (crop_size - side) // 2, side
+        self.levels = student.config.levels(nfe)
+        eps = shared_noise((3, side, side), student.config.noise_seed, "cpu")
+        self.register_buffer("eps", eps, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o, s = self.offset, self.side
+        face = x[:, :, o:o + s, o:o + s]
+        a = self.student.alphas_cumprod
+        est = face
+        for level in self.levels:
+            t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
+            est = self.student(a[level].sqrt() * est + (1 - a[level]).sqrt() * self.eps, t)
+        return face - est
+
+
+def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass (torch's FlopCounterMode: 2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module(*inputs)
+    return int(counter.get_total_flops())

@@ -1,0 +1,110 @@
+"""The few-step student on tiny nets: boundary condition, 1/2/4 evaluations, both objectives
+train and resume, the exportable cue graph matches PyTorch in ONNX, and cue_eval runs it."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the student needs the train extra")
+pytest.importorskip("diffusers", reason="the student needs the train extra")
+pytest.importorskip("accelerate", reason="the student needs the train extra")
+
+from edgefas.distill.errors import TeacherConfigError  # noqa: E402
+from edgefas.distill.recipes import get_student_recipe  # noqa: E402
+from edgefas.distill.schedule import DiffusionSchedule  # noqa: E402
+from edgefas.distill.student import (  # noqa: E402
+    ConsistencyStudent,
+    StudentConfig,
+    StudentCue,
+    count_flops,
+    student_despoof,
+)
+from edgefas.distill.train_student import load_student, student_loss, train_student  # noqa: E402
+from edgefas.distill.train_teacher import DiffusionTeacher  # noqa: E402
+from edgefas.distill.unet import build_unet, get_unet_config  # noqa: E402
+from edgefas.train.checkpoint import latest_checkpoint  # noqa: E402
+
+
+def _student(t0: int = 20, nfe: int = 1, seed: int = 0) -> ConsistencyStudent:
+    torch.manual_seed(seed)
+    return ConsistencyStudent(StudentConfig(unet=get_unet_config("tiny"), t0=t0, nfe=nfe)).eval()
+
+
+def _teacher() -> DiffusionTeacher:
+    torch.manual_seed(5)
+    return DiffusionTeacher(build_unet(get_unet_config("tiny")).eval(), DiffusionSchedule(), None, "agfas",
+                            {"kind": "agfas"})
+
+
+def test_boundary_condition_levels_and_evaluations():
+    s = _student(t0=40)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    clean = torch.full((2,), -1, dtype=torch.long)
+    assert torch.equal(s(x, clean), x)                       # f(x, clean) = x exactly
+    assert s.config.levels(1) == (39,) and s.config.levels(2) == (39, 19)
+    assert s.config.levels(4) == (39, 29, 19, 9)
+    for nfe in (1, 2, 4):
+        restored, cue = student_despoof(s, x, nfe=nfe)
+        assert restored.shape == cue.shape == x.shape and torch.allclose(x - restored, cue)
+    a, _ = student_despoof(s, x)
+    b, _ = student_despoof(s, x)
+    assert torch.equal(a, b)                                  # the fixed noise draw: deterministic
+    with pytest.raises(TeacherConfigError, match="nfe"):
+        StudentConfig(unet=get_unet_config("tiny"), nfe=3)
+    with pytest.raises(TeacherConfigError, match="multiple"):
+        StudentConfig(unet=get_unet_config("tiny"), t0=30, nfe=4)
+    assert count_flops(s.unet, x, torch.zeros(2, dtype=torch.long)) > 0
+
+
+@pytest.mark.parametrize("objective", ["consistency", "regression"])
+def test_losses_are_finite_and_the_consistency_target_is_the_teacher_step_at_the_boundary(objective):
+    recipe = get_student_recipe("tiny", objective=objective)
+    s, teacher = _student(), _teacher()
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    loss = student_loss(recipe, s, s, teacher, x0, torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in s.parameters())
+
+
+def test_train_student_writes_safetensors_resumes_and_serves_cue_eval(tmp_path):
+    from edgefas.distill.cue_eval import compute_cues
+    from edgefas.runtime.preprocess import Contract
+
+    crops = np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
+    recipe = get_student_recipe("tiny", steps=2)
+    folder = train_student(recipe, _teacher(), crops, tmp_path, progress=False, data={"protocol": "P1"})
+    assert latest_checkpoint(tmp_path) is not None
+    more = train_student(recipe.with_overrides(steps=4), _teacher(), crops, tmp_path, progress=False)
+    assert more == folder
+    files = {p.suffix for p in tmp_path.rglob("*") if p.is_file()}
+    assert files <= {".safetensors", ".json"}
+    student, info = load_student(folder)
+    assert info["step"] == 4 and info["parameters"] > 0 and info["data"] == {}
+    r = compute_cues(student, crops[:3, 16:48, 16:48].copy(), Contract(size=32), batch=2, nfe=2)
+    assert r.nfe == 2 and r.cue.shape == (3, 3, 32, 32)
+    with pytest.raises(TeacherConfigError, match="another student"):
+        train_student(get_student_recipe("tiny", steps=6, t0=40, delta=10, teacher_steps=2), _teacher(),
+                      crops, tmp_path, progress=False)
+
+
+def test_student_cue_graph_matches_pytorch_in_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    s = _student(t0=20, nfe=2)
+    graph = StudentCue(s, side=16, crop_size=32).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        want = graph(x).numpy()
+        _, cue = student_despoof(s, x[:, :, 8:24, 8:24])
+    assert np.allclose(want, cue.numpy(), atol=1e-6)           # the graph is student_despoof
+    path = tmp_path / "cue.onnx"
+    with warnings.catch_warnings():   # the legacy exporter on purpose (edgefas.export.onnx_export)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(graph, (x,), str(path), opset_version=17, dynamo=False, input_names=["x"],
+                          output_names=["cue"], dynamic_axes={"x": {0: "n"}, "cue": {0: "n"}})
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    assert np.abs(got - want).max() < 1e-4
