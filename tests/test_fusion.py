@@ -2,6 +2,7 @@
 trains with a frozen student inside, reloads from safetensors and exports to ONNX with parity."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -52,17 +53,13 @@ def test_fusion_starts_as_the_rgb_model_and_learns_to_use_the_cue(fusion):
         FusionConfig(fusion="xatn")
 
 
-def test_fusion_trains_reloads_and_exports(tmp_path):
+def test_fusion_trains_packages_and_runs_in_the_runtime(tmp_path, astronaut_bgr):
     from safetensors.torch import save_file
-
-    from edgefas.export.onnx_export import export_onnx
 
     s = _student()
     folder = tmp_path / "student"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in s.state_dict().items()}, folder / "student.safetensors")
-    import json
-
     (folder / "student.json").write_text(json.dumps({"config": s.config.to_dict(), "region": 0.5}))
     contract = Contract(size=SIZE)
     crops, live = synthetic_crops(24, 0)
@@ -76,11 +73,25 @@ def test_fusion_trains_reloads_and_exports(tmp_path):
     assert isinstance(build_classifier(state["model_config"]), FusionClassifier)
     for k, v in s.state_dict().items():   # the frozen student came through training unchanged
         assert torch.equal(model.cue.student.state_dict()[k], v)
-    from edgefas.runtime.preprocess import to_tensor
+    # packaged like the baseline: ONNX parity-gated, manifest says what the cue is, the
+    # runtime scores a real photo with it
+    import edgefas
+    from edgefas.data.face_cache import CropSet
+    from edgefas.data.samples import Sample
+    from edgefas.runtime.face_stage import FacePolicy
+    from edgefas.train.package import package_model
 
-    x = to_tensor(dcrops, contract)
-    report = export_onnx(model, x, tmp_path / "fusion.onnx")
-    assert report.max_abs_diff <= 1e-4 and (tmp_path / "fusion.onnx").is_file()
+    samples = [Sample(f"d{i}", not bool(v), "bona_fide" if v else "print", "devel", "synthetic")
+               for i, v in enumerate(dlive)]
+    cs = CropSet(samples, dcrops, np.array(["ok"] * len(samples)), np.ones(len(samples), np.float32))
+    bundle = package_model(model, state, cs, tmp_path / "bundle", name="tiny-fusion",
+                           training={"data": ["synthetic"], "licence": ["none"]},
+                           devel_split="synthetic devel", policy=FacePolicy())
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["parity"]["classifier.onnx"]["max_abs_diff"] <= 1e-4
+    assert m["models"]["classifier"]["cue"]["fusion"] == "twostream" and "two-stream" in m["description"]
+    r = edgefas.Detector.from_bundle(bundle)(astronaut_bgr)
+    assert r.live_score is not None and r.threshold == pytest.approx(m["threshold"]["value"])
     with pytest.raises(EdgefasError, match="cue-dir"):
         train_baseline(replace(recipe, cue_dir=None), TrainSet(crops, live, np.zeros(len(live), bool)),
                        DevelSet(dcrops, ~dlive, np.where(dlive, "bona_fide", "print")), contract,

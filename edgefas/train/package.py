@@ -100,7 +100,7 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
         "version": __version__,
         "created": _dt.date.today().isoformat(),
         "description": "Face anti-spoofing: BlazeFace short-range face detection, 4-point "
-                       "similarity alignment, timm MobileViT RGB classifier (baseline).",
+                       "similarity alignment, " + _classifier_description(state),
         "preprocess": contract.to_dict(),
         "face_policy": policy.to_dict(),
         "models": {
@@ -111,7 +111,7 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
             "classifier": {"onnx": "classifier.onnx", "input": "face", "output": "live_logit",
                            "arch": state["model_config"]["arch"],
                            "params": int(sum(p.numel() for p in model.parameters())),
-                           **torch_entry},
+                           **torch_entry, **_cue_entry(state)},
         },
         "threshold": {"value": float(threshold), "on": "live_score (live when >=)",
                       "split": devel_split, "criterion": "D-EER on devel (APCER_max = BPCER)",
@@ -130,6 +130,24 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     }
     write_manifest(bundle_dir, manifest)
     return bundle_dir
+
+
+def _classifier_description(state: dict) -> str:
+    cfg = state["model_config"]
+    if cfg.get("class") != "FusionClassifier":
+        return "timm MobileViT RGB classifier (baseline)."
+    how = {"xattn": "AG-FAS cross-attention", "twostream": "DDM halfway two-stream"}[cfg["fusion"]]
+    return (f"timm MobileViT fusion classifier reading the RGB face and the spoof cue of a frozen "
+            f"{cfg['cue_kind']} de-spoofer inside the graph ({how}).")
+
+
+def _cue_entry(state: dict) -> dict:
+    """Where the fusion classifier's built-in cue module came from (nothing for the baseline)."""
+    cfg, recipe = state["model_config"], state["recipe"]
+    if cfg.get("class") != "FusionClassifier":
+        return {}
+    return {"cue": {"kind": cfg["cue_kind"], "fusion": cfg["fusion"], "nfe": cfg["cue_nfe"],
+                    "side": cfg["cue_side"], "source_dir": recipe.get("cue_dir")}}
 
 
 def _best_step(state: dict) -> int | None:
