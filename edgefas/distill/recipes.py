@@ -108,7 +108,7 @@ class StudentRecipe:
     delta: int = 10                   # consistency: the ODE discretisation (levels t0/delta)
     nfe: int = 1                      # evaluations the student is used with by default
     noise_seed: int = 0
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 32
     lr: float = 2e-4
     warmup_steps: int = 100
