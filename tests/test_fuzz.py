@@ -41,3 +41,57 @@ def test_random_arrays(detector, arr):
     assert isinstance(r, edgefas.Result)
     if arr.dtype != np.uint8 or arr.ndim != 3:
         assert r.decision is edgefas.Decision.BAD_INPUT
+
+
+# -- issue 7: the decoder alone, sessions fed anything, the HTTP API on arbitrary bodies -------
+
+@FUZZ
+@given(data=st.binary(max_size=2048), head=st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n",
+                                                           b"BM", b"GIF89a", b"RIFF", b""]))
+def test_decoder_on_headed_garbage(data, head):
+    from edgefas.runtime.decode import decode_image
+
+    d = decode_image(head + data)
+    if d.image is None:
+        assert d.reasons and all(isinstance(x, str) and x for x in d.reasons)
+    else:
+        assert d.image.dtype == np.uint8 and d.image.ndim == 3 and d.image.shape[2] == 3
+
+
+@FUZZ
+@given(steps=st.lists(st.tuples(st.sampled_from(list(edgefas.Decision)),
+                                st.floats(0, 1), st.floats(-50, 600), st.floats(1, 300)),
+                      max_size=60),
+       window=st.integers(1, 12), min_frames=st.integers(1, 12))
+def test_session_on_any_result_sequence(steps, window, min_frames):
+    s = edgefas.Session(threshold=0.5, window=window, min_frames=min_frames, timeout_s=2.0)
+    for i, (dec, score, x, w) in enumerate(steps):
+        scored = dec in (edgefas.Decision.LIVE, edgefas.Decision.SPOOF)
+        r = edgefas.Result(dec, score if scored else None, 0.5,
+                           (x, x, x + w, x + w) if scored else None)
+        v = s.feed(r, t=i * 0.1).verdict
+        assert v.frames <= i + 1 and (v.score is None or 0.0 <= v.score <= 1.0)
+        assert v.decided == (v.frames >= min_frames)
+
+
+@FUZZ
+@given(body=st.binary(max_size=3000),
+       ctype=st.sampled_from(["image/jpeg", "application/octet-stream", "multipart/form-data",
+                              "multipart/form-data; boundary=x", "text/plain", ""]))
+def test_http_api_never_answers_5xx(detector, body, ctype):
+    import pytest
+
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from edgefas.serve import create_app
+
+    global _CLIENT
+    if _CLIENT is None:
+        _CLIENT = TestClient(create_app(detector, max_upload_bytes=2048))
+    r = _CLIENT.post("/v1/detect", content=body, headers={"content-type": ctype} if ctype else {})
+    assert r.status_code in (200, 400, 413, 422), (r.status_code, r.text)
+    assert "detail" in r.json() or "decision" in r.json()
+
+
+_CLIENT = None
