@@ -227,9 +227,14 @@ def run(args: argparse.Namespace) -> int:
     cue_centre = 1.0 if args.region == "centre" else 0.5
 
     def cues(crops: np.ndarray, i: int) -> dict:
+        from tqdm.auto import tqdm
+
         x = centre_region(crops, 0.5) if args.region == "centre" else crops
         stats, scores = [], []
-        for j in range(0, len(x), 256):   # chunks: cues of thousands of faces need not sit in memory
+        chunks = range(0, len(x), 256)   # chunks: cues of thousands of faces need not sit in memory
+        opts = ", ".join(f"{k} {v}" for k, v in settings[i].items()) or "one pass"
+        for j in tqdm(chunks, desc=f"{args.teacher} cues ({opts}), {len(x)} faces", unit="chunk",
+                      disable=len(chunks) < 2):
             res = compute_cues(teacher, np.ascontiguousarray(x[j:j + 256]), contract, batch=args.batch,
                                **settings[i])
             stats.append(cue_stats(res.cue, centre=cue_centre))
