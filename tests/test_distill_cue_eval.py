@@ -370,3 +370,33 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
         cue_cmd.run(_args([*base, "--protocol", "P3-controlled-to-adverse", "--out", str(out)]))
     with pytest.raises(EdgefasError, match="T0:STEPS"):
         cue_cmd.run(_args([*base, "--protocol", "P1", "--sweep", "20-1", "--out", str(out)]))
+
+
+def test_student_cues_and_fidelity_to_its_teacher(replay_tree, crop_cache, tiny_teachers, tmp_path,
+                                                  monkeypatch):
+    from edgefas.cli import cue_cmd
+    from edgefas.distill import train_student, train_teacher
+    from edgefas.distill.student import ConsistencyStudent, StudentConfig
+    from edgefas.distill.unet import get_unet_config
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
+    _, agfas, _ = tiny_teachers
+    torch.manual_seed(0)
+    student = ConsistencyStudent(StudentConfig(unet=get_unet_config("tiny"), t0=40, nfe=2)).eval()
+    info = {"data": {"model": "student", "protocol": "P1", "faces": "labelled"},
+            "teacher": {"dir": str(tmp_path / "a")}, "contract": Contract().to_dict(),
+            "recipe": {"t0": 40, "teacher_steps": 2, "noise_seed": 0}}
+    monkeypatch.setattr(train_student, "load_student", lambda folder: (student, info))
+    monkeypatch.setattr(train_teacher, "load_diffusion_teacher", lambda folder: agfas)
+    out = tmp_path / "student"
+    assert cue_cmd.run(_args(["--teacher", "student", "--teacher-dir", str(tmp_path / "s"), "--nfe", "1",
+                              "--fidelity", "--protocol", "P1", "--replay-root", str(frames),
+                              "--replay-1frame-root", str(one), "--frames-per-video", "1",
+                              "--bootstrap", "0", "--threads", "1", "--out", str(out)])) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["teacher"]["nfe"] == 1
+    fid = rep["teacher"]["fidelity"]
+    assert fid["faces"] == 16 and fid["teacher"]["nfe"] == 2 and fid["student"]["nfe"] == 1
+    assert np.isfinite(fid["psnr_restored_db"]) and fid["speed_ratio"] > 0
+    assert "Student fidelity to its teacher on 16 devel faces" in out.with_suffix(".md").read_text()

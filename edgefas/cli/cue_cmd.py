@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", choices=["ddm", "agfas", "despoof", "student"],
                    help="teacher kind (student: a distilled student, edgefas distill)")
     p.add_argument("--nfe", type=int, help="student: evaluations per face (1, 2 or 4; default: its own)")
+    p.add_argument("--fidelity", action="store_true",
+                   help="student: also run its teacher on the devel faces and report the PSNR of the "
+                        "student's restored face and cue to the teacher's, and the speed ratio")
     p.add_argument("--reference-only", action="store_true",
                    help="only the colour + frequency statistics reference; no teacher needed")
     p.add_argument("--teacher-dir", type=Path, help="teacher folder (agfas, despoof)")
@@ -118,6 +121,36 @@ def _load_teacher(args: argparse.Namespace, contract) -> tuple[object, dict, dic
         if args.teacher == "agfas":
             kw["noise_seed"] = args.noise_seed
     return teacher, kw, {"kind": args.teacher, "folders": folders, "teacher_json": infos}
+
+
+def _student_fidelity(args: argparse.Namespace, student, provenance: dict, crops, contract,
+                      setting: dict) -> dict:
+    """PSNR (dB, on [-1, 1] images: peak-to-peak 2) of the student's restored face to its teacher's."""
+    import numpy as np
+
+    from ..distill.cue_eval import compute_cues
+    from ..distill.cue_features import centre_region
+    from ..distill.train_teacher import load_diffusion_teacher
+    from ..runtime.preprocess import to_tensor
+
+    info = provenance["teacher_json"]["student"]
+    tdir = info["teacher"]["dir"]
+    if not tdir:
+        raise EdgefasError("the student's JSON does not name its teacher folder")
+    teacher = load_diffusion_teacher(tdir)
+    teacher.unet.to(args.device)
+    recipe = info["recipe"]
+    kw = {"t0": recipe["t0"], "steps": recipe["teacher_steps"], "noise_seed": recipe["noise_seed"]}
+    x = np.ascontiguousarray(centre_region(crops, 0.5) if args.region == "centre" else crops)
+    ref = compute_cues(teacher, x, contract, batch=args.batch, **kw)
+    got = compute_cues(student, x, contract, batch=args.batch, **setting)
+    ref_r, got_r = to_tensor(ref.restored, contract), to_tensor(got.restored, contract)
+    psnr = lambda a, b: float(10 * np.log10(4.0 / max(np.mean((a - b) ** 2), 1e-12)))
+    return {"faces": len(x), "split": "devel", "teacher": {"dir": tdir, **kw, "nfe": ref.nfe,
+                                                          "ms_per_face": ref.ms_per_face},
+            "student": {"nfe": got.nfe, "ms_per_face": got.ms_per_face},
+            "psnr_restored_db": psnr(ref_r, got_r), "psnr_cue_db": psnr(ref.cue, got.cue),
+            "speed_ratio": ref.ms_per_face / max(got.ms_per_face, 1e-9)}
 
 
 def _protocol_names(text: str) -> list[str]:
@@ -300,6 +333,10 @@ def run(args: argparse.Namespace) -> int:
             extra_bona_fide_unsupervised={k: v["mean_abs"] for k, v in ex.items()},
             name=f"{args.teacher} cue", feature_names=CUE_STAT_NAMES, **common)
         results.append({**res, "teacher_setting": settings[best]})
+    if args.fidelity and args.teacher == "student":
+        devel = np.any([p.devel_mask(u20.samples) for p in protos], 0)
+        provenance["fidelity"] = _student_fidelity(args, teacher, provenance, u20.subset(devel).crops,
+                                                   contract, settings[0])
     if teacher is not None:
         provenance.update(settings=[{**st, "nfe": tm["nfe"], "faces_timed": tm["faces"],
                                      "ms_per_face": tm["ms"] / max(tm["faces"], 1)}
@@ -327,6 +364,13 @@ def run(args: argparse.Namespace) -> int:
             head += (f"- {opts}: NFE {st['nfe']}, {st['ms_per_face']:.1f} ms per face over "
                      f"{st['faces_timed']} faces; {devel}"
                      + (f"; chosen for {', '.join(chosen)}" if chosen else "") + "\n")
+    fid = (provenance or {}).get("fidelity")
+    if fid:
+        head += (f"\nStudent fidelity to its teacher on {fid['faces']} devel faces: PSNR restored face "
+                 f"{fid['psnr_restored_db']:.2f} dB, cue {fid['psnr_cue_db']:.2f} dB; teacher "
+                 f"{fid['teacher']['nfe']} NFE {fid['teacher']['ms_per_face']:.1f} ms/face, student "
+                 f"{fid['student']['nfe']} NFE {fid['student']['ms_per_face']:.1f} ms/face "
+                 f"({fid['speed_ratio']:.1f}x faster).\n")
     md = head + "\n" + results_table_markdown(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(md)
