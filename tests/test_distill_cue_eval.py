@@ -400,3 +400,35 @@ def test_student_cues_and_fidelity_to_its_teacher(replay_tree, crop_cache, tiny_
     assert fid["faces"] == 16 and fid["teacher"]["nfe"] == 2 and fid["student"]["nfe"] == 1
     assert np.isfinite(fid["psnr_restored_db"]) and fid["speed_ratio"] > 0
     assert "Student fidelity to its teacher on 16 devel faces" in out.with_suffix(".md").read_text()
+
+
+def test_train_lfw_adds_bona_fide_to_every_train_split(replay_tree, crop_cache, tiny_teachers, tmp_path,
+                                                      monkeypatch, astronaut_bgr):
+    from edgefas.cli import cue_cmd
+    from edgefas.data.lfw import identity_split
+    from edgefas.distill import train_teacher
+
+    frames, one = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(crop_cache))
+    lfw = tmp_path / "lfw"
+    names = [f"Person_{i:03d}" for i in range(16)]
+    for i, n in enumerate(names):
+        (lfw / n).mkdir(parents=True)
+        cv2.imwrite(str(lfw / n / f"{n}_0001.jpg"), np.roll(astronaut_bgr, 4 * i, axis=1))
+    n_train = sum(identity_split(n) == "train" for n in names)
+    assert n_train >= 3
+    _, agfas, _ = tiny_teachers
+    live_only = DiffusionTeacher(agfas.unet, agfas.schedule, None, "agfas",
+                                 {"data": {"model": "agfas", "protocol": "P1"}})
+    monkeypatch.setattr(train_teacher, "load_diffusion_teacher", lambda folder: live_only)
+    out = tmp_path / "with_lfw"
+    assert cue_cmd.run(_args(["--teacher", "agfas", "--teacher-dir", str(tmp_path / "a"), "--t0", "20",
+                              "--steps", "1", "--protocol", "P1,P2-print", "--train-lfw", "3",
+                              "--lfw-root", str(lfw), "--replay-root", str(frames), "--replay-1frame-root",
+                              str(one), "--frames-per-video", "1", "--bootstrap", "0", "--threads", "1",
+                              "--out", str(out)])) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["train_lfw_faces"] == 3
+    for res in rep["results"]:   # reference and cue alike: 4 Replay bona fide + 3 LFW
+        assert res["counts"]["train"]["bona_fide"] == 7, res["name"]
+        assert res["counts"]["devel"]["bona_fide"] == 4

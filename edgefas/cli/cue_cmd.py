@@ -63,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                    "each protocol keeps the one with the best devel AUC")
     p.add_argument("--p4", action="store_true", help="with P1: BPCER on LFW held-out and london")
     p.add_argument("--p4-max-faces", type=int, default=500, help="LFW held-out faces used (default: 500)")
+    p.add_argument("--train-lfw", type=int, default=0, metavar="N",
+                   help="add N faces of LFW's train identities to every protocol's train split as bona "
+                        "fide (the classifiers learn another camera's live faces, as the RGB baseline's "
+                        "recipe does); P4's held-out identities stay unseen (default: 0)")
     p.add_argument("--frames-per-video", type=int, default=2,
                    help="train/devel frames per video from the 20-frame tree (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("eval_cue"), help="output prefix: OUT.md, OUT.json")
@@ -208,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..data.protocols import frames_per_video, get_protocol
+    from ..data.samples import BONA_FIDE
     from ..data.sources import CropStore, DataRoots
     from ..distill.cue_eval import (
         compute_cues,
@@ -282,6 +287,20 @@ def run(args: argparse.Namespace) -> int:
     ref20, ref1 = colour_frequency_stats(u20.crops), colour_frequency_stats(u1.crops)
     c20 = {i: cues(u20.crops, i) for i in range(len(settings))}
     c1: dict[int, dict] = {}
+    ref_lfw, c_lfw = np.zeros((0, len(STAT_NAMES)), np.float32), {}
+    if args.train_lfw > 0:
+        lt = store.lfw()
+        lt = lt.subset(lt.ok & np.array([s.split == "train" for s in lt.samples]))
+        pick = np.unique(np.linspace(0, len(lt) - 1, min(len(lt), args.train_lfw)).round().astype(int))
+        lfw_train = lt.crops[pick]
+        ref_lfw = colour_frequency_stats(lfw_train)
+        c_lfw = {i: cues(lfw_train, i) for i in range(len(settings))}
+    n_lfw = len(ref_lfw)
+
+    def with_lfw(train_values: np.ndarray, lfw_values: np.ndarray | None) -> np.ndarray:
+        """Train features/scores followed by those of the LFW train faces (when --train-lfw)."""
+        return train_values if not n_lfw else np.concatenate([train_values, lfw_values])
+
     extra_sets: dict = {}
     if args.p4 and any(p.name == "P1" for p in protos):
         lfw = store.lfw()
@@ -297,13 +316,15 @@ def run(args: argparse.Namespace) -> int:
         sets = {s: (u1 if s == "test" else u20).subset(m) for s, m in masks.items()}
         ia = {s: np.array([x.is_attack for x in cs.samples], bool) for s, cs in sets.items()}
         sp = {s: np.array([x.species for x in cs.samples]) for s, cs in sets.items()}
+        ia["train"] = with_lfw(ia["train"], np.zeros(n_lfw, bool))
+        sp["train"] = with_lfw(sp["train"], np.full(n_lfw, BONA_FIDE))
         groups = np.array([x.subject or x.key for x in sets["test"].samples])
         test_all = r1.subset(p.test_mask(r1.samples))
         fta[p.name] = {"test_images": len(test_all), "test_failed": int((~test_all.ok).sum())}
         p4 = args.p4 and p.name == "P1"
         common = dict(groups_test=groups, bootstrap=args.bootstrap)
         results.append(evaluate_cue_on_protocol(
-            p.name, {"train": ref20[masks["train"]], "devel": ref20[masks["devel"]],
+            p.name, {"train": with_lfw(ref20[masks["train"]], ref_lfw), "devel": ref20[masks["devel"]],
                      "test": ref1[masks["test"]]}, ia, sp,
             extra_bona_fide={k: colour_frequency_stats(v) for k, v in extra_sets.items()} if p4 else {},
             name="colour+FFT stats (reference)", feature_names=STAT_NAMES, **common))
@@ -314,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for i, st in enumerate(settings):
             f = c20[i]
-            model = fit_cue_classifier(f["cue"][masks["train"]], ia["train"])
+            model = fit_cue_classifier(with_lfw(f["cue"][masks["train"]], c_lfw.get(i, {}).get("cue")),
+                                       ia["train"])
             a_clf = auc(score_live(model, f["cue"][masks["devel"]]), ia["devel"])
             a_abs = auc(-f["mean_abs"][masks["devel"]], ia["devel"])
             rows.append({**st, "nfe": timing[i]["nfe"], "devel_auc_classifier": a_clf,
@@ -326,9 +348,11 @@ def run(args: argparse.Namespace) -> int:
             c1[best] = cues(u1.crops, best)
         ex = {k: cues(v, best) for k, v in extra_sets.items()} if p4 else {}
         src = {"train": c20[best], "devel": c20[best], "test": c1[best]}
+        part = {key: {s: src[s][key][masks[s]] for s in masks} for key in ("cue", "mean_abs")}
+        for key in part:
+            part[key]["train"] = with_lfw(part[key]["train"], c_lfw.get(best, {}).get(key))
         res = evaluate_cue_on_protocol(
-            p.name, {s: src[s]["cue"][masks[s]] for s in masks}, ia, sp,
-            unsupervised_score_by_split={s: src[s]["mean_abs"][masks[s]] for s in masks},
+            p.name, part["cue"], ia, sp, unsupervised_score_by_split=part["mean_abs"],
             extra_bona_fide={k: v["cue"] for k, v in ex.items()},
             extra_bona_fide_unsupervised={k: v["mean_abs"] for k, v in ex.items()},
             name=f"{args.teacher} cue", feature_names=CUE_STAT_NAMES, **common)
@@ -346,13 +370,16 @@ def run(args: argparse.Namespace) -> int:
         first = provenance["settings"][0]   # kept flat for one-setting runs
         provenance.update({k: first[k] for k in ("nfe", "faces_timed", "ms_per_face")})
     report = {"command": "eval-cue", "argv": getattr(args, "_argv", None), "protocols": names,
-              "frames_per_video": args.frames_per_video, "contract": contract.to_dict(),
+              "frames_per_video": args.frames_per_video, "train_lfw_faces": n_lfw,
+              "contract": contract.to_dict(),
               "teacher": provenance or None, "fta": fta,
               "fta_trees": {name: {"images": len(cs), "failed": int((~cs.ok).sum())}
                             for name, cs in (("replay_20f", r20), ("replay_1f", r1))},
               "results": results}
     head = (f"Cue evaluation, {', '.join(names)}; train/devel {args.frames_per_video} frames "
             f"per video, test one frame per video; thresholds at the devel D-EER.\n")
+    if n_lfw:
+        head += f"Train also holds {n_lfw} LFW faces of the train identities as bona fide.\n"
     if teacher is not None:
         head += f"\nTeacher {args.teacher}, region {args.region}, {args.device}, {args.threads} threads, " \
                 f"batch {args.batch}:\n\n"
