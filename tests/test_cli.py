@@ -47,10 +47,12 @@ def test_errors_are_one_line_with_exit_1(tmp_path, capsys):
 def test_bench_writes_json_and_markdown(tmp_path, astronaut_bgr, capsys):
     cv2.imwrite(str(tmp_path / "a.jpg"), astronaut_bgr)
     out = tmp_path / "bench"
-    assert main(["bench", str(tmp_path / "a.jpg"), "--runs", "2", "--out", str(out)]) == 0
+    assert main(["bench", str(tmp_path / "a.jpg"), "--runs", "2", "--no-devel",
+                 "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
-    assert {"detect", "align", "score", "total"} <= set(res["stages"])
-    assert "| total |" in out.with_suffix(".md").read_text()
+    rows = {(r["backend"], r["precision"]): r for r in res["rows"]}
+    assert {"detect", "align", "score", "total"} <= set(rows["onnxruntime", "fp32"]["stages"])
+    assert "| onnxruntime fp32 | ok |" in out.with_suffix(".md").read_text()
 
 
 def test_train_without_torch_says_which_extra(monkeypatch, tmp_path, capsys):
