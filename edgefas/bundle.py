@@ -69,8 +69,11 @@ class Bundle:
             rel = self.manifest["models"][role][file_key]
         except KeyError:
             have = sorted(self.manifest.get("models", {}).get(role, {}))
+            target, _, precision = file_key.partition("_")
+            hint = (f"; make one with 'edgefas export {self.path} --target {target} --precision "
+                    f"{precision} --out NEW_BUNDLE'" if role == "classifier" and precision else "")
             raise BundleError(f"bundle {self.name!r} has no {file_key!r} file for {role!r} "
-                              f"(it has: {', '.join(have) or 'none'})") from None
+                              f"(it has: {', '.join(have) or 'none'}){hint}") from None
         return self.path / rel
 
 

@@ -89,3 +89,36 @@ def replay_tree(tmp_path_factory, astronaut_bgr):
                     (one / split / "attack" / "fixed").mkdir(parents=True, exist_ok=True)
                     cv2.imwrite(str(one / split / "attack" / "fixed" / f"{name}.jpg"), att)
     return frames, one
+
+
+@pytest.fixture(scope="session")
+def bundle_for_backend(tmp_path_factory, detector, astronaut_bgr):
+    """The default bundle for a backend: itself, or (LiteRT) a copy with the tflite classifier
+    exported from its safetensors and gated against PyTorch on aligned astronaut crops (the
+    shipped bundle leaves the .tflite out to stay under 10 MB)."""
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path | None:
+        from edgefas.bundle import default_bundle_path
+
+        if name != "litert":
+            return None   # Detector() loads the default bundle
+        if name not in made:
+            pytest.importorskip("litert_torch", reason="the tflite export needs litert-torch (export extra)")
+            from edgefas.data.face_cache import CropSet
+            from edgefas.data.samples import Sample
+            from edgefas.export.bundle_export import export_bundle
+
+            stage = detector.face_stage
+            frames = [np.roll(astronaut_bgr, 7 * k, axis=1) for k in range(8)]
+            frames = [f if k % 2 else np.ascontiguousarray(f[:, ::-1]) for k, f in enumerate(frames)]
+            crops = np.stack([stage(f).alignment.crop for f in frames])
+            cs = CropSet([Sample(f"a{k}", k % 2 == 1, "print" if k % 2 else "bona_fide", "devel", "astronaut")
+                          for k in range(len(frames))], crops, np.array(["ok"] * len(frames)),
+                         np.ones(len(frames), np.float32))
+            out = tmp_path_factory.mktemp("litert") / "bundle"
+            export_bundle(default_bundle_path(), target="tflite", precision="fp32", out=out, devel=cs)
+            made[name] = out
+        return made[name]
+
+    return get

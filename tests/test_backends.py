@@ -11,10 +11,10 @@ from .conftest import needs_shared
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
-def test_backend_matches_onnxruntime(name, detector, astronaut_bgr, two_faces):
+def test_backend_matches_onnxruntime(name, detector, astronaut_bgr, two_faces, bundle_for_backend):
     if name not in available_backends():
         pytest.skip(why_unavailable(name))
-    det = edgefas.Detector(backend=name)
+    det = edgefas.Detector(bundle_for_backend(name), backend=name)
     frames = [astronaut_bgr, np.ascontiguousarray(astronaut_bgr[:, ::-1]), two_faces]
     for f in frames:
         a, b = detector(f), det(f)
@@ -27,10 +27,10 @@ def test_backend_matches_onnxruntime(name, detector, astronaut_bgr, two_faces):
 
 @needs_shared
 @pytest.mark.parametrize("name", sorted(BACKENDS))
-def test_backends_agree_on_fixture_faces(name, detector, shared):
+def test_backends_agree_on_fixture_faces(name, detector, shared, bundle_for_backend):
     if name not in available_backends():
         pytest.skip(why_unavailable(name))
-    det = edgefas.Detector(backend=name)
+    det = edgefas.Detector(bundle_for_backend(name), backend=name)
     files = sorted((shared / "fixtures" / "silentface").glob("*.jpg"))
     files += sorted((shared / "fixtures" / "london" / "neutral_front").glob("*.jpg"))[:10]
     for f in files:
