@@ -352,7 +352,7 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
 
     summary = summarize(load_reports([out.with_suffix(".json")]))
     assert summary["p2_protocols"] == ["P2-print"] and len(summary["rows"]) == 2 + 4   # ref 1 method, cue 2
-    comp = {(c["features"], c["method"]): c for c in summary["comparison"]}
+    comp = {(c["features"], c["method"]): c for c in summary["comparison"] if c["train"] == "Replay train"}
     ref_auc = rep["results"][2]["methods"]["classifier"]["test"]["auc"]["value"]
     cue_auc = rep["results"][3]["methods"]["classifier"]["test"]["auc"]["value"]
     c = comp[("agfas cue", "classifier")]
@@ -362,7 +362,7 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     p1_row = next(r for r in summary["rows"] if r["protocol"] == "P1" and r["features"] == "agfas cue")
     assert p1_row["nfe"] == next(c["nfe"] for c in sweeps["P1"]["candidates"]
                                  if c["t0"] == sweeps["P1"]["chosen"]["t0"])
-    assert "| P2-print | agfas cue | classifier |" in to_markdown(summary)
+    assert "| P2-print | Replay train | agfas cue | classifier |" in to_markdown(summary)
     # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
     # cues only for the chosen ones
     assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]

@@ -38,10 +38,13 @@ def _rows(reports: list[dict]) -> list[dict]:
     rows, seen = [], set()
     for rep in reports:
         teacher = rep.get("teacher") or {}
+        # classifiers trained with LFW train faces added (eval-cue --train-lfw) are another
+        # condition: compared with the reference trained the same way
+        cond = f"+ {rep['train_lfw_faces']} LFW train faces" if rep.get("train_lfw_faces") else "Replay train"
         timing = {(s.get("t0"), s.get("steps")): s for s in teacher.get("settings", [])}
         for res in rep["results"]:
             is_ref = res["name"] == REFERENCE
-            key = (res["name"], res["protocol"])
+            key = (cond, res["name"], res["protocol"])
             if is_ref and key in seen:
                 continue
             seen.add(key)
@@ -51,7 +54,7 @@ def _rows(reports: list[dict]) -> list[dict]:
             for method, m in res["methods"].items():
                 t = m["test"]
                 rows.append({
-                    "features": res["name"], "method": method, "protocol": res["protocol"],
+                    "train": cond, "features": res["name"], "method": method, "protocol": res["protocol"],
                     "setting": {k: v for k, v in setting.items() if k != "noise_seed"} or None,
                     "nfe": tm.get("nfe"), "ms_per_face": tm.get("ms_per_face"),
                     "devel_auc": m["auc"]["devel"]["value"], "test_auc": t["auc"]["value"],
@@ -73,23 +76,24 @@ def summarize(reports: list[dict]) -> dict:
     """Rows plus the P2 and P4 comparisons against the reference (JSON-ready)."""
     rows = _rows(reports)
     p2_names = sorted({r["protocol"] for r in rows if r["protocol"].startswith("P2-")})
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
-        g = groups.setdefault((r["features"], r["method"]), {"p2": {}, "p4": {}})
+        g = groups.setdefault((r["train"], r["features"], r["method"]), {"p2": {}, "p4": {}})
         if r["protocol"].startswith("P2-"):
             g["p2"][r["protocol"]] = r["test_auc"]
         if r["protocol"] == "P1" and r["p4"]:
             g["p4"] = {k: v["bpcer"] for k, v in r["p4"].items()}
     comparison = []
-    ref = groups.get((REFERENCE, "classifier"), {"p2": {}, "p4": {}})
-    for (features, method), g in groups.items():
+    for (cond, features, method), g in groups.items():
+        ref = groups.get((cond, REFERENCE, "classifier"), {"p2": {}, "p4": {}})
         common = [p for p in p2_names if p in g["p2"] and p in ref["p2"]]
         full = len(common) == len(p2_names) and bool(p2_names)
         mean = _mean([g["p2"][p] for p in common])
         ref_mean = _mean([ref["p2"][p] for p in common])
         p4_ok = {k: v <= ref["p4"][k] for k, v in g["p4"].items() if k in ref["p4"]}
         comparison.append({
-            "features": features, "method": method, "p2_protocols": common, "p2_all_present": full,
+            "train": cond, "features": features, "method": method, "p2_protocols": common,
+            "p2_all_present": full,
             "p2_mean_test_auc": mean, "reference_p2_mean_test_auc": ref_mean,
             "p2_beats_reference": (mean > ref_mean) if (mean is not None and ref_mean is not None) else None,
             "p4_bpcer": g["p4"], "reference_p4_bpcer": ref["p4"],
@@ -119,19 +123,20 @@ def _auc_text(v: float | None) -> str:
 
 def to_markdown(summary: dict) -> str:
     """The summary as markdown: the comparison first, then every row with its counts."""
-    out = ["| Features | Method | P2 mean test AUC | reference | better? | P4 LFW BPCER | P4 london BPCER |",
-           "|---|---|---:|---:|---|---:|---:|"]
+    out = ["| Classifier train data | Features | Method | P2 mean test AUC | reference | better? | "
+           "P4 LFW BPCER | P4 london BPCER |",
+           "|---|---|---|---:|---:|---|---:|---:|"]
     for c in summary["comparison"]:
         better = {None: "–", True: "yes", False: "no"}[c["p2_beats_reference"]]
         if c["p2_protocols"] and not c["p2_all_present"]:
             better += f" (on {', '.join(c['p2_protocols'])} only)"
-        out.append(f"| {c['features']} | {c['method']} | {_auc_text(c['p2_mean_test_auc'])} | "
+        out.append(f"| {c['train']} | {c['features']} | {c['method']} | {_auc_text(c['p2_mean_test_auc'])} | "
                    f"{_auc_text(c['reference_p2_mean_test_auc'])} | {better} | "
                    f"{_p4_cell(c, 'lfw_heldout')} | {_p4_cell(c, 'london')} |")
-    out += ["", "| Protocol | Features | Method | Setting | NFE | ms/face | Devel AUC | Test AUC (BF × AP) | "
-                "Test AUC per species | APCER_max | BPCER | P4 BPCER |",
-            "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
-    order = lambda r: (r["protocol"], r["features"] != REFERENCE, r["features"])
+    out += ["", "| Protocol | Classifier train data | Features | Method | Setting | NFE | ms/face | "
+                "Devel AUC | Test AUC (BF × AP) | Test AUC per species | APCER_max | BPCER | P4 BPCER |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    order = lambda r: (r["protocol"], r["train"], r["features"] != REFERENCE, r["features"])
     for r in sorted(summary["rows"], key=order):
         setting = ", ".join(f"{k} {v}" for k, v in (r["setting"] or {}).items()) or "–"
         species = "; ".join(f"{k} {v:.3f}" for k, v in r["test_auc_per_species"].items())
@@ -139,7 +144,8 @@ def to_markdown(summary: dict) -> str:
                        for k, v in r["p4"].items())
         ms = "–" if r["ms_per_face"] is None else f"{r['ms_per_face']:.1f}"
         n_bf, n_ap = r["test_counts"]
-        out.append(f"| {r['protocol']} | {r['features']} | {r['method']} | {setting} | {r['nfe'] or '–'} | "
+        out.append(f"| {r['protocol']} | {r['train']} | {r['features']} | {r['method']} | {setting} | "
+                   f"{r['nfe'] or '–'} | "
                    f"{ms} | {r['devel_auc']:.4f} | {r['test_auc']:.4f} ({n_bf} × {n_ap}) | {species} | "
                    f"{_pct(r['apcer_max'])} | {_pct(r['bpcer'])} | {p4 or '–'} |")
     return "\n".join(out) + "\n"
