@@ -368,6 +368,6 @@ def save_grid(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], pa
             line = word or ""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), grid):
+    if not cv2.imwrite(str(path), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9]):   # grids go into docs/
         raise OSError(f"could not write {path}")
     return path
