@@ -82,15 +82,30 @@ def default_bundle_path() -> Path:
     return Path(str(resources.files("edgefas") / "bundles" / "default"))
 
 
-def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = True) -> Bundle:
+#: sha256 of the shipped bundle's manifest.json, kept beside the bundle (not inside it): the
+#: manifest hashes every other file, and this pin covers the manifest itself (threshold,
+#: calibration, contract), so an edited copy of the shipped bundle is refused.
+DEFAULT_MANIFEST_PIN = "default.manifest.sha256"
+
+
+def manifest_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a bundle's manifest.json: pin it in your app to refuse edited bundles."""
+    return sha256_file(Path(path) / MANIFEST)
+
+
+def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = True,
+                manifest_sha256: str | None = None) -> Bundle:
     """Read a bundle's manifest and check every file it lists against its sha256.
 
     Args:
         path: the bundle folder; None loads the default bundle shipped with edgefas.
         verify: re-hash the files (a few ms for a few MB). Turn off only for trusted copies.
+        manifest_sha256: the expected sha256 of manifest.json (see :func:`manifest_sha256`);
+            the shipped bundle is always checked against its own pin.
 
     Raises:
-        BundleError: no manifest, a malformed manifest, or a missing or changed file.
+        BundleError: no manifest, a malformed manifest, an edited manifest (when pinned), or
+            a missing or changed file.
 
     Example:
         >>> from edgefas.bundle import load_bundle
@@ -102,6 +117,13 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
     mpath = root / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"{root} is not a bundle: no {MANIFEST} in it")
+    pin = manifest_sha256
+    if pin is None and root.resolve() == default_bundle_path().resolve():
+        pin = (default_bundle_path().parent / DEFAULT_MANIFEST_PIN).read_text().split()[0]
+    if pin is not None and sha256_file(mpath) != pin:
+        raise BundleError(f"bundle {root}: {MANIFEST} is not the pinned one (sha256 "
+                          f"{sha256_file(mpath)[:12]}... != {pin[:12]}...); its threshold, calibration "
+                          "or file list was edited. Restore the bundle or pin the new manifest.")
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

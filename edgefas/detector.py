@@ -45,6 +45,8 @@ class Detector:
         threads: intra-op threads per model. 1 is the fastest on busy 2-core devices.
         color_order: channel order of numpy array inputs: "bgr" (OpenCV, default) or "rgb".
         max_side_px: longer frames are refused with ``bad_input``.
+        manifest_sha256: pin the bundle's manifest (``edgefas.bundle.manifest_sha256``) so that
+            an edited threshold or calibration is refused; the shipped bundle is always pinned.
 
     Raises:
         BundleError: the bundle is missing, malformed or a file fails its sha256 check.
@@ -60,10 +62,11 @@ class Detector:
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None, *,
                  backend: str = "onnxruntime", precision: str = "fp32", threads: int = 1,
                  color_order: str = "bgr",
-                 max_side_px: int = DEFAULT_MAX_SIDE_PX) -> None:
+                 max_side_px: int = DEFAULT_MAX_SIDE_PX, manifest_sha256: str | None = None) -> None:
         if color_order not in ("bgr", "rgb"):
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.bundle = (bundle if isinstance(bundle, Bundle)
+                       else load_bundle(bundle, manifest_sha256=manifest_sha256))
         if backend == "auto":
             have = self.bundle.manifest["models"]["classifier"]
             backend = auto_backend(lambda key: key in have, precision)

@@ -80,3 +80,22 @@ def test_rewritten_manifest_loads(bundle_copy):
     m.pop("schema_version")
     write_manifest(bundle_copy, m)
     assert load_bundle(bundle_copy).name == m["name"]
+
+
+def test_an_edited_manifest_is_refused_when_pinned(bundle_copy, monkeypatch):
+    from edgefas import bundle as bundle_mod
+    from edgefas.bundle import manifest_sha256
+
+    pin = manifest_sha256(bundle_copy)
+    assert pin == (default_bundle_path().parent / "default.manifest.sha256").read_text().split()[0]
+    edgefas.Detector.from_bundle(bundle_copy, manifest_sha256=pin)   # untouched: accepted
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    m["threshold"]["value"] = 0.0                                    # "everything is live"
+    (bundle_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="not the pinned one"):
+        edgefas.Detector.from_bundle(bundle_copy, manifest_sha256=pin)
+    # the shipped bundle is pinned without being asked: an edit in place is refused too
+    shutil.copy2(default_bundle_path().parent / "default.manifest.sha256", bundle_copy.parent)
+    monkeypatch.setattr(bundle_mod, "default_bundle_path", lambda: bundle_copy)
+    with pytest.raises(BundleError, match="not the pinned one"):
+        load_bundle()
