@@ -33,6 +33,16 @@ def load_reports(paths: Iterable[str | Path]) -> list[dict]:
     return out
 
 
+def _features_name(rep: dict, res: dict) -> str:
+    """The result's feature-set name; students also by objective and NFE (several may be compared)."""
+    teacher = rep.get("teacher") or {}
+    if res["name"] == REFERENCE or teacher.get("kind") != "student":
+        return res["name"]
+    info = teacher.get("teacher_json", {}).get("student", {})
+    objective = info.get("recipe", {}).get("objective", "?")
+    return f"student ({objective}, {teacher.get('nfe')} NFE) cue"
+
+
 def _rows(reports: list[dict]) -> list[dict]:
     """One row per (feature set, method, protocol); the reference once per protocol."""
     rows, seen = [], set()
@@ -54,7 +64,8 @@ def _rows(reports: list[dict]) -> list[dict]:
             for method, m in res["methods"].items():
                 t = m["test"]
                 rows.append({
-                    "train": cond, "features": res["name"], "method": method, "protocol": res["protocol"],
+                    "train": cond, "features": _features_name(rep, res), "method": method,
+                    "protocol": res["protocol"],
                     "setting": {k: v for k, v in setting.items() if k != "noise_seed"} or None,
                     "nfe": tm.get("nfe"), "ms_per_face": tm.get("ms_per_face"),
                     "devel_auc": m["auc"]["devel"]["value"], "test_auc": t["auc"]["value"],
