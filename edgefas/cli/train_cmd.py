@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from ..train.package import package_run
 
         bundle = package_run(args.out, args.out / "bundle", protocol=args.protocol,
-                             name=f"baseline-{args.protocol}", roots=roots)
+                             name=(f"fusion-{args.fusion}-{args.protocol}" if args.fusion
+                                   else f"baseline-{args.protocol}"), roots=roots)
         print(f"bundle: {bundle}")
     return 0
