@@ -53,8 +53,10 @@ def test_boundary_condition_levels_and_evaluations():
     assert torch.equal(a, b)                                  # the fixed noise draw: deterministic
     with pytest.raises(TeacherConfigError, match="nfe"):
         StudentConfig(unet=get_unet_config("tiny"), nfe=3)
-    with pytest.raises(TeacherConfigError, match="multiple"):
-        StudentConfig(unet=get_unet_config("tiny"), t0=30, nfe=4)
+    odd = StudentConfig(unet=get_unet_config("tiny"), t0=30, nfe=4)     # 30 / 4: rounded half up
+    assert odd.levels() == (29, 22, 14, 7) and odd.levels(2) == (29, 14)
+    with pytest.raises(TeacherConfigError, match="nfe must be 1, 2 or 4"):
+        odd.levels(3)
     assert count_flops(s.unet, x, torch.zeros(2, dtype=torch.long)) > 0
 
 

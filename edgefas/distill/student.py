@@ -55,15 +55,16 @@ class StudentConfig:
     def __post_init__(self) -> None:
         if self.nfe not in (1, 2, 4):
             raise TeacherConfigError(f"student nfe must be 1, 2 or 4, got {self.nfe}")
-        if not 0 < self.t0 <= self.schedule.num_train_timesteps or self.t0 % self.nfe:
-            raise TeacherConfigError(f"t0={self.t0} must be in (0, T] and a multiple of nfe={self.nfe}")
+        if not 0 < self.t0 <= self.schedule.num_train_timesteps:
+            raise TeacherConfigError(f"t0={self.t0} must be in (0, {self.schedule.num_train_timesteps}]")
 
     def levels(self, nfe: int | None = None) -> tuple[int, ...]:
-        """0-based levels the student is applied at, highest first: t0-1, ..., t0/nfe - 1."""
+        """0-based levels the student is applied at, highest first: evenly spaced noise counts
+        t0, ..., t0/nfe (rounded half up when t0 is not a multiple of nfe), minus one."""
         n = nfe or self.nfe
-        if self.t0 % n:
-            raise TeacherConfigError(f"t0={self.t0} is not a multiple of nfe={n}")
-        return tuple(self.t0 * (n - i) // n - 1 for i in range(n))
+        if n not in (1, 2, 4) or n > self.t0:
+            raise TeacherConfigError(f"student nfe must be 1, 2 or 4 (and <= t0={self.t0}), got {n}")
+        return tuple(int(self.t0 * (n - i) / n + 0.5) - 1 for i in range(n))
 
     def to_dict(self) -> dict:
         d = asdict(self)
