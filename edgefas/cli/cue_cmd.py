@@ -127,13 +127,19 @@ def _load_teacher(args: argparse.Namespace, contract) -> tuple[object, dict, dic
     return teacher, kw, {"kind": args.teacher, "folders": folders, "teacher_json": infos}
 
 
+def _teacher_input(args: argparse.Namespace, crops):
+    """What the teacher sees of (N, S, S, 3) crops: their 64 px centre (--region centre) or all."""
+    from ..distill.cue_features import centre_region
+
+    return centre_region(crops, 0.5) if args.region == "centre" else crops
+
+
 def _student_fidelity(args: argparse.Namespace, student, provenance: dict, crops, contract,
                       setting: dict) -> dict:
     """PSNR (dB, on [-1, 1] images: peak-to-peak 2) of the student's restored face to its teacher's."""
     import numpy as np
 
     from ..distill.cue_eval import compute_cues
-    from ..distill.cue_features import centre_region
     from ..distill.train_teacher import load_diffusion_teacher
     from ..runtime.preprocess import to_tensor
 
@@ -145,7 +151,7 @@ def _student_fidelity(args: argparse.Namespace, student, provenance: dict, crops
     teacher.unet.to(args.device)
     recipe = info["recipe"]
     kw = {"t0": recipe["t0"], "steps": recipe["teacher_steps"], "noise_seed": recipe["noise_seed"]}
-    x = np.ascontiguousarray(centre_region(crops, 0.5) if args.region == "centre" else crops)
+    x = np.ascontiguousarray(_teacher_input(args, crops))
     ref = compute_cues(teacher, x, contract, batch=args.batch, **kw)
     got = compute_cues(student, x, contract, batch=args.batch, **setting)
     ref_r, got_r = to_tensor(ref.restored, contract), to_tensor(got.restored, contract)
@@ -224,7 +230,6 @@ def run(args: argparse.Namespace) -> int:
     from ..distill.cue_features import (
         CUE_STAT_NAMES,
         STAT_NAMES,
-        centre_region,
         colour_frequency_stats,
         cue_stats,
         mean_abs_cue,
@@ -267,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
     def cues(crops: np.ndarray, i: int) -> dict:
         from tqdm.auto import tqdm
 
-        x = centre_region(crops, 0.5) if args.region == "centre" else crops
+        x = _teacher_input(args, crops)
         stats, scores = [], []
         chunks = range(0, len(x), 256)   # chunks: cues of thousands of faces need not sit in memory
         opts = ", ".join(f"{k} {v}" for k, v in settings[i].items()) or "one pass"
@@ -416,7 +421,6 @@ def _write_grid(args: argparse.Namespace, test_set, teacher, kw: dict, contract)
     import numpy as np
 
     from ..distill.cue_eval import compute_cues, save_grid
-    from ..distill.cue_features import centre_region
 
     species = np.array([s.species for s in test_set.samples])
     classes = sorted(set(species), key=lambda s: (s != "bona_fide", s))
@@ -424,7 +428,7 @@ def _write_grid(args: argparse.Namespace, test_set, teacher, kw: dict, contract)
     turns = [i for j in range(max(map(len, by_class))) for c in by_class if j < len(c) for i in [c[j]]]
     idx = sorted(turns[:args.grid], key=lambda i: (classes.index(species[i]), i))   # round robin, grouped
     crops = test_set.crops[idx]
-    x = centre_region(crops, 0.5) if args.region == "centre" else crops
+    x = _teacher_input(args, crops)
     res = compute_cues(teacher, np.ascontiguousarray(x), contract, batch=args.batch, **kw)
     rows = [(f"{species[i]} {Path(test_set.samples[i].path).stem[:34]}", x[k], res.restored[k], res.cue[k])
             for k, i in enumerate(idx)]
@@ -443,7 +447,6 @@ def _write_fixture_grid(args: argparse.Namespace, store, teacher, kw: dict, cont
     from ..data.samples import BONA_FIDE, Sample
     from ..data.sources import find_shared_fixture, load_london
     from ..distill.cue_eval import compute_cues, save_grid
-    from ..distill.cue_features import centre_region
 
     sf = find_shared_fixture("silentface")
     if sf is None:
@@ -461,7 +464,7 @@ def _write_fixture_grid(args: argparse.Namespace, store, teacher, kw: dict, cont
                 for s, c, ok in zip(crops.samples, crops.crops, crops.ok) if ok]
     rows_src += [(f"bona_fide london {Path(s.path).stem}", c)
                  for s, c, ok in zip(london.samples, london.crops, london.ok) if ok]
-    x = np.stack([centre_region(c[None], 0.5)[0] if args.region == "centre" else c for _, c in rows_src])
+    x = _teacher_input(args, np.stack([c for _, c in rows_src]))
     res = compute_cues(teacher, np.ascontiguousarray(x), contract, batch=args.batch, **kw)
     rows = [(label, x[k], res.restored[k], res.cue[k]) for k, (label, _) in enumerate(rows_src)]
     path = save_grid(rows, args.fixture_grid)

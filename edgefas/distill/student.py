@@ -110,16 +110,23 @@ def add_noise(alphas_cumprod: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor,
     return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
 
+def _restore(student: ConsistencyStudent, x: torch.Tensor, eps: torch.Tensor,
+             levels: tuple[int, ...]) -> torch.Tensor:
+    """Multistep sampling: noise the estimate to each level with the fixed draw, apply ``f``."""
+    est = x
+    for level in levels:
+        t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
+        est = student(add_noise(student.alphas_cumprod, est, eps, t), t)
+    return est
+
+
 @torch.no_grad()
 def student_despoof(student: ConsistencyStudent, x: torch.Tensor, *, nfe: int | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """(restored, cue = x - restored) for (N, 3, H, W) faces in [-1, 1], in ``nfe`` evaluations."""
     cfg = student.config
-    eps = shared_noise(tuple(x.shape[1:]), cfg.noise_seed, x.device, x.dtype).expand_as(x)
-    est = x
-    for level in cfg.levels(nfe):
-        t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
-        est = student(add_noise(student.alphas_cumprod, est, eps, t), t)
+    eps = shared_noise(tuple(x.shape[1:]), cfg.noise_seed, x.device, x.dtype)
+    est = _restore(student, x, eps, cfg.levels(nfe))
     return est, x - est
 
 
@@ -145,12 +152,7 @@ class StudentCue(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o, s = self.offset, self.side
         face = x[:, :, o:o + s, o:o + s]
-        a = self.student.alphas_cumprod
-        est = face
-        for level in self.levels:
-            t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
-            est = self.student(a[level].sqrt() * est + (1 - a[level]).sqrt() * self.eps, t)
-        return face - est
+        return face - _restore(self.student, face, self.eps, self.levels)
 
 
 def count_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
