@@ -363,6 +363,12 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     assert p1_row["nfe"] == next(c["nfe"] for c in sweeps["P1"]["candidates"]
                                  if c["t0"] == sweeps["P1"]["chosen"]["t0"])
     assert "| P2-print | Replay train | agfas cue | classifier |" in to_markdown(summary)
+    # a teacher of another recipe (the GPU one) gets rows of its own, named by its recipe
+    from edgefas.distill.cue_table import _features_name
+
+    gpu = {"teacher": {"kind": "agfas", "teacher_json": {"agfas": {"recipe": {"name": "gpu"}}}}}
+    assert _features_name(gpu, {"name": "agfas cue"}) == "agfas cue (gpu recipe)"
+    assert _features_name(gpu, {"name": REFERENCE}) == REFERENCE
     # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
     # cues only for the chosen ones
     assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]
@@ -370,6 +376,10 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
         cue_cmd.run(_args([*base, "--protocol", "P3-controlled-to-adverse", "--out", str(out)]))
     with pytest.raises(EdgefasError, match="T0:STEPS"):
         cue_cmd.run(_args([*base, "--protocol", "P1", "--sweep", "20-1", "--out", str(out)]))
+    # An impossible setting is refused up front, before the earlier settings spend their minutes.
+    with pytest.raises(EdgefasError, match="setting 400:5: a DDIM stride of 80"):
+        cue_cmd.run(_args([*base, "--protocol", "P1", "--sweep", "20:1,400:5", "--out", str(tmp_path / "x")]))
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_student_cues_and_fidelity_to_its_teacher(replay_tree, crop_cache, tiny_teachers, tmp_path,

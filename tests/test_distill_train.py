@@ -45,7 +45,8 @@ def _state(run_dir) -> dict:
 
 def test_every_kind_has_tiny_cpu_gpu_presets():
     for kind, table in RECIPES.items():
-        assert set(table) == {"tiny", "cpu", "gpu"}, kind
+        extra = {"gpu-large"} if kind in ("ddm", "agfas") else set()
+        assert set(table) == {"tiny", "cpu", "gpu"} | extra, kind
     assert get_recipe("agfas", "cpu").kind == "agfas" and get_recipe("ddm", "cpu").t_max == 650
     with pytest.raises(TeacherConfigError, match="Did you mean 'ddm'"):
         get_recipe("dm", "tiny")
@@ -71,6 +72,36 @@ def test_train_diffusion_writes_safetensors_resumes_and_runs_as_a_teacher(tmp_pa
     x = torch.from_numpy(to_tensor(crops[:2], Contract(size=32)))
     r = despoof_ddm(x, loaded.unet, loaded.unet, loaded.schedule, t0=20, steps=2)
     assert r.noise.shape == x.shape and torch.isfinite(r.noise).all()
+
+
+def test_time_budget_stops_with_a_resumable_partial_teacher(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("agfas", "tiny")
+    partial = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", progress=False,
+                                                     time_budget_s=0))
+    assert partial.info["step"] == 1 and partial.info["complete"] is False
+    assert _state(tmp_path / "a")["step"] == 1
+    done = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", progress=False))
+    assert done.info["step"] == recipe.steps and done.info["complete"] is True
+    # Batches are drawn from (seed, step): a run cut by its budget ends where an uncut one does.
+    whole = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "b", progress=False))
+    for (name, pa), pb in zip(done.unet.state_dict().items(), whole.unet.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+
+
+def test_region_is_cut_from_whole_crops_or_taken_from_a_pack_as_is(tmp_path):
+    crops, _ = _crops(size=64)
+    recipe = get_recipe("agfas", "tiny").with_overrides(steps=1, patch_size=None, region=0.5)
+    whole = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", progress=False))
+    packed = load_diffusion_teacher(train_diffusion(recipe, np.ascontiguousarray(crops[:, 16:48, 16:48]),
+                                                    tmp_path / "b", progress=False, crops_region=0.5))
+    assert whole.info["trained_on"]["side"] == packed.info["trained_on"]["side"] == 32
+    for (name, pa), pb in zip(whole.unet.state_dict().items(), packed.unet.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    with pytest.raises(TeacherConfigError, match="only its central 0.25"):
+        train_diffusion(recipe, crops, tmp_path / "c", progress=False, crops_region=0.25)
+    with pytest.raises(TeacherConfigError, match="region"):
+        DiffusionRecipe("bad", region=0)
 
 
 def test_train_diffusion_resume_is_the_same_as_an_uninterrupted_run(tmp_path):

@@ -74,6 +74,27 @@ def test_teacher_command_trains_each_teacher(model, replay_tree, tmp_path, monke
     assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".safetensors", ".json"}
 
 
+def test_teacher_trains_from_a_crop_pack_in_time_slots(replay_tree, tmp_path, monkeypatch):
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    pack = tmp_path / "agfas.npz"
+    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--save-pack", str(pack),
+                 "--replay-root", str(frames)]) == 0
+    # Nothing below reads the data sets: the pack is all a GPU box needs.
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "elsewhere"))
+    out = tmp_path / "run"
+    args = ["teacher", "--model", "agfas", "--recipe", "tiny", "--pack", str(pack), "--out", str(out)]
+    assert main([*args, "--time-budget", "0"]) == 0
+    partial = json.loads((out / "teacher" / "teacher.json").read_text())
+    assert partial["complete"] is False and partial["step"] == 1
+    assert partial["data"]["live"] == 8 and partial["data"]["model"] == "agfas"
+    assert main(args) == 0
+    assert json.loads((out / "teacher" / "teacher.json").read_text())["complete"] is True
+    with pytest.raises(SystemExit, match="holds agfas faces"):
+        main(["teacher", "--model", "ddm-live", "--recipe", "tiny", "--pack", str(pack), "--out",
+              str(tmp_path / "x")])
+
+
 def test_teacher_respects_the_held_out_species(replay_tree, tmp_path, monkeypatch):
     from edgefas.data.sources import CropStore, DataRoots
     from edgefas.distill.teacher_data import teacher_training_set

@@ -193,6 +193,21 @@ def _settings(args: argparse.Namespace, kw: dict) -> list[dict]:
     return out
 
 
+def _check_settings(teacher, settings: list[dict]) -> None:
+    """Refuse an impossible T0:STEPS before any face is computed (not minutes into a sweep)."""
+    from ..distill.errors import TeacherConfigError
+    from ..distill.schedule import timestep_grid
+
+    schedules = [getattr(teacher, "schedule", None)] + [getattr(getattr(teacher, n, None), "schedule", None)
+                                                        for n in ("eps_s", "eps_g")]
+    for schedule in (s for s in schedules if s is not None):
+        for setting in (s for s in settings if "t0" in s):
+            try:
+                timestep_grid(schedule, setting["t0"], setting["steps"])
+            except TeacherConfigError as e:
+                raise EdgefasError(f"setting {setting['t0']}:{setting['steps']}: {e}") from None
+
+
 def _check_fits(args: argparse.Namespace, provenance: dict, protocols: list[str], samples) -> None:
     """Every face each teacher learnt from must be in every evaluated protocol's train split."""
     from ..distill.errors import TeacherConfigError
@@ -249,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
     contract = Contract()
     teacher, kw, provenance = (None, {}, {}) if args.reference_only else _load_teacher(args, contract)
     settings = _settings(args, kw) if teacher is not None else []
+    _check_settings(teacher, settings)
     stage, sha = face_stage_for(contract)
     store = CropStore(stage, sha, DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root))
     protos = [get_protocol(n) for n in names]

@@ -16,11 +16,19 @@ examples:
   edgefas teacher --model ddm-all --recipe cpu --out runs/teachers/ddm-all \
       --init-from runs/teachers/ddm-live/teacher
   edgefas teacher --model despoof --recipe cpu --protocol P2-print --out runs/teachers/P2-print/despoof
+
+training where the data sets are not (a lent GPU, a cloud box): write the faces once to a pack
+(lossless WebP, ~5 kB a face), copy it over, train there in resumable time slots:
+  edgefas teacher --model agfas --recipe gpu --with-lfw --max-lfw 5000 --save-pack agfas_P1.npz
+  edgefas teacher --model agfas --recipe gpu --pack agfas_P1.npz --out runs/teachers/agfas-gpu \
+      --time-budget 9
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import numpy as np
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,15 +36,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..distill.teacher_data import TEACHER_MODELS
 
     p.add_argument("--model", required=True, choices=list(TEACHER_MODELS), help="which teacher")
-    p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu"],
+    p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu", "gpu-large"],
                    help="tiny (seconds, tests), cpu (this machine), gpu")
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="whose train split to learn from (default: %(default)s)")
-    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--out", type=Path, help="run folder (required unless --save-pack)")
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--threads", type=int, help="torch threads (default: the recipe's; 1 is faster when "
                    "other jobs share the CPU)")
     p.add_argument("--with-lfw", action="store_true", help="add LFW train identities (live-only teachers)")
+    p.add_argument("--max-lfw", type=int,
+                   help="with --with-lfw: at most this many LFW faces (random, seed 0)")
+    p.add_argument("--save-pack", type=Path, metavar="NPZ",
+                   help="write the training faces (cut to the recipe's region) to a crop pack and stop")
+    p.add_argument("--pack", type=Path, metavar="NPZ", help="train from a crop pack instead of the data sets")
+    p.add_argument("--time-budget", type=float, metavar="MIN",
+                   help="stop after MIN minutes with a checkpoint and the teacher so far; rerun to resume")
     p.add_argument("--init-from", type=Path, help="a teacher folder to start from (ddm-all)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
@@ -47,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("teacher")
-    from ..data.sources import CropStore, DataRoots
+    from ..distill.cue_features import centre_region
     from ..distill.recipes import get_recipe
-    from ..distill.teacher_data import TEACHER_MODELS, teacher_data_record, teacher_training_set
+    from ..distill.teacher_data import TEACHER_MODELS
     from ..distill.train_teacher import train_despoof_net, train_diffusion
     from ..runtime.preprocess import Contract
-    from ..train.run import face_stage_for
 
+    if args.save_pack is None and args.out is None:
+        raise SystemExit("edgefas teacher: --out is required (or --save-pack to only write a crop pack)")
     kind, _ = TEACHER_MODELS[args.model]
     recipe = get_recipe(kind, args.recipe)
     if args.steps:
@@ -61,17 +77,52 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         recipe = recipe.with_overrides(threads=args.threads)
     contract = Contract()
-    stage, sha = face_stage_for(contract)
-    store = CropStore(stage, sha, DataRoots(args.replay_root, None, args.lfw_root))
-    crops, is_live = teacher_training_set(args.model, args.protocol, store, with_lfw=args.with_lfw)
-    print(f"teacher {args.model} ({args.protocol}): {int(is_live.sum())} live / "
+    region = getattr(recipe, "region", 1.0)
+    if args.pack:
+        from ..distill.crop_pack import load_crop_pack
+
+        crops, is_live, meta = load_crop_pack(args.pack)
+        data, crops_region = meta["data"], meta["region"]
+        if data.get("model") != args.model:
+            raise SystemExit(f"edgefas teacher: {args.pack} holds {data.get('model')} faces, "
+                             f"not {args.model}")
+    else:
+        crops, is_live, data = _training_faces(args, contract)
+        crops_region = 1.0
+    print(f"teacher {args.model} ({data['protocol']}): {int(is_live.sum())} live / "
           f"{int((~is_live).sum())} attack crops")
-    data = teacher_data_record(args.model, args.protocol, crops, is_live, with_lfw=args.with_lfw)
+    if args.save_pack:
+        from ..distill.crop_pack import save_crop_pack
+
+        cut = np.ascontiguousarray(centre_region(crops, region)) if region < 1 else crops
+        path = save_crop_pack(args.save_pack, cut, is_live, region=region, data=data)
+        print(f"crop pack written to {path} ({path.stat().st_size / 2**20:.1f} MiB, {len(cut)} faces of "
+              f"{cut.shape[1]} px, the central {region:g} of the crop)")
+        return 0
+    budget = None if args.time_budget is None else max(0.0, args.time_budget) * 60
     if kind == "despoof_net":
+        if crops_region != 1.0 or budget is not None:
+            raise SystemExit("edgefas teacher: the DS Net trains from whole crops without a time budget")
         out = train_despoof_net(recipe, crops, is_live, args.out, resume=not args.no_resume,
                                 contract=contract, data=data)
     else:
-        out = train_diffusion(recipe, crops, args.out, resume=not args.no_resume,
-                              contract=contract, init_from=args.init_from, data=data)
+        out = train_diffusion(recipe, crops, args.out, resume=not args.no_resume, contract=contract,
+                              init_from=args.init_from, data=data, crops_region=crops_region,
+                              time_budget_s=budget)
     print(f"teacher written to {out}")
     return 0
+
+
+def _training_faces(args: argparse.Namespace, contract):
+    """(crops, is_live, data record) of the protocol's train split, from the crop cache."""
+    from ..data.sources import CropStore, DataRoots
+    from ..distill.teacher_data import teacher_data_record, teacher_training_set
+    from ..train.run import face_stage_for
+
+    stage, sha = face_stage_for(contract)
+    store = CropStore(stage, sha, DataRoots(args.replay_root, None, args.lfw_root))
+    crops, is_live = teacher_training_set(args.model, args.protocol, store, with_lfw=args.with_lfw,
+                                          max_lfw=args.max_lfw)
+    data = teacher_data_record(args.model, args.protocol, crops, is_live, with_lfw=args.with_lfw,
+                               max_lfw=args.max_lfw)
+    return crops, is_live, data

@@ -36,8 +36,13 @@ def load_reports(paths: Iterable[str | Path]) -> list[dict]:
 def _features_name(rep: dict, res: dict) -> str:
     """The result's feature-set name; students also by objective and NFE (several may be compared)."""
     teacher = rep.get("teacher") or {}
-    if res["name"] == REFERENCE or teacher.get("kind") != "student":
+    if res["name"] == REFERENCE:
         return res["name"]
+    if teacher.get("kind") != "student":
+        # teachers trained by another recipe than the CPU one (the GPU teacher) get their own rows
+        recipes = {i.get("recipe", {}).get("name") for i in teacher.get("teacher_json", {}).values()}
+        other = sorted(r for r in recipes if r and r != "cpu")
+        return f"{res['name']} ({', '.join(other)} recipe)" if other else res["name"]
     info = teacher.get("teacher_json", {}).get("student", {})
     objective = info.get("recipe", {}).get("objective", "?")
     return f"student ({objective}, {teacher.get('nfe')} NFE) cue"

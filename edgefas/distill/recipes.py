@@ -3,7 +3,8 @@
 ``ddm`` trains either DDM model (``eps_s`` on all faces, ``eps_g`` on live faces: the caller picks
 the crops), ``agfas`` the live-only de-fake generator, ``despoof_net`` the DS Net. The step counts
 of ``cpu`` follow the run measured in ``shared/notes/diffusion-cpu.md`` (about 1,700 steps of 32 px
-patches); ``gpu`` is a starting point for the GPU machine, not a measured recipe.
+patches); the diffusion ``gpu`` recipe is the one run on the lent H100 (ten-minute chunks, see
+``edgefas teacher --time-budget``), ``gpu-large`` a starting point for a bigger machine.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class DiffusionRecipe:
     save_every: int = 250             # steps between checkpoints
     keep_checkpoints: int = 2
     t_max: int = 650                  # training t ~ U[0, t_max): only low-noise levels are used
-    patch_size: int | None = 32       # random square patches (None: whole crops)
+    patch_size: int | None = 32       # random square patches of the region (None: the whole region)
+    region: float = 1.0               # central fraction of the crop side trained on (eval-cue feeds 0.5)
     hflip: bool = True
     condition: str | None = None      # "lowpass": AG-FAS structure condition (in_channels = 6)
     condition_sigma: float = 2.0
@@ -46,6 +48,8 @@ class DiffusionRecipe:
             raise TeacherConfigError(unknown_name("diffusion teacher kind", self.kind, ["ddm", "agfas"]))
         if not 0 < self.t_max <= self.num_train_timesteps:
             raise TeacherConfigError(f"t_max={self.t_max} must be in (0, {self.num_train_timesteps}]")
+        if not 0 < self.region <= 1:
+            raise TeacherConfigError(f"region={self.region} must be in (0, 1]")
         self.structure_condition()
 
     def schedule(self) -> DiffusionSchedule:
@@ -141,9 +145,15 @@ _DDM = {
     "tiny": DiffusionRecipe("tiny", unet="tiny", steps=4, batch_size=4, warmup_steps=1, ema_decay=0.9,
                             save_every=2, t_max=1000, patch_size=16, threads=1),
     "cpu": DiffusionRecipe("cpu"),
-    "gpu": DiffusionRecipe("gpu", unet="gpu", steps=40000, batch_size=64, lr=1e-4, warmup_steps=1000,
-                           ema_decay=0.9999, save_every=2000, keep_checkpoints=3, t_max=1000,
-                           patch_size=64, threads=8),
+    # Measured on one H100 (docs/teachers.md): the "cpu" UNet, so eval-cue and the student cost
+    # what they cost for the CPU teacher, but trained on the whole 64 px face centre that eval-cue
+    # feeds it (no patches), with LFW's live faces, for 15x the steps at 4x the batch.
+    "gpu": DiffusionRecipe("gpu", steps=25000, batch_size=128, warmup_steps=500, ema_decay=0.999,
+                           save_every=1000, patch_size=None, region=0.5, threads=8),
+    # Wider and deeper, for a multi-GPU machine (accelerate launch); not run by the team yet.
+    "gpu-large": DiffusionRecipe("gpu-large", unet="gpu", steps=40000, batch_size=64, lr=1e-4,
+                                 warmup_steps=1000, ema_decay=0.9999, save_every=2000, keep_checkpoints=3,
+                                 t_max=1000, patch_size=64, threads=8),
 }
 
 RECIPES: dict[str, dict[str, DiffusionRecipe | DespoofNetRecipe]] = {

@@ -22,9 +22,10 @@ TEACHER_MODELS = {
 }
 
 
-def teacher_training_set(model: str, protocol: str, store: CropStore, *, with_lfw: bool = False
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """(crops, is_live) for teacher ``model`` under ``protocol`` (usable crops only)."""
+def teacher_training_set(model: str, protocol: str, store: CropStore, *, with_lfw: bool = False,
+                         max_lfw: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(crops, is_live) for teacher ``model`` under ``protocol`` (usable crops only); ``max_lfw``
+    caps the LFW faces added with ``with_lfw`` (a random subset, seed 0, in their original order)."""
     if model not in TEACHER_MODELS:
         raise TeacherConfigError(unknown_name("teacher model", model, list(TEACHER_MODELS)))
     _, faces = TEACHER_MODELS[model]
@@ -39,7 +40,11 @@ def teacher_training_set(model: str, protocol: str, store: CropStore, *, with_lf
             raise TeacherConfigError("LFW holds live faces only; add it to live-only teachers "
                                      "(ddm-live, agfas), not to the all-faces or labelled ones")
         lfw = store.lfw()
-        lfw = lfw.subset(lfw.ok & np.array([s.split == "train" for s in lfw.samples]))
+        keep = lfw.ok & np.array([s.split == "train" for s in lfw.samples])
+        if max_lfw is not None and keep.sum() > max_lfw:
+            chosen = np.random.default_rng(0).choice(np.flatnonzero(keep), max_lfw, replace=False)
+            keep = np.isin(np.arange(len(keep)), chosen)
+        lfw = lfw.subset(keep)
         crops = np.concatenate([crops, lfw.crops])
         is_live = np.concatenate([is_live, np.ones(len(lfw), bool)])
     return crops, is_live
@@ -53,10 +58,11 @@ DATA_SOURCES = {
 
 
 def teacher_data_record(model: str, protocol: str, crops: np.ndarray, is_live: np.ndarray, *,
-                        with_lfw: bool = False) -> dict:
+                        with_lfw: bool = False, max_lfw: int | None = None) -> dict:
     """What a teacher learnt from, for its ``teacher.json`` and for :func:`check_teacher_fits`."""
     sources = ["replay_attack", *(["lfw"] if with_lfw else [])]
     return {"model": model, "protocol": protocol, "faces": TEACHER_MODELS[model][1], "with_lfw": with_lfw,
+            "max_lfw": max_lfw if with_lfw else None,
             "live": int(is_live.sum()), "attack": int((~is_live).sum()), "split": "train",
             "sources": {s: DATA_SOURCES[s] for s in sources},
             "weights_licence": "derived from research-only data: research use only"}

@@ -30,6 +30,7 @@ from ..runtime.preprocess import Contract, to_tensor
 from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..train.ema import ema_update
 from .agfas import StructureCondition
+from .cue_features import centre_region
 from .despoof_net import (
     DespoofNet,
     DespoofNetConfig,
@@ -107,6 +108,16 @@ def _prune(out_dir: Path, keep: int) -> None:
         shutil.rmtree(old)
 
 
+def _cut_region(crops: np.ndarray, region: float, crops_region: float) -> np.ndarray:
+    """The central ``region`` of the aligned crop, from crops that are its central ``crops_region``."""
+    if region > crops_region + 1e-9:
+        raise TeacherConfigError(f"the recipe trains on the central {region:g} of the crop, but these crops "
+                                 f"are only its central {crops_region:g} (pack them with the recipe's "
+                                 "region)")
+    rel = region / crops_region
+    return crops if rel > 1 - 1e-9 else np.ascontiguousarray(centre_region(crops, rel))
+
+
 def _patch_size(recipe: DiffusionRecipe | DespoofNetRecipe, side: int) -> int:
     size = recipe.patch_size or side
     if size > side:
@@ -173,13 +184,19 @@ class DiffusionTeacher:
 def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: str | Path, *,
                     resume: bool = True, contract: Contract | None = None,
                     init_from: str | Path | None = None, progress: bool = True,
-                    data: dict | None = None) -> Path:
+                    data: dict | None = None, crops_region: float = 1.0,
+                    time_budget_s: float | None = None) -> Path:
     """Train (or resume) an epsilon-prediction UNet on ``crops_uint8``; return the teacher folder.
 
     Pass all faces for DDM's eps_s, live faces only for eps_g and the AG-FAS model. ``init_from``
     (a teacher folder) starts a fresh run from its weights, e.g. eps_s as a fine-tune of eps_g.
     ``data`` (what the crops are: protocol, faces, sources, licences) goes into ``teacher.json``.
+    ``crops_region``: the crops are already the central fraction of the aligned crop (a crop pack);
+    the rest of ``recipe.region`` is cut here. ``time_budget_s``: stop after this many seconds with
+    a checkpoint and the teacher so far (``"complete": false`` in teacher.json); a later call
+    resumes. That is how a run fits ten-minute slots on a lent GPU.
     """
+    crops_uint8 = _cut_region(crops_uint8, recipe.region, crops_region)
     side = _check_crops(crops_uint8)
     contract = contract or Contract(size=side)
     _check_contract(contract)
@@ -210,7 +227,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"{recipe.kind} {recipe.name}",
                disable=not (progress and accelerator.is_local_main_process))
     t_start, losses = time.time(), []
-    while state["step"] < recipe.steps:
+    out_of_time = False
+    while state["step"] < recipe.steps and not out_of_time:
         step = state["step"]
         rng = np.random.default_rng([recipe.seed, step])
         idx = rng.integers(0, n, recipe.batch_size)
@@ -228,7 +246,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         state["step"] = step + 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps:
+        out_of_time = time_budget_s is not None and time.time() - t_start > time_budget_s
+        if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps or out_of_time:
             _close_round(state, losses, t_start)
             if accelerator.is_main_process:
                 save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=accelerator.unwrap_model(unet),
@@ -238,12 +257,16 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
                                                "contract": contract.to_dict()})
                 _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
+    if out_of_time:
+        accelerator.print(f"time budget of {time_budget_s:.0f} s spent at step {state['step']} of "
+                          f"{recipe.steps}: run the same command again to resume")
     folder = out_dir / TEACHER_DIR
     if accelerator.is_main_process:
         shutil.rmtree(folder, ignore_errors=True)
         save_unet(ema, folder / "unet")
         _write_teacher_json(folder, {
             "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
+            "complete": state["step"] >= recipe.steps, "history": state["history"],
             "recipe": recipe.to_dict(), "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
             "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
             "trained_on": {"crops": n, "side": side}, "init_from": str(init_from) if init_from else None,
