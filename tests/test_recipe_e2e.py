@@ -95,6 +95,19 @@ def test_teacher_trains_from_a_crop_pack_in_time_slots(replay_tree, tmp_path, mo
               str(tmp_path / "x")])
 
 
+def test_teacher_with_the_structure_condition(replay_tree, tmp_path, monkeypatch):
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "lowpass"
+    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--condition", "lowpass",
+                 "--condition-sigma", "1.5", "--out", str(out), "--replay-root", str(frames)]) == 0
+    info = json.loads((out / "teacher" / "teacher.json").read_text())
+    assert info["condition"] == {"kind": "lowpass", "sigma": 1.5} and info["unet_config"]["in_channels"] == 6
+    with pytest.raises(SystemExit, match="AG-FAS generator"):
+        main(["teacher", "--model", "despoof", "--recipe", "tiny", "--condition", "lowpass", "--out",
+              str(tmp_path / "x"), "--replay-root", str(frames)])
+
+
 def test_teacher_respects_the_held_out_species(replay_tree, tmp_path, monkeypatch):
     from edgefas.data.sources import CropStore, DataRoots
     from edgefas.distill.teacher_data import teacher_training_set

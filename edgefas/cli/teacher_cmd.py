@@ -52,6 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", type=Path, metavar="NPZ", help="train from a crop pack instead of the data sets")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="stop after MIN minutes with a checkpoint and the teacher so far; rerun to resume")
+    p.add_argument("--condition", choices=["lowpass"],
+                   help="agfas: condition the generator on a low-pass copy of the face (the offline "
+                        "stand-in for the paper's identity embedding: it keeps who the face is at large t0)")
+    p.add_argument("--condition-sigma", type=float, help="blur sigma of --condition lowpass, in pixels "
+                   "(default: the recipe's, 2.0)")
     p.add_argument("--init-from", type=Path, help="a teacher folder to start from (ddm-all)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
@@ -76,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.with_overrides(steps=args.steps)
     if args.threads:
         recipe = recipe.with_overrides(threads=args.threads)
+    if args.condition or args.condition_sigma:
+        if kind != "agfas":
+            raise SystemExit("edgefas teacher: --condition is for the AG-FAS generator (--model agfas)")
+        sigma = {"condition_sigma": args.condition_sigma} if args.condition_sigma else {}
+        recipe = recipe.with_overrides(condition=args.condition or "lowpass", **sigma)
     contract = Contract()
     region = getattr(recipe, "region", 1.0)
     if args.pack:
