@@ -369,6 +369,9 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     gpu = {"teacher": {"kind": "agfas", "teacher_json": {"agfas": {"recipe": {"name": "gpu"}}}}}
     assert _features_name(gpu, {"name": "agfas cue"}) == "agfas cue (gpu recipe)"
     assert _features_name(gpu, {"name": REFERENCE}) == REFERENCE
+    lowpass = {"teacher": {"kind": "agfas", "teacher_json": {"agfas": {
+        "recipe": {"name": "cpu"}, "condition": {"kind": "lowpass", "sigma": 2.0}}}}}
+    assert _features_name(lowpass, {"name": "agfas cue"}) == "agfas cue (lowpass condition)"
     # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
     # cues only for the chosen ones
     assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]

@@ -39,10 +39,12 @@ def _features_name(rep: dict, res: dict) -> str:
     if res["name"] == REFERENCE:
         return res["name"]
     if teacher.get("kind") != "student":
-        # teachers trained by another recipe than the CPU one (the GPU teacher) get their own rows
-        recipes = {i.get("recipe", {}).get("name") for i in teacher.get("teacher_json", {}).values()}
-        other = sorted(r for r in recipes if r and r != "cpu")
-        return f"{res['name']} ({', '.join(other)} recipe)" if other else res["name"]
+        # teachers of another recipe than the CPU one (the GPU teacher) or with a structure
+        # condition get rows of their own
+        infos = list(teacher.get("teacher_json", {}).values())
+        tags = sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
+                      | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))})
+        return f"{res['name']} ({', '.join(tags)})" if tags else res["name"]
     info = teacher.get("teacher_json", {}).get("student", {})
     objective = info.get("recipe", {}).get("objective", "?")
     return f"student ({objective}, {teacher.get('nfe')} NFE) cue"
