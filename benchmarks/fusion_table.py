@@ -1,0 +1,98 @@
+"""One table for issue 5's detector ablations: RGB only vs RGB + cue, by cue source and fusion.
+
+Each row is a model trained with the same recipe, seed and data, scored by `edgefas eval` on P1
+(Replay-Attack test, threshold from devel) and P4 (unseen live faces at that threshold), and
+optionally timed by `benchmarks/latency.py`. The table only reads those reports: it never
+re-scores or re-thresholds anything.
+
+    python benchmarks/fusion_table.py \\
+        --row "RGB only (control)=docs/fusion/P1_rgb_control.json,docs/fusion/P4_rgb_control.json,\\
+benchmarks/results/latency_rgb_control_P1.json" \\
+        --row "CD student, cross-attention=docs/fusion/P1_xattn_cd.json,docs/fusion/P4_xattn_cd.json" \\
+        --out docs/fusion/ablations
+
+writes docs/fusion/ablations.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def _pct(errors: int, count: int) -> str:
+    return f"{100 * errors / count:.2f}% ({errors:,}/{count:,})" if count else "–"
+
+
+def _row(name: str, files: list[Path]) -> dict:
+    if len(files) not in (2, 3):
+        raise SystemExit(f"--row {name!r}: give P1.json,P4.json[,latency.json]")
+    p1 = json.loads(files[0].read_text())["P1"]
+    p4 = json.loads(files[1].read_text())["P4"]
+    rep = p1["test"]["report"]
+    species = {k: v for k, v in rep["apcer"].items() if k != "overall"}
+    row = {
+        "model": name, "bundle": p1["bundle"], "threshold": p1["threshold"],
+        "threshold_source": p1["threshold_source"],
+        "p1_test": {"bona_fide": rep["n_bona_fide"], "attack": rep["n_attack"],
+                    "apcer": {k: {"errors": v["errors"], "count": v["count"]} for k, v in species.items()},
+                    "apcer_max": rep["apcer_max"]["value"], "bpcer": {"errors": rep["bpcer"]["errors"],
+                                                                      "count": rep["bpcer"]["count"]},
+                    "hter": rep["legacy_hter"]["value"], "auc": rep["auc"]["value"]},
+        "p4": {s: {"errors": p4[s]["errors"], "count": p4[s]["bona_fide"]}
+               for s in ("lfw_heldout", "london")},
+        "reports": [str(f) for f in files],
+    }
+    if len(files) == 3:
+        lat = json.loads(files[2].read_text())
+        row["latency"] = {"total_p50_ms": lat["stages"]["total"]["p50_ms"], "threads": lat["threads"],
+                          "bundle_mb": lat.get("bundle_mb")}
+    return row
+
+
+def to_markdown(rows: list[dict], command: str) -> str:
+    lines = [
+        "# Fusion detector ablations (issue 5), P1 cpu recipe", "",
+        f"Made by `{command}` from the `edgefas eval` / `benchmarks/latency.py` reports listed in the "
+        "JSON beside this file. P1: Replay-Attack test, one frame per video, threshold at the devel "
+        "D-EER of each model; P4: BPCER of unseen bona fide faces at that same threshold.", "",
+        "| Model | P1 APCER per species | APCER_max | BPCER | HTER | AUC | P4 BPCER LFW held-out | "
+        "P4 BPCER london | p50 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t = r["p1_test"]
+        sp = ", ".join(f"{k} {v['errors']}/{v['count']}" for k, v in sorted(t["apcer"].items()))
+        lat = r.get("latency")
+        timed = f"{lat['total_p50_ms']:.2f} ({lat['threads']} thr)" if lat else "not timed"
+        lfw = r["p4"]["lfw_heldout"]
+        lines.append(f"| {r['model']} | {sp} | {100 * t['apcer_max']:.2f}% | "
+                     f"{_pct(t['bpcer']['errors'], t['bpcer']['count'])} | {100 * t['hter']:.2f}% | "
+                     f"{t['auc']:.4f} | {_pct(lfw['errors'], lfw['count'])} | "
+                     f"{_pct(r['p4']['london']['errors'], r['p4']['london']['count'])} | {timed} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--row", action="append", required=True, metavar="NAME=P1.json,P4.json[,latency.json]")
+    ap.add_argument("--out", required=True, type=Path, help="output stem (.md and .json are written)")
+    args = ap.parse_args(argv)
+    rows = []
+    for spec in args.row:
+        name, sep, files = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--row {spec!r}: write NAME=P1.json,P4.json[,latency.json]")
+        rows.append(_row(name, [Path(f) for f in files.split(",")]))
+    command = "python benchmarks/fusion_table.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(to_markdown(rows, command))
+    print(to_markdown(rows, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""benchmarks/fusion_table.py: the ablation table only restates the eval reports it is given."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("fusion_table", ROOT / "benchmarks" / "fusion_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _reports(tmp_path: Path, name: str, print_errors: int, lfw_errors: int) -> list[Path]:
+    apcer = {"print": {"errors": print_errors, "count": 80}, "mobile": {"errors": 0, "count": 160},
+             "overall": {"errors": print_errors, "count": 240}}
+    report = {"n_bona_fide": 79, "n_attack": 240, "apcer": apcer, "apcer_max": {"value": print_errors / 80},
+              "bpcer": {"errors": 1, "count": 79}, "legacy_hter": {"value": 0.01}, "auc": {"value": 0.999}}
+    p1 = {"P1": {"bundle": name, "threshold": 0.4, "threshold_source": {"split": "devel"},
+                 "test": {"report": report}}}
+    p4 = {"P4": {"lfw_heldout": {"errors": lfw_errors, "bona_fide": 2696},
+                 "london": {"errors": 3, "bona_fide": 244}}}
+    files = [tmp_path / f"P1_{name}.json", tmp_path / f"P4_{name}.json"]
+    for f, d in zip(files, (p1, p4)):
+        f.write_text(json.dumps(d))
+    return files
+
+
+def test_rows_restate_the_reports_and_the_command_is_recorded(tmp_path):
+    mod = _module()
+    a, b = _reports(tmp_path, "rgb", 1, 186), _reports(tmp_path, "fused", 2, 79)
+    out = tmp_path / "abl"
+    assert mod.main(["--row", "RGB=" + ",".join(map(str, a)), "--row", "fused=" + ",".join(map(str, b)),
+                     "--out", str(out)]) == 0
+    table = json.loads(out.with_suffix(".json").read_text())
+    assert [r["model"] for r in table["rows"]] == ["RGB", "fused"]
+    assert table["rows"][1]["p4"]["lfw_heldout"] == {"errors": 79, "count": 2696}
+    assert table["rows"][1]["p1_test"]["apcer"]["print"] == {"errors": 2, "count": 80}
+    assert "fusion_table.py --row" in table["command"]
+    md = out.with_suffix(".md").read_text()
+    assert "| fused | mobile 0/160, print 2/80 | 2.50% | 1.27% (1/79) |" in md and "2.93% (79/2,696)" in md
+    with pytest.raises(SystemExit, match="NAME=P1.json"):
+        mod.main(["--row", "no-equals-sign", "--out", str(out)])
