@@ -372,6 +372,8 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     lowpass = {"teacher": {"kind": "agfas", "teacher_json": {"agfas": {
         "recipe": {"name": "cpu"}, "condition": {"kind": "lowpass", "sigma": 2.0}}}}}
     assert _features_name(lowpass, {"name": "agfas cue"}) == "agfas cue (lowpass condition)"
+    lowpass["teacher"]["teacher_json"]["agfas"]["data"] = {"with_lfw": True}
+    assert _features_name(lowpass, {"name": "agfas cue"}) == "agfas cue (+ LFW live faces, lowpass condition)"
     # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
     # cues only for the chosen ones
     assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]

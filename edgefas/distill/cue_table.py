@@ -43,7 +43,8 @@ def _features_name(rep: dict, res: dict) -> str:
         # condition get rows of their own
         infos = list(teacher.get("teacher_json", {}).values())
         tags = sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
-                      | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))})
+                      | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))}
+                      | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")})
         return f"{res['name']} ({', '.join(tags)})" if tags else res["name"]
     info = teacher.get("teacher_json", {}).get("student", {})
     objective = info.get("recipe", {}).get("objective", "?")
