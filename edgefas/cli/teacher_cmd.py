@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
@@ -37,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", required=True, choices=list(TEACHER_MODELS), help="which teacher")
     p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu", "gpu-large"],
-                   help="tiny (seconds, tests), cpu (this machine), gpu")
+                   help="tiny (seconds, tests), cpu (this machine), gpu (one GPU, measured on an H100), "
+                        "gpu-large (a wider UNet, not run yet)")
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="whose train split to learn from (default: %(default)s)")
     p.add_argument("--out", type=Path, help="run folder (required unless --save-pack)")
@@ -67,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("teacher")
-    from ..distill.cue_features import centre_region
     from ..distill.recipes import get_recipe
     from ..distill.teacher_data import TEACHER_MODELS
     from ..distill.train_teacher import train_despoof_net, train_diffusion
@@ -102,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"teacher {args.model} ({data['protocol']}): {int(is_live.sum())} live / "
           f"{int((~is_live).sum())} attack crops")
     if args.save_pack:
-        from ..distill.crop_pack import save_crop_pack
+        from ..distill.crop_pack import cut_region, save_crop_pack
 
-        cut = np.ascontiguousarray(centre_region(crops, region)) if region < 1 else crops
+        cut = cut_region(crops, region)
         path = save_crop_pack(args.save_pack, cut, is_live, region=region, data=data)
         print(f"crop pack written to {path} ({path.stat().st_size / 2**20:.1f} MiB, {len(cut)} faces of "
               f"{cut.shape[1]} px, the central {region:g} of the crop)")

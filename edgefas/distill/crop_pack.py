@@ -18,10 +18,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cue_features import centre_region
 from .errors import TeacherConfigError
 
 PACK_VERSION = 1
 _WEBP_LOSSLESS = [cv2.IMWRITE_WEBP_QUALITY, 101]    # quality > 100 selects lossless WebP
+
+
+def cut_region(crops: np.ndarray, region: float, crops_region: float = 1.0) -> np.ndarray:
+    """The central ``region`` of the aligned crop, from ``crops`` that are its central ``crops_region``
+    (1.0: whole aligned crops; a pack's crops: the pack's region)."""
+    if region > crops_region + 1e-9:
+        raise TeacherConfigError(f"the recipe trains on the central {region:g} of the crop, but these crops "
+                                 f"are only its central {crops_region:g} (pack them with the recipe's "
+                                 "region)")
+    rel = region / crops_region
+    return crops if rel > 1 - 1e-9 else np.ascontiguousarray(centre_region(crops, rel))
 
 
 def _pixels_sha256(crops: np.ndarray) -> str:

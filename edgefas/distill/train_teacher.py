@@ -30,7 +30,7 @@ from ..runtime.preprocess import Contract, to_tensor
 from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..train.ema import ema_update
 from .agfas import StructureCondition
-from .cue_features import centre_region
+from .crop_pack import cut_region
 from .despoof_net import (
     DespoofNet,
     DespoofNetConfig,
@@ -106,16 +106,6 @@ def _prune(out_dir: Path, keep: int) -> None:
     done = sorted(p for p in out_dir.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
-
-
-def _cut_region(crops: np.ndarray, region: float, crops_region: float) -> np.ndarray:
-    """The central ``region`` of the aligned crop, from crops that are its central ``crops_region``."""
-    if region > crops_region + 1e-9:
-        raise TeacherConfigError(f"the recipe trains on the central {region:g} of the crop, but these crops "
-                                 f"are only its central {crops_region:g} (pack them with the recipe's "
-                                 "region)")
-    rel = region / crops_region
-    return crops if rel > 1 - 1e-9 else np.ascontiguousarray(centre_region(crops, rel))
 
 
 def _patch_size(recipe: DiffusionRecipe | DespoofNetRecipe, side: int) -> int:
@@ -196,7 +186,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     a checkpoint and the teacher so far (``"complete": false`` in teacher.json); a later call
     resumes. That is how a run fits ten-minute slots on a lent GPU.
     """
-    crops_uint8 = _cut_region(crops_uint8, recipe.region, crops_region)
+    crops_uint8 = cut_region(crops_uint8, recipe.region, crops_region)
     side = _check_crops(crops_uint8)
     contract = contract or Contract(size=side)
     _check_contract(contract)
