@@ -120,9 +120,10 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
     pin = manifest_sha256
     if pin is None and root.resolve() == default_bundle_path().resolve():
         pin = (default_bundle_path().parent / DEFAULT_MANIFEST_PIN).read_text().split()[0]
-    if pin is not None and sha256_file(mpath) != pin:
+    got = sha256_file(mpath) if pin is not None else None
+    if got is not None and got != pin:
         raise BundleError(f"bundle {root}: {MANIFEST} is not the pinned one (sha256 "
-                          f"{sha256_file(mpath)[:12]}... != {pin[:12]}...); its threshold, calibration "
+                          f"{got[:12]}... != {pin[:12]}...); its threshold, calibration "
                           "or file list was edited. Restore the bundle or pin the new manifest.")
     try:
         manifest = json.loads(mpath.read_text())
