@@ -374,6 +374,18 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     assert _features_name(lowpass, {"name": "agfas cue"}) == "agfas cue (lowpass condition)"
     lowpass["teacher"]["teacher_json"]["agfas"]["data"] = {"with_lfw": True}
     assert _features_name(lowpass, {"name": "agfas cue"}) == "agfas cue (+ LFW live faces, lowpass condition)"
+    lowpass["teacher"]["region"] = "full"
+    want = "agfas cue (+ LFW live faces, lowpass condition, full crop)"
+    assert _features_name(lowpass, {"name": "agfas cue"}) == want
+    del lowpass["teacher"]["region"]
+    # a student is named by its objective, NFE and its teacher's tags
+    student = {"teacher": {"kind": "student", "nfe": 2, "teacher_json": {"student": {
+        "recipe": {"objective": "consistency"}, "teacher": {"info": {"recipe": {"name": "cpu"}}}}}}}
+    assert _features_name(student, {"name": "student cue"}) == "student (consistency, 2 NFE) cue"
+    lowpass_info = lowpass["teacher"]["teacher_json"]["agfas"]
+    student["teacher"]["teacher_json"]["student"]["teacher"]["info"] = lowpass_info
+    assert (_features_name(student, {"name": "student cue"})
+            == "student (consistency, 2 NFE, + LFW live faces, lowpass condition) cue")
     # every setting saw the train/devel faces (P1 and P2-print share them here: 32 faces); test
     # cues only for the chosen ones
     assert [s["faces_timed"] >= 32 for s in rep["teacher"]["settings"]] == [True, True]

@@ -1,5 +1,6 @@
 """The few-step student on tiny nets: boundary condition, 1/2/4 evaluations, both objectives
-train and resume, the exportable cue graph matches PyTorch in ONNX, and cue_eval runs it."""
+train and resume, the exportable cue graph matches PyTorch in ONNX, and cue_eval runs it; the same
+for a student of a structure-conditioned teacher."""
 from __future__ import annotations
 
 import warnings
@@ -11,6 +12,7 @@ torch = pytest.importorskip("torch", reason="the student needs the train extra")
 pytest.importorskip("diffusers", reason="the student needs the train extra")
 pytest.importorskip("accelerate", reason="the student needs the train extra")
 
+from edgefas.distill.agfas import StructureCondition  # noqa: E402
 from edgefas.distill.errors import TeacherConfigError  # noqa: E402
 from edgefas.distill.recipes import get_student_recipe  # noqa: E402
 from edgefas.distill.schedule import DiffusionSchedule  # noqa: E402
@@ -26,16 +28,20 @@ from edgefas.distill.train_teacher import DiffusionTeacher  # noqa: E402
 from edgefas.distill.unet import build_unet, get_unet_config  # noqa: E402
 from edgefas.train.checkpoint import latest_checkpoint  # noqa: E402
 
+LOWPASS = StructureCondition("lowpass", sigma=1.0)
 
-def _student(t0: int = 20, nfe: int = 1, seed: int = 0) -> ConsistencyStudent:
+
+def _student(t0: int = 20, nfe: int = 1, seed: int = 0, condition: StructureCondition | None = None
+             ) -> ConsistencyStudent:
     torch.manual_seed(seed)
-    return ConsistencyStudent(StudentConfig(unet=get_unet_config("tiny"), t0=t0, nfe=nfe)).eval()
+    unet = get_unet_config("tiny").with_overrides(in_channels=6 if condition else 3)
+    return ConsistencyStudent(StudentConfig(unet=unet, t0=t0, nfe=nfe, condition=condition)).eval()
 
 
-def _teacher() -> DiffusionTeacher:
+def _teacher(condition: StructureCondition | None = None) -> DiffusionTeacher:
     torch.manual_seed(5)
-    return DiffusionTeacher(build_unet(get_unet_config("tiny")).eval(), DiffusionSchedule(), None, "agfas",
-                            {"kind": "agfas"})
+    unet = build_unet(get_unet_config("tiny").with_overrides(in_channels=6 if condition else 3)).eval()
+    return DiffusionTeacher(unet, DiffusionSchedule(), condition, "agfas", {"kind": "agfas"})
 
 
 def test_boundary_condition_levels_and_evaluations():
@@ -92,10 +98,38 @@ def test_train_student_writes_safetensors_resumes_and_serves_cue_eval(tmp_path):
                       crops, tmp_path, progress=False)
 
 
-def test_student_cue_graph_matches_pytorch_in_onnx(tmp_path):
+def test_conditioned_student_takes_the_teachers_condition_and_trains_from_it(tmp_path):
+    with pytest.raises(TeacherConfigError, match="takes 6 input channels"):
+        StudentConfig(unet=get_unet_config("tiny"), condition=LOWPASS)     # 3-channel UNet
+    s = _student(t0=20, nfe=2, condition=LOWPASS)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    t = torch.full((2,), 10, dtype=torch.long)
+    with pytest.raises(TeacherConfigError, match="needs"):
+        s(x, t)
+    with pytest.raises(TeacherConfigError, match="takes no"):
+        _student()(x, t, LOWPASS(x))
+    # the condition comes from the input face: a different low-pass copy changes the output
+    assert not torch.allclose(s(x, t, LOWPASS(x)), s(x, t, torch.zeros_like(x)))
+    restored, cue = student_despoof(s, x)
+    assert torch.allclose(x - restored, cue)
+    crops = np.random.default_rng(1).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
+    for objective in ("consistency", "regression"):
+        recipe = get_student_recipe("tiny", steps=2, objective=objective)
+        folder = train_student(recipe, _teacher(LOWPASS), crops, tmp_path / objective, progress=False)
+        student, info = load_student(folder)
+        assert student.config.condition == LOWPASS and info["config"]["condition"]["sigma"] == 1.0
+        assert student.unet.config.in_channels == 6
+    # an unconditional teacher still gets an unconditional student
+    student, _ = load_student(train_student(get_student_recipe("tiny", steps=1), _teacher(), crops,
+                                            tmp_path / "plain", progress=False))
+    assert student.config.condition is None and student.unet.config.in_channels == 3
+
+
+@pytest.mark.parametrize("condition", [None, LOWPASS])
+def test_student_cue_graph_matches_pytorch_in_onnx(tmp_path, condition):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    s = _student(t0=20, nfe=2)
+    s = _student(t0=20, nfe=2, condition=condition)
     graph = StudentCue(s, side=16, crop_size=32).eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,22 +35,33 @@ from .errors import TeacherConfigError
 from .schedule import DiffusionSchedule, ddim_generate, timestep_grid
 
 
+@lru_cache(maxsize=16)
+def _gaussian_taps(sigma: float) -> np.ndarray:
+    radius = max(1, math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1, dtype=np.float32) / np.float32(sigma)) ** 2)
+    return (k / k.sum()).astype(np.float32)
+
+
 def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with reflect padding (size-preserving)."""
+    """Separable Gaussian blur of (N, C, H, W) with reflect padding (size-preserving).
+
+    The taps are built in numpy, so a traced graph (the student's ONNX cue stage) holds them as
+    constants: the ONNX exporter cannot convolve with a kernel computed inside the graph.
+    """
     if sigma <= 0:
         raise TeacherConfigError(f"lowpass sigma must be > 0, got {sigma}")
-    radius = max(1, math.ceil(3 * sigma))
+    taps = _gaussian_taps(float(sigma))
+    radius = len(taps) // 2
     if radius >= min(x.shape[-2:]):
         raise TeacherConfigError(f"sigma={sigma} needs a {2 * radius + 1} px kernel, larger than the "
                                  f"{tuple(x.shape[-2:])} input")
-    r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (r / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
+    c = int(x.shape[1])
+    k = torch.as_tensor(np.ascontiguousarray(np.broadcast_to(taps, (c, len(taps)))), device=x.device,
+                        dtype=x.dtype)
     y = F.pad(x, (radius, radius, 0, 0), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    y = F.conv2d(y, k.view(c, 1, 1, -1), groups=c)
     y = F.pad(y, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return F.conv2d(y, k.view(c, 1, -1, 1), groups=c)
 
 
 @dataclass(frozen=True)

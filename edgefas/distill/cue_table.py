@@ -33,22 +33,30 @@ def load_reports(paths: Iterable[str | Path]) -> list[dict]:
     return out
 
 
+def _teacher_tags(infos: list[dict]) -> list[str]:
+    """What sets a teacher apart from the CPU-recipe, unconditional, Replay-only one."""
+    return sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
+                  | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))}
+                  | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")})
+
+
 def _features_name(rep: dict, res: dict) -> str:
     """The result's feature-set name; students also by objective and NFE (several may be compared)."""
     teacher = rep.get("teacher") or {}
     if res["name"] == REFERENCE:
         return res["name"]
+    # the full 128 px crop as the teacher's input (eval-cue --region full) is an ablation of its own
+    region = ["full crop"] if teacher.get("region") == "full" else []
     if teacher.get("kind") != "student":
         # teachers of another recipe than the CPU one (the GPU teacher) or with a structure
         # condition get rows of their own
-        infos = list(teacher.get("teacher_json", {}).values())
-        tags = sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
-                      | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))}
-                      | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")})
+        tags = _teacher_tags(list(teacher.get("teacher_json", {}).values())) + region
         return f"{res['name']} ({', '.join(tags)})" if tags else res["name"]
     info = teacher.get("teacher_json", {}).get("student", {})
     objective = info.get("recipe", {}).get("objective", "?")
-    return f"student ({objective}, {teacher.get('nfe')} NFE) cue"
+    # a student is named by its teacher's tags too (students of different teachers are compared)
+    tags = _teacher_tags([info.get("teacher", {}).get("info") or {}]) + region
+    return f"student ({objective}, {teacher.get('nfe')} NFE{''.join(', ' + t for t in tags)}) cue"
 
 
 def _rows(reports: list[dict]) -> list[dict]:

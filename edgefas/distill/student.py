@@ -21,6 +21,10 @@ student (``mu`` of Algorithm 2). Levels are 0-based diffusers indices; ``t_0`` i
 The comparison objective (``regression``) fits ``f(x_{t0}, t0)`` to the teacher's own output for
 the same fixed noise draw: direct distillation of one input-output map.
 
+A teacher trained with a structure condition (``edgefas teacher --condition lowpass``) gets a
+student with the same condition: ``f(x_t, t, c)`` with ``c`` the low-pass copy of the input face,
+concatenated as extra channels exactly as the teacher takes it, in training and at inference.
+
 Inference (:func:`student_despoof`): noise the face to ``t0`` with the fixed draw, ``f`` once;
 for 2 or 4 evaluations, re-noise the estimate to evenly spaced lower levels with the same draw
 and apply ``f`` again (Algorithm 1 of the paper, with the fixed draw instead of fresh noise so a
@@ -33,7 +37,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .agfas import shared_noise
+from .agfas import StructureCondition, shared_noise
 from .errors import TeacherConfigError
 from .schedule import DiffusionSchedule
 from .unet import UNetConfig, build_unet
@@ -51,12 +55,18 @@ class StudentConfig:
     noise_seed: int = 0           # the teacher's fixed noise draw
     nfe: int = 1                  # evaluations at inference (1, 2 or 4)
     schedule: DiffusionSchedule = DiffusionSchedule()
+    condition: StructureCondition | None = None   # the teacher's structure condition, if any
 
     def __post_init__(self) -> None:
         if self.nfe not in (1, 2, 4):
             raise TeacherConfigError(f"student nfe must be 1, 2 or 4, got {self.nfe}")
         if not 0 < self.t0 <= self.schedule.num_train_timesteps:
             raise TeacherConfigError(f"t0={self.t0} must be in (0, {self.schedule.num_train_timesteps}]")
+        want = 3 + (self.condition.channels if self.condition else 0)
+        if self.unet.in_channels != want:
+            raise TeacherConfigError(f"a student {'with' if self.condition else 'without'} a structure "
+                                     f"condition takes {want} input channels; its UNet has "
+                                     f"{self.unet.in_channels}")
 
     def levels(self, nfe: int | None = None) -> tuple[int, ...]:
         """0-based levels the student is applied at, highest first: evenly spaced noise counts
@@ -69,32 +79,40 @@ class StudentConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["unet"] = self.unet.to_dict()
+        d["condition"] = self.condition.to_dict() if self.condition else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> StudentConfig:
         return cls(unet=UNetConfig.from_dict(d["unet"]), t0=d["t0"], noise_seed=d["noise_seed"],
-                   nfe=d.get("nfe", 1), schedule=DiffusionSchedule.from_dict(d["schedule"]))
+                   nfe=d.get("nfe", 1), schedule=DiffusionSchedule.from_dict(d["schedule"]),
+                   condition=StructureCondition(**d["condition"]) if d.get("condition") else None)
 
 
 class ConsistencyStudent(nn.Module):
-    """``f(x_t, t) = c_skip(t) x_t + c_out(t) x0_hat(x_t, t)`` around a small diffusers UNet."""
+    """``f(x_t, t[, c]) = c_skip(t) x_t + c_out(t) x0_hat(x_t, t[, c])`` around a small diffusers UNet."""
 
     def __init__(self, config: StudentConfig) -> None:
         super().__init__()
-        if config.unet.in_channels != 3:
-            raise TeacherConfigError("the student takes the 3-channel face only")
         self.config = config
         self.unet = build_unet(config.unet)
         a = torch.as_tensor(config.schedule.ddim().alphas_cumprod, dtype=torch.float32)
         self.register_buffer("alphas_cumprod", a, persistent=False)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The clean-face estimate; ``t``: (N,) long levels, -1 for an already clean face."""
+    def condition(self, face: torch.Tensor) -> torch.Tensor | None:
+        """The structure condition of the input face (None for an unconditional student)."""
+        return self.config.condition(face) if self.config.condition else None
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean-face estimate; ``t``: (N,) long levels, -1 for an already clean face;
+        ``cond``: the structure condition of the input face (conditioned students only)."""
+        if (cond is None) != (self.config.condition is None):
+            raise TeacherConfigError("this student " + ("needs" if self.config.condition else "takes no")
+                                     + " structure condition")
         clean = t < 0
         tc = t.clamp(min=0)
         a = self.alphas_cumprod[tc].view(-1, 1, 1, 1)
-        eps = self.unet(x_t, tc).sample
+        eps = self.unet(x_t if cond is None else torch.cat([x_t, cond], 1), tc).sample
         x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
         scaled = TIMESTEP_SCALE * (tc + 1).to(x_t.dtype).view(-1, 1, 1, 1)   # levels count from 1
         c_skip = SIGMA_DATA ** 2 / (scaled ** 2 + SIGMA_DATA ** 2)
@@ -112,11 +130,13 @@ def add_noise(alphas_cumprod: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor,
 
 def _restore(student: ConsistencyStudent, x: torch.Tensor, eps: torch.Tensor,
              levels: tuple[int, ...]) -> torch.Tensor:
-    """Multistep sampling: noise the estimate to each level with the fixed draw, apply ``f``."""
+    """Multistep sampling: noise the estimate to each level with the fixed draw, apply ``f``.
+    The condition always comes from the input face ``x``, as the teacher's does."""
+    cond = student.condition(x)
     est = x
     for level in levels:
         t = torch.full((x.shape[0],), level, dtype=torch.long, device=x.device)
-        est = student(add_noise(student.alphas_cumprod, est, eps, t), t)
+        est = student(add_noise(student.alphas_cumprod, est, eps, t), t, cond)
     return est
 
 

@@ -47,9 +47,10 @@ STUDENT_DIR = "student"
 
 
 def _teacher_ddim_step(teacher: DiffusionTeacher, alphas: torch.Tensor, x_hi: torch.Tensor,
-                       t_hi: torch.Tensor, t_lo: torch.Tensor) -> torch.Tensor:
+                       t_hi: torch.Tensor, t_lo: torch.Tensor, cond: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """One deterministic DDIM step of the teacher's ODE from level t_hi to t_lo (-1: clean)."""
-    eps = teacher.unet(x_hi, t_hi).sample
+    eps = teacher.unet(x_hi if cond is None else torch.cat([x_hi, cond], 1), t_hi).sample
     a_hi = alphas[t_hi].view(-1, 1, 1, 1)
     a_lo = torch.where(t_lo >= 0, alphas[t_lo.clamp(min=0)], torch.ones_like(t_lo, dtype=alphas.dtype))
     a_lo = a_lo.view(-1, 1, 1, 1)
@@ -62,6 +63,8 @@ def student_loss(recipe: StudentRecipe, student: ConsistencyStudent, target_net:
     """The recipe's objective on a batch of clean faces ``x0`` (see the module docstrings)."""
     alphas = student.alphas_cumprod
     n = x0.shape[0]
+    # the structure condition of the clean face: what both networks see at inference
+    cond = teacher.condition(x0) if teacher.condition is not None else None
     z = torch.randn(x0.shape, generator=g).to(x0.device)
     if recipe.objective == "consistency":
         # Song et al. 2023, Algorithm 2: adjacent levels t_n > t_{n-1} of the delta grid on [0, t0)
@@ -69,16 +72,16 @@ def student_loss(recipe: StudentRecipe, student: ConsistencyStudent, target_net:
         t_hi, t_lo = k * recipe.delta - 1, (k - 1) * recipe.delta - 1
         x_hi = add_noise(alphas, x0, z, t_hi)
         with torch.no_grad():
-            x_lo = _teacher_ddim_step(teacher, alphas, x_hi, t_hi, t_lo)
-            target = target_net(x_lo, t_lo)        # f(x, -1) = x: the boundary at the clean face
-        return F.mse_loss(student(x_hi, t_hi), target)
+            x_lo = _teacher_ddim_step(teacher, alphas, x_hi, t_hi, t_lo, cond)
+            target = target_net(x_lo, t_lo, cond)  # f(x, -1) = x: the boundary at the clean face
+        return F.mse_loss(student(x_hi, t_hi, cond), target)
     # regression: the teacher's whole k-step DDIM pass from x_{t0}, matched in one evaluation
     t = torch.full((n,), recipe.t0 - 1, dtype=torch.long, device=x0.device)
     x_t = add_noise(alphas, x0, z, t)
     with torch.no_grad():
         target = ddim_generate(teacher.unet, x_t, teacher.schedule,
-                               timestep_grid(teacher.schedule, recipe.t0, recipe.teacher_steps))
-    return F.mse_loss(student(x_t, t), target)
+                               timestep_grid(teacher.schedule, recipe.t0, recipe.teacher_steps), cond)
+    return F.mse_loss(student(x_t, t, cond), target)
 
 
 def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8: np.ndarray,
@@ -89,9 +92,9 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
     side = _check_crops(crops_uint8)
     contract = contract or Contract(size=side)
     _check_contract(contract)
-    if teacher.kind != "agfas" or teacher.condition is not None:
-        raise TeacherConfigError("the student distils an unconditional AG-FAS teacher (edgefas teacher "
-                                 f"--model agfas); got kind {teacher.kind!r}, condition {teacher.condition}")
+    if teacher.kind != "agfas":
+        raise TeacherConfigError("the student distils an AG-FAS teacher (edgefas teacher --model agfas); "
+                                 f"got kind {teacher.kind!r}")
     region = centre_region(crops_uint8, recipe.region)
     rside = region.shape[1]
     patch = recipe.patch_size or rside
@@ -99,8 +102,11 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
     if patch > rside or patch % ucfg.downsampling_factor or rside % ucfg.downsampling_factor:
         raise TeacherConfigError(f"patch {patch} / region {rside} px do not suit the {recipe.unet} UNet "
                                  f"(multiples of {ucfg.downsampling_factor}, patch <= region)")
-    config = StudentConfig(unet=ucfg.with_overrides(sample_size=patch), t0=recipe.t0,
-                           noise_seed=recipe.noise_seed, nfe=recipe.nfe, schedule=teacher.schedule)
+    cond = teacher.condition
+    in_channels = 3 + (cond.channels if cond else 0)
+    config = StudentConfig(unet=ucfg.with_overrides(sample_size=patch, in_channels=in_channels),
+                           t0=recipe.t0, noise_seed=recipe.noise_seed, nfe=recipe.nfe,
+                           schedule=teacher.schedule, condition=cond)
     out_dir, accelerator = _start(recipe, out_dir)
     student = ConsistencyStudent(config)
     opt = torch.optim.AdamW(student.parameters(), lr=recipe.lr, weight_decay=0.0)
