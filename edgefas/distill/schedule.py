@@ -90,13 +90,16 @@ def _configured(scheduler, schedule: DiffusionSchedule, grid: tuple[int, ...], d
     return scheduler
 
 
-def predict_eps(unet, x_t: torch.Tensor, t: int, cond: torch.Tensor | None = None) -> torch.Tensor:
-    """eps_theta(x_t, t), with the structure condition concatenated as extra channels when given."""
+def predict_eps(unet, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """eps_theta(x_t, t), with the structure condition concatenated as extra channels when given;
+    ``t``: one level for the batch, or (N,) levels, one per sample."""
     x_in = x_t if cond is None else torch.cat([x_t, cond], dim=1)
     if x_in.shape[1] != unet.config.in_channels:
         raise TeacherConfigError(f"the UNet takes {unet.config.in_channels} input channels but got "
                                  f"{x_in.shape[1]} (condition {'given' if cond is not None else 'absent'})")
-    timesteps = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+    timesteps = (t if torch.is_tensor(t)
+                 else torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long))
     return unet(x_in, timesteps).sample
 
 

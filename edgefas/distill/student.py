@@ -39,7 +39,7 @@ from torch import nn
 
 from .agfas import StructureCondition, shared_noise
 from .errors import TeacherConfigError
-from .schedule import DiffusionSchedule
+from .schedule import DiffusionSchedule, predict_eps
 from .unet import UNetConfig, build_unet
 
 #: LCM's boundary-condition scaling: sigma_data and the timestep scale
@@ -112,7 +112,7 @@ class ConsistencyStudent(nn.Module):
         clean = t < 0
         tc = t.clamp(min=0)
         a = self.alphas_cumprod[tc].view(-1, 1, 1, 1)
-        eps = self.unet(x_t if cond is None else torch.cat([x_t, cond], 1), tc).sample
+        eps = predict_eps(self.unet, x_t, tc, cond)
         x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
         scaled = TIMESTEP_SCALE * (tc + 1).to(x_t.dtype).view(-1, 1, 1, 1)   # levels count from 1
         c_skip = SIGMA_DATA ** 2 / (scaled ** 2 + SIGMA_DATA ** 2)

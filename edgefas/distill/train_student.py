@@ -27,7 +27,7 @@ from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoi
 from .cue_features import centre_region
 from .errors import TeacherConfigError
 from .recipes import StudentRecipe
-from .schedule import ddim_generate, timestep_grid
+from .schedule import ddim_generate, predict_eps, timestep_grid
 from .student import ConsistencyStudent, StudentConfig, add_noise
 from .train_teacher import (
     DiffusionTeacher,
@@ -50,7 +50,7 @@ def _teacher_ddim_step(teacher: DiffusionTeacher, alphas: torch.Tensor, x_hi: to
                        t_hi: torch.Tensor, t_lo: torch.Tensor, cond: torch.Tensor | None = None
                        ) -> torch.Tensor:
     """One deterministic DDIM step of the teacher's ODE from level t_hi to t_lo (-1: clean)."""
-    eps = teacher.unet(x_hi if cond is None else torch.cat([x_hi, cond], 1), t_hi).sample
+    eps = predict_eps(teacher.unet, x_hi, t_hi, cond)
     a_hi = alphas[t_hi].view(-1, 1, 1, 1)
     a_lo = torch.where(t_lo >= 0, alphas[t_lo.clamp(min=0)], torch.ones_like(t_lo, dtype=alphas.dtype))
     a_lo = a_lo.view(-1, 1, 1, 1)
