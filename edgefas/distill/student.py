@@ -78,8 +78,7 @@ class StudentConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["unet"] = self.unet.to_dict()
-        d["condition"] = self.condition.to_dict() if self.condition else None
+        d["unet"] = self.unet.to_dict()    # asdict already turns the condition into its dict
         return d
 
     @classmethod
