@@ -11,6 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _find_shared() -> Path | None:
     env = os.environ.get("EDGEFAS_SHARED")
     for c in ([Path(env)] if env else []) + [ROOT.parent / "shared", ROOT / "shared"]:

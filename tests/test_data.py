@@ -1,6 +1,7 @@
 """Data loaders on small synthetic trees laid out like the real releases."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import cv2
@@ -140,6 +141,30 @@ def test_protocol_masks():
     assert {x.split for x, k in zip(samples, PROTOCOLS["P1"].devel_mask(samples)) if k} == {"devel"}
     with pytest.raises(EdgefasError, match="P2-print"):
         get_protocol("P2-prnt")
+
+
+def test_components_trained_on_held_out_data_are_refused(tmp_path):
+    from edgefas.data.protocols import check_train_data
+    from edgefas.train.run import check_cue_data
+
+    live_p1 = {"protocol": "P1", "faces": "live", "live": 1200, "attack": 0}
+    all_p1 = {"protocol": "P1", "faces": "labelled", "live": 1200, "attack": 5995}
+    check_train_data([live_p1], "P2-print", "t")            # P2 holds out attacks only
+    check_train_data([all_p1], "P1", "t")
+    check_train_data([{**all_p1, "protocol": "P2-print"}], "P1", "t")   # a subset of P1 train
+    check_train_data([{**all_p1, "protocol": "P2-print"}], "P2-print", "t")
+    with pytest.raises(EdgefasError, match="P2-mobile"):
+        check_train_data([all_p1], "P2-mobile", "t")
+    with pytest.raises(EdgefasError, match="P2-print"):
+        check_train_data([{**all_p1, "protocol": "P2-mobile"}], "P2-print", "t")
+    with pytest.raises(EdgefasError, match="bona fide"):     # P3 holds out live faces too
+        check_train_data([live_p1], "P3-adverse-to-controlled", "t")
+    check_train_data([{**live_p1, "protocol": "P3-adverse-to-controlled"}], "P3-adverse-to-controlled", "t")
+    # the fusion run reads both the student's record and its teacher's
+    (tmp_path / "student.json").write_text(json.dumps(
+        {"data": {**all_p1, "protocol": "P2-print"}, "teacher": {"info": {"data": all_p1}}}))
+    with pytest.raises(EdgefasError, match="teacher of the cue module"):
+        check_cue_data(tmp_path, "P2-print")
 
 
 def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):

@@ -1,20 +1,16 @@
 """benchmarks/fusion_table.py: the ablation table only restates the eval reports it is given."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import benchmark_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("fusion_table", ROOT / "benchmarks" / "fusion_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("fusion_table")
 
 
 def _reports(tmp_path: Path, name: str, print_errors: int, lfw_errors: int) -> list[Path]:

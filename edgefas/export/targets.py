@@ -95,7 +95,7 @@ def _tensorrt_convert(src: ExportSource, out_dir: Path, precision: str, calib: n
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("onnx", "onnxruntime", ("fp32", "fp16", "int8"), ("onnxruntime",), "edgefas",
-           _onnx_convert, note="int8: onnxruntime static QDQ, per-channel weights"),
+           _onnx_convert, note="int8: onnxruntime static QDQ, per-channel 7-bit weights"),
     Target("openvino", "openvino", ("fp32", "fp16", "int8"), ("openvino", "nncf"),
            "edgefas[openvino-export]", _openvino_convert, note="int8: NNCF, TRANSFORMER preset"),
     Target("tflite", "litert", ("fp32", "int8"), ("litert_torch", "ai_edge_litert"),

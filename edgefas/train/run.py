@@ -7,7 +7,7 @@ import numpy as np
 
 from ..bundle import default_bundle_path, sha256_file
 from ..data.face_cache import CropSet
-from ..data.protocols import frames_per_video, get_protocol
+from ..data.protocols import check_train_data, frames_per_video, get_protocol
 from ..data.sources import CropStore, DataRoots
 from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
@@ -25,6 +25,23 @@ def face_stage_for(contract: Contract, policy: FacePolicy | None = None,
     stage = FaceStage(FaceDetector.from_file(path), policy or FacePolicy(), size=contract.size,
                       crop_scale=contract.crop_scale)
     return stage, sha256_file(path)
+
+
+def check_cue_data(cue_dir: Path, protocol: str) -> None:
+    """Refuse a fusion cue module (and the teacher it was distilled from) trained on faces that
+    ``protocol`` holds out. Reads the JSON written beside the module; a folder without one is
+    left to the loader's own error."""
+    import json
+
+    for name in ("student.json", "teacher.json"):
+        path = cue_dir / name
+        if path.is_file():
+            info = json.loads(path.read_text())
+            teacher = (info.get("teacher") or {}).get("info") or {}
+            check_train_data([info.get("data") or {}], protocol, f"the cue module in {cue_dir}")
+            check_train_data([teacher.get("data") or {}], protocol,
+                             f"the teacher of the cue module in {cue_dir}")
+            return
 
 
 def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
@@ -56,6 +73,8 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
                  resume: bool = True, progress: bool = True) -> Path:
     """Train the baseline for ``protocol``; returns the best checkpoint folder."""
     contract = contract or Contract()
+    if recipe.fusion and recipe.cue_dir:
+        check_cue_data(Path(recipe.cue_dir), protocol)
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
     train, devel, _ = build_sets(protocol, recipe, store)
