@@ -11,7 +11,10 @@ benchmarks/results/latency_rgb_control_P1.json" \\
         --row "CD student, cross-attention=docs/fusion/P1_xattn_cd.json,docs/fusion/P4_xattn_cd.json" \\
         --out docs/fusion/ablations
 
-writes docs/fusion/ablations.{md,json}.
+writes docs/fusion/ablations.{md,json}. ``--p2 "NAME=a.json[,b.json...]"`` adds the held-out
+species table (issue 5's P2 criterion) from `edgefas eval` reports holding P2-* protocols (one
+report with all three, or one per protocol); the first --p2 row is the reference the others are
+compared with (mean APCER of the held-out species, relative change, and BPCER no higher).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import sys
 from pathlib import Path
 
 
-def _pct(errors: int, count: int) -> str:
+def _pct(errors: int, count: int, **_: object) -> str:
     return f"{100 * errors / count:.2f}% ({errors:,}/{count:,})" if count else "–"
 
 
@@ -52,6 +55,51 @@ def _row(name: str, files: list[Path]) -> dict:
     return row
 
 
+P2 = ("P2-print", "P2-mobile", "P2-highdef")
+
+
+def _p2_row(name: str, files: list[Path]) -> dict:
+    found = {}
+    for f in files:
+        for proto, res in json.loads(f.read_text()).items():
+            if proto in P2:
+                rep = res["test"]["report"]
+                sp = proto.split("-", 1)[1]
+                found[proto] = {"bundle": res["bundle"], "threshold": res["threshold"],
+                                "apcer": {k: rep["apcer"][sp][k] for k in ("errors", "count")},
+                                "bpcer": {k: rep["bpcer"][k] for k in ("errors", "count")},
+                                "auc": rep["auc"]["value"], "report": str(f)}
+    missing = [p for p in P2 if p not in found]
+    if missing:
+        raise SystemExit(f"--p2 {name!r}: no {', '.join(missing)} in {', '.join(map(str, files))}")
+    mean_apcer = sum(found[p]["apcer"]["errors"] / found[p]["apcer"]["count"] for p in P2) / len(P2)
+    mean_bpcer = sum(found[p]["bpcer"]["errors"] / found[p]["bpcer"]["count"] for p in P2) / len(P2)
+    return {"model": name, "protocols": found, "mean_apcer": mean_apcer, "mean_bpcer": mean_bpcer}
+
+
+def p2_markdown(rows: list[dict]) -> str:
+    ref = rows[0]
+    lines = ["## P2: held-out attack species", "",
+             "Each protocol's own model, trained and thresholded (devel D-EER) without the held-out "
+             f"species; test = that species' attacks + all bona fide. Relative change against "
+             f"the first row ({ref['model']}).", "",
+             "| Model | " + " | ".join(f"{p} APCER / BPCER" for p in P2)
+             + " | mean APCER | mean BPCER | mean APCER vs first row |",
+             "|---|" + "---|" * len(P2) + "---:|---:|---|"]
+    for r in rows:
+        cells = [f"{_pct(**r['protocols'][p]['apcer'])} / {_pct(**r['protocols'][p]['bpcer'])}"
+                 for p in P2]
+        if r is ref:
+            change = "reference"
+        else:
+            rel = (r["mean_apcer"] - ref["mean_apcer"]) / ref["mean_apcer"] if ref["mean_apcer"] else 0.0
+            bp = "no higher" if r["mean_bpcer"] <= ref["mean_bpcer"] else "higher"
+            change = f"{100 * rel:+.0f} % (BPCER {bp})"
+        lines.append(f"| {r['model']} | {' | '.join(cells)} | {100 * r['mean_apcer']:.2f}% | "
+                     f"{100 * r['mean_bpcer']:.2f}% | {change} |")
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(rows: list[dict], command: str) -> str:
     lines = [
         "# Fusion detector ablations (issue 5), P1 cpu recipe", "",
@@ -78,6 +126,8 @@ def to_markdown(rows: list[dict], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--row", action="append", required=True, metavar="NAME=P1.json,P4.json[,latency.json]")
+    ap.add_argument("--p2", action="append", default=[], metavar="NAME=report.json[,...]",
+                    help="a row of the P2 table (first row: the reference)")
     ap.add_argument("--out", required=True, type=Path, help="output stem (.md and .json are written)")
     args = ap.parse_args(argv)
     rows = []
@@ -86,11 +136,19 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             raise SystemExit(f"--row {spec!r}: write NAME=P1.json,P4.json[,latency.json]")
         rows.append(_row(name, [Path(f) for f in files.split(",")]))
+    p2_rows = []
+    for spec in args.p2:
+        name, sep, files = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--p2 {spec!r}: write NAME=report.json[,report.json...]")
+        p2_rows.append(_p2_row(name, [Path(f) for f in files.split(",")]))
     command = "python benchmarks/fusion_table.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(rows, command))
-    print(to_markdown(rows, command))
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"command": command, "rows": rows, "p2_rows": p2_rows}, indent=2) + "\n")
+    md = to_markdown(rows, command) + ("\n" + p2_markdown(p2_rows) if p2_rows else "")
+    args.out.with_suffix(".md").write_text(md)
+    print(md)
     return 0
 
 

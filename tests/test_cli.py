@@ -16,6 +16,9 @@ def test_every_command_has_help(command, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "example" in out and len(out) > 300
+    # an example continued with a backslash keeps its line break (an unescaped "\" + newline
+    # in the module docstring would glue the two lines into one)
+    assert not any("edgefas" in line and "      --" in line for line in out.splitlines())
 
 
 def test_top_level_help(capsys):

@@ -43,3 +43,36 @@ def test_rows_restate_the_reports_and_the_command_is_recorded(tmp_path):
     assert "| fused | mobile 0/160, print 2/80 | 2.50% | 1.27% (1/79) |" in md and "2.93% (79/2,696)" in md
     with pytest.raises(SystemExit, match="NAME=P1.json"):
         mod.main(["--row", "no-equals-sign", "--out", str(out)])
+
+
+def _p2_report(path: Path, protos: dict[str, tuple[int, int]]) -> Path:
+    """An eval report with P2 protocols: {protocol: (held-out APCER errors, BPCER errors)}."""
+    out = {}
+    for proto, (ap, bp) in protos.items():
+        sp = proto.split("-", 1)[1]
+        n = 80 if sp == "print" else 160
+        out[proto] = {"bundle": f"b-{proto}", "threshold": 0.5,
+                      "test": {"report": {"apcer": {sp: {"errors": ap, "count": n}, "overall": {}},
+                                          "bpcer": {"errors": bp, "count": 79}, "auc": {"value": 0.99}}}}
+    path.write_text(json.dumps(out))
+    return path
+
+
+def test_p2_table_compares_mean_held_out_apcer_with_the_first_row(tmp_path):
+    mod = _module()
+    p1 = _reports(tmp_path, "rgb", 1, 186)
+    base = _p2_report(tmp_path / "base.json", {"P2-print": (9, 1), "P2-mobile": (0, 3), "P2-highdef": (1, 2)})
+    parts = [_p2_report(tmp_path / f"{p}.json", {p: v}) for p, v in
+             (("P2-print", (4, 1)), ("P2-mobile", (0, 2)), ("P2-highdef", (1, 2)))]
+    out = tmp_path / "abl"
+    assert mod.main(["--row", "RGB=" + ",".join(map(str, p1)), "--p2", f"RGB={base}",
+                     "--p2", "fused=" + ",".join(map(str, parts)), "--out", str(out)]) == 0
+    table = json.loads(out.with_suffix(".json").read_text())
+    ref, fused = table["p2_rows"]
+    assert ref["mean_apcer"] == pytest.approx((9 / 80 + 0 + 1 / 160) / 3)
+    assert fused["protocols"]["P2-print"]["apcer"] == {"errors": 4, "count": 80}
+    md = out.with_suffix(".md").read_text()
+    # (4/80 + 1/160) / (9/80 + 1/160) - 1 = -53 %; BPCER 5/237 <= 6/237
+    assert "| fused | 5.00% (4/80) / 1.27% (1/79) |" in md and "-53 % (BPCER no higher)" in md
+    with pytest.raises(SystemExit, match="no P2-mobile"):
+        mod.main(["--row", "RGB=" + ",".join(map(str, p1)), "--p2", f"x={parts[0]}", "--out", str(out)])

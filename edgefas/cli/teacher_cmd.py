@@ -13,14 +13,14 @@ the same command resumes. The finished teacher is written to OUT/teacher/.
 
 examples:
   edgefas teacher --model ddm-live --recipe cpu --out runs/teachers/ddm-live
-  edgefas teacher --model ddm-all --recipe cpu --out runs/teachers/ddm-all \
+  edgefas teacher --model ddm-all --recipe cpu --out runs/teachers/ddm-all \\
       --init-from runs/teachers/ddm-live/teacher
   edgefas teacher --model despoof --recipe cpu --protocol P2-print --out runs/teachers/P2-print/despoof
 
 training where the data sets are not (a lent GPU, a cloud box): write the faces once to a pack
 (lossless WebP, ~5 kB a face), copy it over, train there in resumable time slots:
   edgefas teacher --model agfas --recipe gpu --with-lfw --max-lfw 5000 --save-pack agfas_P1.npz
-  edgefas teacher --model agfas --recipe gpu --pack agfas_P1.npz --out runs/teachers/agfas-gpu \
+  edgefas teacher --model agfas --recipe gpu --pack agfas_P1.npz --out runs/teachers/agfas-gpu \\
       --time-budget 9
 """
 from __future__ import annotations

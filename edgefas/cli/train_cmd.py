@@ -12,8 +12,14 @@ examples:
 
 fusion detector (RGB + spoof cue of a frozen de-spoofer inside the network):
   edgefas train --protocol P1 --fusion xattn --cue-dir runs/students/cd/student --out runs/P1-xattn
-  edgefas train --protocol P1 --fusion twostream --cue-kind despoof \
+  edgefas train --protocol P1 --fusion twostream --cue-kind despoof \\
       --cue-dir runs/teachers/P1/despoof/teacher --out runs/P1-ds-twostream
+  edgefas distill --teacher-dir runs/teachers/agfas/teacher --t0 100 --protocol P2-print \\
+      --out runs/students/cd-P2-print
+  edgefas train --protocol P2-print --fusion xattn --cue-dir runs/students/cd-P2-print/student \\
+      --out runs/P2-print-xattn
+The cue module and the teacher it came from must not have seen what the protocol holds out
+(a P1 student inside a P2-print model has seen print attacks): such a --cue-dir is refused.
 """
 from __future__ import annotations
 
