@@ -123,6 +123,14 @@ def to_markdown(rows: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spec(spec: str, flag: str, files_form: str) -> tuple[str, list[Path]]:
+    """NAME=a.json,b.json -> (NAME, [paths])."""
+    name, sep, files = spec.partition("=")
+    if not sep:
+        raise SystemExit(f"{flag} {spec!r}: write NAME={files_form}")
+    return name, [Path(f) for f in files.split(",")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--row", action="append", required=True, metavar="NAME=P1.json,P4.json[,latency.json]")
@@ -130,18 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="a row of the P2 table (first row: the reference)")
     ap.add_argument("--out", required=True, type=Path, help="output stem (.md and .json are written)")
     args = ap.parse_args(argv)
-    rows = []
-    for spec in args.row:
-        name, sep, files = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"--row {spec!r}: write NAME=P1.json,P4.json[,latency.json]")
-        rows.append(_row(name, [Path(f) for f in files.split(",")]))
-    p2_rows = []
-    for spec in args.p2:
-        name, sep, files = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"--p2 {spec!r}: write NAME=report.json[,report.json...]")
-        p2_rows.append(_p2_row(name, [Path(f) for f in files.split(",")]))
+    rows = [_row(*_spec(s, "--row", "P1.json,P4.json[,latency.json]")) for s in args.row]
+    p2_rows = [_p2_row(*_spec(s, "--p2", "report.json[,report.json...]")) for s in args.p2]
     command = "python benchmarks/fusion_table.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
