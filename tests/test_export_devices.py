@@ -141,3 +141,13 @@ def test_auto_backend_picks_an_installed_one_with_files(detector):
     det = edgefas.Detector(backend="auto")
     assert det.backend in available_backends()
     assert det.backend == "onnxruntime" or det.backend in ("tensorrt", "coreml")
+
+
+def test_auto_prefers_litert_when_the_bundle_holds_its_classifier():
+    from edgefas.runtime.backends import BACKENDS, auto_backend
+
+    assert auto_backend(lambda key: key == "onnx") == "onnxruntime"   # the shipped bundle
+    if not BACKENDS["litert"].installed():
+        pytest.skip("ai_edge_litert is not installed here")
+    assert auto_backend(lambda key: key in ("onnx", "tflite_fp32")) == "litert"
+    assert auto_backend(lambda key: key in ("onnx_int8", "tflite_fp32"), "int8") == "onnxruntime"

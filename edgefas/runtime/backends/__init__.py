@@ -75,8 +75,11 @@ BACKENDS: dict[str, BackendSpec] = {b.name: b for b in (
                 "tensorrt", face_backend="onnxruntime", runs_on="Linux"),
 )}
 #: ``backend="auto"``: the first installed one the bundle has a classifier file for. Device
-#: engines first (they are there only where they are the point), then the portable default.
-AUTO_ORDER = ("tensorrt", "coreml", "onnxruntime", "openvino", "litert")
+#: engines first (they are there only where they are the point), then LiteRT, whose XNNPACK
+#: kernels ran the whole pipeline fastest on x86 here too (benchmarks/results/bench_targets.md:
+#: 7.89 vs 11.09 ms p50 for onnxruntime, 2 threads) but whose classifier a bundle holds only
+#: after `edgefas export --target tflite`, then the portable default.
+AUTO_ORDER = ("tensorrt", "coreml", "litert", "onnxruntime", "openvino")
 
 
 def available_backends() -> list[str]:
