@@ -43,13 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("distill")
-    from ..data.sources import CropStore, DataRoots
+    from ..data.sources import DataRoots
     from ..distill.recipes import get_student_recipe
-    from ..distill.teacher_data import teacher_data_record, teacher_training_set
+    from ..distill.teacher_data import training_faces
     from ..distill.train_student import train_student
     from ..distill.train_teacher import load_diffusion_teacher
     from ..runtime.preprocess import Contract
-    from ..train.run import face_stage_for
 
     overrides = {k: v for k, v in {"objective": args.objective, "t0": args.t0, "steps": args.steps,
                                     "teacher_steps": args.teacher_steps, "threads": args.threads}.items()
@@ -57,10 +56,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = get_student_recipe(args.recipe, **overrides)
     teacher = load_diffusion_teacher(args.teacher_dir)
     contract = Contract()
-    stage, sha = face_stage_for(contract)
-    store = CropStore(stage, sha, DataRoots(args.replay_root))
-    crops, is_live = teacher_training_set("despoof", args.protocol, store)   # live and attack faces
-    data = teacher_data_record("despoof", args.protocol, crops, is_live)
+    # "despoof": the labelled set, live and attack faces of the protocol's train split
+    crops, is_live, data = training_faces("despoof", args.protocol, DataRoots(args.replay_root), contract)
     data["model"] = "student"
     print(f"student ({recipe.objective}, t0 {recipe.t0}) on {args.protocol} train: "
           f"{int(is_live.sum())} live / {int((~is_live).sum())} attack crops")

@@ -123,14 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _training_faces(args: argparse.Namespace, contract):
     """(crops, is_live, data record) of the protocol's train split, from the crop cache."""
-    from ..data.sources import CropStore, DataRoots
-    from ..distill.teacher_data import teacher_data_record, teacher_training_set
-    from ..train.run import face_stage_for
+    from ..data.sources import DataRoots
+    from ..distill.teacher_data import training_faces
 
-    stage, sha = face_stage_for(contract)
-    store = CropStore(stage, sha, DataRoots(args.replay_root, None, args.lfw_root))
-    crops, is_live = teacher_training_set(args.model, args.protocol, store, with_lfw=args.with_lfw,
-                                          max_lfw=args.max_lfw)
-    data = teacher_data_record(args.model, args.protocol, crops, is_live, with_lfw=args.with_lfw,
-                               max_lfw=args.max_lfw)
-    return crops, is_live, data
+    return training_faces(args.model, args.protocol, DataRoots(args.replay_root, None, args.lfw_root),
+                          contract, with_lfw=args.with_lfw, max_lfw=args.max_lfw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.protocols import get_protocol
-from ..data.sources import CropStore
+from ..data.sources import CropStore, DataRoots
 from ..errors import unknown_name
 from .errors import TeacherConfigError
 
@@ -88,3 +88,16 @@ def check_teacher_fits(data: dict, protocol: str, samples) -> None:
         raise TeacherConfigError(f"the {data['model']} teacher was trained on {data['protocol']} train "
                                  f"{faces} faces, {int(outside.sum())} of which {protocol} does not train "
                                  f"on (held out or devel/test): train a teacher for {protocol}")
+
+
+def training_faces(model: str, protocol: str, roots: DataRoots, contract, *, with_lfw: bool = False,
+                   max_lfw: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(crops, is_live, data record) of ``protocol``'s train split for ``model``, cut by the
+    runtime face stage of ``contract`` and read through the crop cache."""
+    from ..train.run import face_stage_for
+
+    stage, sha = face_stage_for(contract)
+    store = CropStore(stage, sha, roots)
+    crops, is_live = teacher_training_set(model, protocol, store, with_lfw=with_lfw, max_lfw=max_lfw)
+    data = teacher_data_record(model, protocol, crops, is_live, with_lfw=with_lfw, max_lfw=max_lfw)
+    return crops, is_live, data
