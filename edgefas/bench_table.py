@@ -5,8 +5,10 @@ measures: size of the files it loads, APCER max / BPCER at the bundle threshold 
 devel crops (optional: needs the crop cache), and per-stage latency on 640x480 frames at
 batch 1. Timing is interleaved: every round times each variant on every frame in turn, so
 background load (a shared 2-core machine) falls on all of them alike instead of on whichever
-ran last. Variants that cannot run here are listed with the reason. ``compare`` times another
-shell command in the same rounds.
+ran last. Several bundles (a fusion model and the RGB baseline, say) are timed in the same
+rounds too: on a machine whose speed drifts between runs, only same-round timings compare.
+Variants that cannot run here are listed with the reason. ``compare`` times another shell
+command in the same rounds.
 """
 from __future__ import annotations
 
@@ -41,10 +43,11 @@ class Variant:
     samples: dict[str, list[float]] = field(default_factory=dict)
     devel: dict[str, Any] | None = None
     parity: dict[str, Any] | None = None
+    bundle: str = ""                       # the bundle's name; set when several are timed
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.precision}"
+        return f"{self.bundle} {self.backend} {self.precision}".strip()
 
 
 def _files_mb(bundle: Bundle, keys: Sequence[tuple[str, str]]) -> float:
@@ -103,20 +106,41 @@ def devel_rates(det: Detector, crops: np.ndarray, is_attack: np.ndarray,
             "bpcer": rep.bpcer.value, "n_bona_fide": rep.n_bona_fide, "n_attack": rep.n_attack}
 
 
-def run_bench(images: Sequence[str | Path], *, bundle: str | Path | None = None,
+Devel = tuple[np.ndarray, np.ndarray, np.ndarray, str]
+
+
+def run_bench(images: Sequence[str | Path], *,
+              bundle: str | Path | Sequence[str | Path | None] | None = None,
               backends: Sequence[str] | None = None, precisions: Sequence[str] = PRECISIONS,
               threads: int = 2, runs: int = 20, warmup: int = 3,
-              devel: tuple[np.ndarray, np.ndarray, np.ndarray, str] | None = None,
+              devel: Devel | Sequence[Devel | None] | None = None,
               compare: str | None = None, compare_faces: int = 1) -> dict[str, Any]:
-    """Benchmark every variant of ``bundle``; see the module doc.
+    """Benchmark every variant of ``bundle`` (one folder, or a list timed in the same rounds);
+    see the module doc.
 
     Args:
-        devel: (uint8 BGR crops, is_attack, species, split name) for APCER/BPCER, or None.
+        devel: (uint8 BGR crops, is_attack, species, split name) for APCER/BPCER, or None; with
+            several bundles, one such tuple (or None) per bundle, in their order.
         compare: a shell command timed once per round, between the variants.
         compare_faces: faces that command scores per invocation (for its ms/face).
     """
-    b = load_bundle(bundle)
-    variants = plan_variants(b, backends, precisions, threads)
+    several = isinstance(bundle, (list, tuple))
+    bundles = [load_bundle(x) for x in (bundle if several else [bundle])]
+    develset = list(devel) if several and devel is not None else [devel] * len(bundles)
+    if len(develset) != len(bundles):
+        raise EdgefasError(f"{len(develset)} devel sets for {len(bundles)} bundles")
+    if several and len({x.name for x in bundles}) < len(bundles):
+        # Manifests may share a name (runs packaged from the same protocol): use the folders.
+        names = [x.path.name if x.path.name not in ("bundle", "default") else
+                 f"{x.path.parent.name}/{x.path.name}" for x in bundles]
+    else:
+        names = [x.name for x in bundles]
+    variants, devel_of = [], {}
+    for b, name, d in zip(bundles, names, develset):
+        for v in plan_variants(b, backends, precisions, threads):
+            v.bundle = name if several else ""
+            variants.append(v)
+            devel_of[id(v)] = d
     running = [v for v in variants if v.detector is not None]
     try:
         frames = load_frames(images)
@@ -140,15 +164,15 @@ def run_bench(images: Sequence[str | Path], *, bundle: str | Path | None = None,
             wall[v.label] += time.perf_counter() - t0
         if compare:
             compare_ms.append(_time_compare(compare))
-    if devel is not None:
-        crops, is_attack, species, _ = devel
-        for v in running:
+    for v in running:
+        if devel_of[id(v)] is not None:
+            crops, is_attack, species, _ = devel_of[id(v)]
             v.devel = devel_rates(v.detector, crops, is_attack, species)
     rows = []
     for v in variants:
-        row: dict[str, Any] = {"backend": v.backend, "precision": v.precision,
-                               "status": v.status, "size_mb": v.size_mb, "devel": v.devel,
-                               "parity": v.parity}
+        row: dict[str, Any] = {"bundle": v.bundle or names[0], "backend": v.backend,
+                               "precision": v.precision, "status": v.status, "size_mb": v.size_mb,
+                               "devel": v.devel, "parity": v.parity}
         if v.detector is not None:
             row["stages"] = {s: {"p50_ms": float(np.percentile(x, 50)),
                                  "p90_ms": float(np.percentile(x, 90)), "n": len(x)}
@@ -156,9 +180,10 @@ def run_bench(images: Sequence[str | Path], *, bundle: str | Path | None = None,
             row["fps"] = len(frames) * runs / wall[v.label]
         rows.append(row)
     out: dict[str, Any] = {
-        "bundle": b.name, "threads": threads, "batch": 1, "frames": len(frames), "runs": runs,
+        "bundle": ", ".join(names), "bundles": names if several else None, "threads": threads,
+        "batch": 1, "frames": len(frames), "runs": runs,
         "warmup_passes": warmup, "frame": "640x480 BGR uint8 array", "rows": rows,
-        "devel_split": devel[3] if devel is not None else None,
+        "devel_split": next((d[3] for d in develset if d is not None), None),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "system": platform.system(), "python": platform.python_version(),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
@@ -181,7 +206,8 @@ def table_markdown(res: dict[str, Any]) -> str:
     stages = [s for s in STAGES if s != "decode"]
     head = ("| Format | Status | Size MB | APCER max | BPCER | "
             + " | ".join(f"{s} p50/p90 ms" for s in stages) + " | FPS |")
-    lines = [f"Bundle `{res['bundle']}`, batch 1, {res['threads']} threads, {res['frames']} "
+    what = "Bundles" if res.get("bundles") else "Bundle"
+    lines = [f"{what} `{res['bundle']}`, batch 1, {res['threads']} threads, {res['frames']} "
              f"frames ({res['frame']}) x {res['runs']} interleaved runs after "
              f"{res['warmup_passes']} warm-up passes; OMP_WAIT_POLICY="
              f"{res['machine']['omp_wait_policy']}; 1-min load average at the end "
@@ -196,7 +222,8 @@ def table_markdown(res: dict[str, Any]) -> str:
         cells = [f"{st[s]['p50_ms']:.2f} / {st[s]['p90_ms']:.2f}" if s in st else "-"
                  for s in stages]
         fps = f"{r['fps']:.1f}" if "fps" in r else "-"
-        lines.append(f"| {r['backend']} {r['precision']} | {r['status']} | {r['size_mb']} | "
+        fmt = f"{r['bundle']} {r['backend']}" if res.get("bundles") else r["backend"]
+        lines.append(f"| {fmt} {r['precision']} | {r['status']} | {r['size_mb']} | "
                      f"{_pct(d.get('apcer_max'))} | {_pct(d.get('bpcer'))} | "
                      + " | ".join(cells) + f" | {fps} |")
     if "compare" in res:

@@ -66,3 +66,23 @@ def test_export_device_and_target_errors_are_one_line(capsys):
     assert main(["export", str(default_bundle_path()), "--target", "tflite",
                  "--precision", "fp16"]) == 1
     assert "not fp16" in capsys.readouterr().err
+
+
+def test_several_bundles_are_timed_in_the_same_rounds(face_jpg, tmp_path):
+    import shutil
+
+    other = tmp_path / "copy"     # same manifest name: told apart by folder
+    shutil.copytree(default_bundle_path(), other)
+    out = tmp_path / "two"
+    assert main(["bench", str(face_jpg), "--bundle", str(default_bundle_path()), "--bundle", str(other),
+                 "--backend", "onnxruntime", "--precision", "fp32", "--runs", "2", "--warmup", "0",
+                 "--threads", "1", "--no-devel", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["bundles"] == ["bundles/default", "copy"]     # a generic folder name gets its parent
+    assert [r["bundle"] for r in res["rows"]] == ["bundles/default", "copy"]
+    assert all(r["stages"]["total"]["n"] == 2 for r in res["rows"])
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("Bundles `bundles/default, copy`") and "| copy onnxruntime fp32 | ok |" in md
+    with pytest.raises(Exception, match="2 devel sets for 1 bundles|1 devel sets for 2"):
+        run_bench([face_jpg], bundle=[default_bundle_path(), other], backends=["onnxruntime"],
+                  precisions=["fp32"], runs=1, warmup=0, devel=[None])

@@ -12,6 +12,8 @@ examples:
   edgefas bench ../shared/fixtures/silentface --bundle build/exp_all --threads 2
   edgefas bench photos/ --backend litert,onnxruntime --precision int8,fp32 --no-devel
   edgefas bench photos/ --compare "python other_sdk.py photos/" --compare-faces 16
+  edgefas bench photos/ --bundle build/exp_all --bundle build/xattn_tflite --backend litert,onnxruntime \\
+      --precision fp32 --no-devel        # two models, same rounds: comparable on a drifting machine
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ from ..errors import EdgefasError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files or folders to make frames from")
-    p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
+    p.add_argument("--bundle", type=Path, action="append",
+                   help="bundle folder (default: the shipped bundle); repeat it to time several "
+                        "bundles in the same interleaved rounds")
     p.add_argument("--backend", default="all",
                    help="comma-separated backends, or all (default: %(default)s)")
     p.add_argument("--precision", default="fp32,fp16,int8",
@@ -48,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output prefix for .json and .md (default: %(default)s)")
 
 
-def _devel(args: argparse.Namespace):
+def _devel(args: argparse.Namespace, bundle: Path | None):
     import numpy as np
 
     from ..data.protocols import get_protocol
@@ -56,7 +60,7 @@ def _devel(args: argparse.Namespace):
     from ..detector import Detector
     from ..evaluation import crop_store_for
 
-    det = Detector(args.bundle)
+    det = Detector(bundle)
     store = crop_store_for(det, DataRoots(args.replay_root, None, None), True)
     replay = store.replay(frames="20")
     devel = replay.subset(get_protocol(args.protocol).devel_mask(replay.samples))
@@ -82,14 +86,21 @@ def run(args: argparse.Namespace) -> int:
     backends = list(BACKENDS) if args.backend == "all" else \
         [get_backend(b.strip()).name for b in args.backend.split(",")]
     precisions = [p.strip() for p in args.precision.split(",")]
-    devel = None
-    if not args.no_devel:
-        try:
-            devel = _devel(args)
-        except EdgefasError as exc:  # no data set here: latency still means something
-            print(f"note: no devel APCER/BPCER ({exc})", file=sys.stderr)
-    res = run_bench(paths, bundle=args.bundle, backends=backends, precisions=precisions,
-                    threads=args.threads, runs=args.runs, warmup=args.warmup, devel=devel,
+    bundles = args.bundle or [None]
+    devel = []
+    for b in bundles:   # each bundle's own crops: contracts may differ
+        d = None
+        if not args.no_devel:
+            try:
+                d = _devel(args, b)
+            except EdgefasError as exc:  # no data set here: latency still means something
+                print(f"note: no devel APCER/BPCER ({exc})", file=sys.stderr)
+        devel.append(d)
+    several = len(bundles) > 1
+    res = run_bench(paths, bundle=bundles if several else bundles[0], backends=backends,
+                    precisions=precisions,
+                    threads=args.threads, runs=args.runs, warmup=args.warmup,
+                    devel=devel if several else devel[0],
                     compare=args.compare, compare_faces=args.compare_faces)
     argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
     res["command"] = "edgefas bench " + " ".join(shlex.quote(a) for a in argv)
