@@ -144,27 +144,36 @@ def test_protocol_masks():
 
 
 def test_components_trained_on_held_out_data_are_refused(tmp_path):
-    from edgefas.data.protocols import check_train_data
+    from edgefas.data.samples import Sample
     from edgefas.train.run import check_cue_data
 
-    live_p1 = {"protocol": "P1", "faces": "live", "live": 1200, "attack": 0}
-    all_p1 = {"protocol": "P1", "faces": "labelled", "live": 1200, "attack": 5995}
-    check_train_data([live_p1], "P2-print", "t")            # P2 holds out attacks only
-    check_train_data([all_p1], "P1", "t")
-    check_train_data([{**all_p1, "protocol": "P2-print"}], "P1", "t")   # a subset of P1 train
-    check_train_data([{**all_p1, "protocol": "P2-print"}], "P2-print", "t")
+    samples = [Sample(f"{sp}-{spc}-{li}", spc != "bona_fide", spc, sp, "replay-attack", lighting=li)
+               for sp in ("train", "devel", "test") for spc in ("bona_fide", "print", "mobile", "highdef")
+               for li in ("controlled", "adverse")]
+
+    def check(record, protocol, teacher=None):
+        folder = tmp_path / f"cue{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        info = {"data": record, **({"teacher": {"info": {"data": teacher}}} if teacher else {})}
+        (folder / "student.json").write_text(json.dumps(info))
+        check_cue_data(folder, protocol, samples)
+
+    live_p1 = {"model": "agfas", "protocol": "P1", "faces": "live", "live": 1200, "attack": 0}
+    all_p1 = {"model": "student", "protocol": "P1", "faces": "labelled", "live": 1200, "attack": 5995}
+    check(live_p1, "P2-print")            # P2 holds out attacks only
+    check(all_p1, "P1")
+    check({**all_p1, "protocol": "P2-print"}, "P1")   # a subset of P1 train
+    check({**all_p1, "protocol": "P2-print"}, "P2-print")
     with pytest.raises(EdgefasError, match="P2-mobile"):
-        check_train_data([all_p1], "P2-mobile", "t")
+        check(all_p1, "P2-mobile")
     with pytest.raises(EdgefasError, match="P2-print"):
-        check_train_data([{**all_p1, "protocol": "P2-mobile"}], "P2-print", "t")
+        check({**all_p1, "protocol": "P2-mobile"}, "P2-print")
     with pytest.raises(EdgefasError, match="bona fide"):     # P3 holds out live faces too
-        check_train_data([live_p1], "P3-adverse-to-controlled", "t")
-    check_train_data([{**live_p1, "protocol": "P3-adverse-to-controlled"}], "P3-adverse-to-controlled", "t")
+        check(live_p1, "P3-adverse-to-controlled")
+    check({**live_p1, "protocol": "P3-adverse-to-controlled"}, "P3-adverse-to-controlled")
     # the fusion run reads both the student's record and its teacher's
-    (tmp_path / "student.json").write_text(json.dumps(
-        {"data": {**all_p1, "protocol": "P2-print"}, "teacher": {"info": {"data": all_p1}}}))
     with pytest.raises(EdgefasError, match="teacher of the cue module"):
-        check_cue_data(tmp_path, "P2-print")
+        check({**all_p1, "protocol": "P2-print"}, "P2-print", teacher=all_p1)
 
 
 def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):

@@ -52,16 +52,6 @@ class Protocol:
     def test_mask(self, samples: Sequence[Sample]) -> np.ndarray:
         return np.array([s.split == "test" and self._keep(s, testing=True) for s in samples])
 
-    def contains_train_of(self, other: Protocol, *, live_only: bool) -> bool:
-        """Whether ``other``'s train faces (only its bona fide ones with ``live_only``) all lie
-        in this protocol's train split: a model trained on them may be part of a model of this
-        protocol without having seen what this protocol holds out."""
-        if self.train_lighting is not None and other.train_lighting != self.train_lighting:
-            return False    # P3 holds out a lighting, bona fide faces included
-        if live_only or self.held_out_species is None:
-            return True
-        return other.held_out_species == self.held_out_species
-
 
 PROTOCOLS: dict[str, Protocol] = {
     "P1": Protocol("P1", "Replay-Attack standard train / devel / test"),
@@ -78,25 +68,6 @@ PROTOCOLS: dict[str, Protocol] = {
 #: P4 has no model of its own: it scores unseen bona fide faces with the P1 model.
 P4_DESCRIPTION = ("unseen bona fide: BPCER at the P1 devel threshold on LFW identities held out "
                   "of training and on the london portraits")
-
-
-def check_train_data(records: Sequence[dict], protocol: str, what: str) -> None:
-    """Refuse a component (a cue student, its teacher, a DS Net) whose training data lies outside
-    ``protocol``'s train split: a P1 student inside a P2 fusion has seen the held-out species.
-
-    ``records`` are the ``data`` records written beside trained models (protocol, faces, counts).
-    """
-    target = get_protocol(protocol)
-    for rec in records:
-        if not rec or "protocol" not in rec:
-            continue
-        live_only = rec.get("faces") == "live" or rec.get("attack", 1) == 0
-        if not target.contains_train_of(get_protocol(rec["protocol"]), live_only=live_only):
-            faces = "bona fide faces" if live_only else "faces"
-            raise EdgefasError(
-                f"{what} was trained on {rec['protocol']} train {faces}, which include what "
-                f"{protocol} holds out ({target.description}); train it on {protocol} "
-                f"(e.g. edgefas distill --protocol {protocol}) before using it here")
 
 
 def get_protocol(name: str) -> Protocol:

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..bundle import default_bundle_path, sha256_file
 from ..data.face_cache import CropSet
-from ..data.protocols import check_train_data, frames_per_video, get_protocol
+from ..data.protocols import frames_per_video, get_protocol
+from ..data.replay_attack import load_replay_attack
 from ..data.sources import CropStore, DataRoots
 from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
@@ -27,21 +28,36 @@ def face_stage_for(contract: Contract, policy: FacePolicy | None = None,
     return stage, sha256_file(path)
 
 
-def check_cue_data(cue_dir: Path, protocol: str) -> None:
+def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
     """Refuse a fusion cue module (and the teacher it was distilled from) trained on faces that
-    ``protocol`` holds out. Reads the JSON written beside the module; a folder without one is
-    left to the loader's own error."""
+    ``protocol`` holds out: a P1 student inside a P2 model has seen the held-out species. Reads
+    the data records written beside the module and compares train masks on ``samples`` (the
+    Replay-Attack samples) with :func:`~edgefas.distill.teacher_data.check_teacher_fits`, as
+    ``eval-cue`` does for teachers; a folder without a JSON is left to the loader's own error."""
     import json
+
+    from ..distill.errors import TeacherConfigError
+    from ..distill.teacher_data import check_teacher_fits
+    from ..errors import EdgefasError
 
     for name in ("student.json", "teacher.json"):
         path = cue_dir / name
-        if path.is_file():
-            info = json.loads(path.read_text())
-            teacher = (info.get("teacher") or {}).get("info") or {}
-            check_train_data([info.get("data") or {}], protocol, f"the cue module in {cue_dir}")
-            check_train_data([teacher.get("data") or {}], protocol,
-                             f"the teacher of the cue module in {cue_dir}")
-            return
+        if not path.is_file():
+            continue
+        info = json.loads(path.read_text())
+        teacher = (info.get("teacher") or {}).get("info") or {}
+        for what, data in ((f"the cue module in {cue_dir}", info.get("data")),
+                           (f"the teacher of the cue module in {cue_dir}", teacher.get("data"))):
+            if not data or "protocol" not in data:   # written before data records: nothing to compare
+                continue
+            try:
+                check_teacher_fits(data, protocol, samples)
+            except TeacherConfigError as exc:
+                faces = "bona fide faces only" if data.get("faces") == "live" else "live and attack faces"
+                raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}; train it on "
+                                   f"{protocol} (e.g. edgefas distill --protocol {protocol}) before "
+                                   "using it here") from None
+        return
 
 
 def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
@@ -73,10 +89,12 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
                  resume: bool = True, progress: bool = True) -> Path:
     """Train the baseline for ``protocol``; returns the best checkpoint folder."""
     contract = contract or Contract()
-    if recipe.fusion and recipe.cue_dir:
-        check_cue_data(Path(recipe.cue_dir), protocol)
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
+    replay_root = store.roots.replay_frames
+    if recipe.fusion and recipe.cue_dir and replay_root is not None and Path(replay_root).is_dir():
+        # before any crops are built; a missing tree is reported by build_sets
+        check_cue_data(Path(recipe.cue_dir), protocol, load_replay_attack(replay_root))
     train, devel, _ = build_sets(protocol, recipe, store)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "protocol.txt").write_text(protocol + "\n")
