@@ -52,6 +52,8 @@ def test_every_kind_has_tiny_cpu_gpu_presets():
         get_recipe("dm", "tiny")
     with pytest.raises(TeacherConfigError, match="t_max"):
         DiffusionRecipe("bad", t_max=0)
+    with pytest.raises(TeacherConfigError, match="Did you mean 'bf16'"):
+        DiffusionRecipe("bad", mixed_precision="bf61")
 
 
 def test_train_diffusion_writes_safetensors_resumes_and_runs_as_a_teacher(tmp_path):
@@ -110,6 +112,32 @@ def test_train_diffusion_resume_is_the_same_as_an_uninterrupted_run(tmp_path):
     train_diffusion(recipe.with_overrides(steps=2), crops, tmp_path / "a", progress=False)
     a = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", progress=False))
     b = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "b", progress=False))
+    for (name, pa), pb in zip(a.unet.state_dict().items(), b.unet.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+
+
+@pytest.mark.parametrize("patch", [16, None])
+def test_batches_drawn_on_the_device_are_the_contracts_patches_and_resume_alike(tmp_path, patch):
+    # the GPU path (batches_on_device), run here on the CPU: windows of the normalised crops,
+    # the same batch for the same step, and a resumed run equal to an uninterrupted one
+    from edgefas.distill.train_teacher import _DeviceBatches
+
+    crops, _ = _crops()
+    contract = Contract(size=32)
+    side = patch or 32
+    draw = _DeviceBatches(crops, contract, torch.device("cpu"), patch=side, hflip=True, t_max=650, seed=0)
+    x0, eps, t = draw(5, 6)
+    assert x0.shape == eps.shape == (6, 3, side, side) and t.shape == (6,) and int(t.max()) < 650
+    assert torch.equal(x0, draw(5, 6)[0]) and not torch.equal(x0, draw(6, 6)[0])
+    full = torch.from_numpy(to_tensor(crops, contract))
+    windows = full.unfold(2, side, 1).unfold(3, side, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, side, side)
+    for face in x0:
+        assert any(torch.equal(face, w) or torch.equal(face.flip(-1), w) for w in windows)
+    recipe = get_recipe("agfas", "tiny").with_overrides(condition="lowpass", patch_size=patch)
+    kw = {"progress": False, "batches_on_device": True}
+    train_diffusion(recipe.with_overrides(steps=2), crops, tmp_path / "a", **kw)
+    a = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "a", **kw))
+    b = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path / "b", **kw))
     for (name, pa), pb in zip(a.unet.state_dict().items(), b.unet.state_dict().values()):
         assert torch.allclose(pa, pb, atol=1e-6), name
 

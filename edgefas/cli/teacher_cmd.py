@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", type=Path, metavar="NPZ", help="train from a crop pack instead of the data sets")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="stop after MIN minutes with a checkpoint and the teacher so far; rerun to resume")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+                   help="diffusion teachers on a GPU: autocast precision (default: the recipe's; "
+                        "ignored on the CPU)")
     p.add_argument("--condition", choices=["lowpass"],
                    help="agfas: condition the generator on a low-pass copy of the face (the offline "
                         "stand-in for the paper's identity embedding: it keeps who the face is at large t0)")
@@ -79,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.with_overrides(steps=args.steps)
     if args.threads:
         recipe = recipe.with_overrides(threads=args.threads)
+    if args.mixed_precision:
+        if kind == "despoof_net":
+            raise SystemExit("edgefas teacher: --mixed-precision is for the diffusion teachers")
+        recipe = recipe.with_overrides(mixed_precision=args.mixed_precision)
     if args.condition or args.condition_sigma:
         if kind != "agfas":
             raise SystemExit("edgefas teacher: --condition is for the AG-FAS generator (--model agfas)")
