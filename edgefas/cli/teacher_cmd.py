@@ -31,6 +31,7 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
+    from ..distill.recipes import MIXED_PRECISIONS
     from ..distill.teacher_data import TEACHER_MODELS
 
     p.add_argument("--model", required=True, choices=list(TEACHER_MODELS), help="which teacher")
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", type=Path, metavar="NPZ", help="train from a crop pack instead of the data sets")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="stop after MIN minutes with a checkpoint and the teacher so far; rerun to resume")
-    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+    p.add_argument("--mixed-precision", choices=list(MIXED_PRECISIONS),
                    help="diffusion teachers on a GPU: autocast precision (default: the recipe's; "
                         "ignored on the CPU)")
     p.add_argument("--condition", choices=["lowpass"],

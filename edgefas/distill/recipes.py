@@ -15,6 +15,8 @@ from .agfas import StructureCondition
 from .errors import TeacherConfigError
 from .schedule import DiffusionSchedule
 
+MIXED_PRECISIONS = ("no", "bf16", "fp16")   # accelerate's names
+
 
 @dataclass(frozen=True)
 class DiffusionRecipe:
@@ -46,9 +48,9 @@ class DiffusionRecipe:
     mixed_precision: str = "no"
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
+        if self.mixed_precision not in MIXED_PRECISIONS:
             raise TeacherConfigError(unknown_name("mixed precision", self.mixed_precision,
-                                                  ["no", "bf16", "fp16"]))
+                                                  list(MIXED_PRECISIONS)))
         if self.kind not in ("ddm", "agfas"):
             raise TeacherConfigError(unknown_name("diffusion teacher kind", self.kind, ["ddm", "agfas"]))
         if not 0 < self.t_max <= self.num_train_timesteps:

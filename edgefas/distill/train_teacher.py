@@ -104,7 +104,7 @@ class _DeviceBatches:
         g.manual_seed(int(np.random.default_rng([self.seed, step, 1]).integers(2**62)))
         n, _, side, _ = self.x.shape
         idx = torch.randint(0, n, (batch_size,), generator=g, device=dev)
-        oy, ox = (torch.randint(0, side - p + 1, (2, batch_size, 1), generator=g, device=dev))
+        oy, ox = torch.randint(0, side - p + 1, (2, batch_size, 1), generator=g, device=dev)
         ar = torch.arange(p, device=dev)
         rows, cols = (oy + ar)[:, :, None], (ox + ar)[:, None, :]          # (B, p, 1), (B, 1, p)
         x0 = self.x[idx[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (B, p, p, C) -> NCHW
