@@ -48,6 +48,11 @@ def _row(name: str, files: list[Path]) -> dict:
                for s in ("lfw_heldout", "london")},
         "reports": [str(f) for f in files],
     }
+    op = p4.get("at_devel_apcer", {})
+    if "threshold" in op:  # reports from edgefas eval since the second P4 operating point
+        row["p4_at_devel_apcer"] = {"criterion": op["criterion"], "threshold": op["threshold"],
+                                    **{s: {"errors": op[s]["errors"], "count": op[s]["bona_fide"]}
+                                       for s in ("lfw_heldout", "london")}}
     if len(files) == 3:
         lat = json.loads(files[2].read_text())
         row["latency"] = {"total_p50_ms": lat["stages"]["total"]["p50_ms"], "threads": lat["threads"],
@@ -100,15 +105,21 @@ def p2_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(rows: list[dict], command: str) -> str:
+TITLE = "Fusion detector ablations (issue 5), P1 cpu recipe"
+
+
+def to_markdown(rows: list[dict], command: str, title: str = TITLE) -> str:
+    # the extra column appears only when a report carries it (older reports do not)
+    second = any("p4_at_devel_apcer" in r for r in rows)
     lines = [
-        "# Fusion detector ablations (issue 5), P1 cpu recipe", "",
+        f"# {title}", "",
         f"Made by `{command}` from the `edgefas eval` / `benchmarks/latency.py` reports listed in the "
         "JSON beside this file. P1: Replay-Attack test, one frame per video, threshold at the devel "
         "D-EER of each model; P4: BPCER of unseen bona fide faces at that same threshold.", "",
         "| Model | P1 APCER per species | APCER_max | BPCER | HTER | AUC | P4 BPCER LFW held-out | "
-        "P4 BPCER london | p50 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "P4 BPCER london | p50 ms |"
+        + (" P4 BPCER at devel APCER_max ≤ 1 % (LFW / london) |" if second else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if second else ""),
     ]
     for r in rows:
         t = r["p1_test"]
@@ -119,8 +130,20 @@ def to_markdown(rows: list[dict], command: str) -> str:
         lines.append(f"| {r['model']} | {sp} | {100 * t['apcer_max']:.2f}% | "
                      f"{_pct(t['bpcer']['errors'], t['bpcer']['count'])} | {100 * t['hter']:.2f}% | "
                      f"{t['auc']:.4f} | {_pct(lfw['errors'], lfw['count'])} | "
-                     f"{_pct(r['p4']['london']['errors'], r['p4']['london']['count'])} | {timed} |")
+                     f"{_pct(r['p4']['london']['errors'], r['p4']['london']['count'])} | {timed} |"
+                     + (f" {_second(r)} |" if second else ""))
+    if second:
+        lines += ["", "Second P4 operating point: each model's threshold set on Replay devel (all 20 "
+                  "frames per video) for APCER_max <= 1 %, so that models compare at the same attack "
+                  "security rather than wherever their D-EER threshold fell in devel's gap."]
     return "\n".join(lines) + "\n"
+
+
+def _second(r: dict) -> str:
+    op = r.get("p4_at_devel_apcer")
+    if not op:
+        return "–"
+    return (f"{_pct(**op['lfw_heldout'])} / {_pct(**op['london'])} (threshold {op['threshold']:.4g})")
 
 
 def _spec(spec: str, flag: str, files_form: str) -> tuple[str, list[Path]]:
@@ -137,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p2", action="append", default=[], metavar="NAME=report.json[,...]",
                     help="a row of the P2 table (first row: the reference)")
     ap.add_argument("--out", required=True, type=Path, help="output stem (.md and .json are written)")
+    ap.add_argument("--title", default=TITLE, help="heading of the markdown table")
     args = ap.parse_args(argv)
     rows = [_row(*_spec(s, "--row", "P1.json,P4.json[,latency.json]")) for s in args.row]
     p2_rows = [_p2_row(*_spec(s, "--p2", "report.json[,report.json...]")) for s in args.p2]
@@ -144,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"command": command, "rows": rows, "p2_rows": p2_rows}, indent=2) + "\n")
-    md = to_markdown(rows, command) + ("\n" + p2_markdown(p2_rows) if p2_rows else "")
+    md = to_markdown(rows, command, args.title) + ("\n" + p2_markdown(p2_rows) if p2_rows else "")
     args.out.with_suffix(".md").write_text(md)
     print(md)
     return 0

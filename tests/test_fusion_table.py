@@ -40,7 +40,10 @@ def test_rows_restate_the_reports_and_the_command_is_recorded(tmp_path):
     assert table["rows"][1]["p1_test"]["apcer"]["print"] == {"errors": 2, "count": 80}
     assert "fusion_table.py --row" in table["command"]
     md = out.with_suffix(".md").read_text()
+    assert md.startswith("# Fusion detector ablations")   # the default heading
     assert "| fused | mobile 0/160, print 2/80 | 2.50% | 1.27% (1/79) |" in md and "2.93% (79/2,696)" in md
+    mod.main(["--row", "RGB=" + ",".join(map(str, a)), "--out", str(out), "--title", "Augmentation"])
+    assert out.with_suffix(".md").read_text().startswith("# Augmentation\n")
     with pytest.raises(SystemExit, match="NAME=P1.json"):
         mod.main(["--row", "no-equals-sign", "--out", str(out)])
 
@@ -76,3 +79,27 @@ def test_p2_table_compares_mean_held_out_apcer_with_the_first_row(tmp_path):
     assert "| fused | 5.00% (4/80) / 1.27% (1/79) |" in md and "-53 % (BPCER no higher)" in md
     with pytest.raises(SystemExit, match="no P2-mobile"):
         mod.main(["--row", "RGB=" + ",".join(map(str, p1)), "--p2", f"x={parts[0]}", "--out", str(out)])
+
+
+def test_second_p4_operating_point_gets_its_own_column_when_reported(tmp_path):
+    mod = _module()
+    a, b = _reports(tmp_path, "old", 1, 186), _reports(tmp_path, "new", 1, 120)
+    p4 = json.loads(b[1].read_text())
+    p4["P4"]["at_devel_apcer"] = {"criterion": "lowest threshold with APCER_max <= 1% on devel",
+                                  "threshold": 0.25, "devel_apcer_max": {"errors": 20, "count": 2399},
+                                  "lfw_heldout": {"errors": 90, "bona_fide": 2696, "bpcer": 90 / 2696},
+                                  "london": {"errors": 100, "bona_fide": 244, "bpcer": 100 / 244}}
+    b[1].write_text(json.dumps(p4))
+    out = tmp_path / "abl"
+    mod.main(["--row", "old=" + ",".join(map(str, a)), "--row", "new=" + ",".join(map(str, b)),
+              "--out", str(out)])
+    table = json.loads(out.with_suffix(".json").read_text())
+    assert "p4_at_devel_apcer" not in table["rows"][0]
+    assert table["rows"][1]["p4_at_devel_apcer"]["london"] == {"errors": 100, "count": 244}
+    md = out.with_suffix(".md").read_text()
+    assert "P4 BPCER at devel APCER_max ≤ 1 % (LFW / london) |" in md
+    assert "| – |" in md  # the older report has no second point: a dash, not a made-up figure
+    assert "3.34% (90/2,696) / 40.98% (100/244) (threshold 0.25) |" in md
+    # without any second point the table keeps its old columns
+    mod.main(["--row", "old=" + ",".join(map(str, a)), "--out", str(out)])
+    assert "devel APCER_max ≤ 1 %" not in out.with_suffix(".md").read_text()

@@ -9,6 +9,10 @@ cross lighting; P4 unseen bona fide (LFW held-out identities, london portraits).
 evaluated on the protocol it was trained for; with --runs, every protocol's bundle
 RUNS/<protocol>/bundle is evaluated and one table is written.
 
+P4 is reported at the bundle threshold and at a second one, also chosen on devel: the lowest
+threshold with APCER_max <= 1 % on P1 devel (all 20 frames per video; needs the Replay-Attack
+20-frame tree, else it says why it was skipped). Models compare there at equal attack security.
+
 examples:
   edgefas eval --protocol P1                       # the shipped bundle
   edgefas eval --runs runs --out docs/baseline     # P1-P4 table of all protocol runs

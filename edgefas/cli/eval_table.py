@@ -17,7 +17,7 @@ def protocol_table(results: dict[str, dict[str, Any]]) -> str:
     lines = ["| Protocol | Test data (bona fide / attack) | Threshold (devel) | APCER per species "
              "| APCER_max | BPCER | BPCER@APCER≤1% | D-EER | AUC | HTER (legacy) |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
-    details = []
+    details, notes = [], []
     for name, res in results.items():
         if "test" in res or "report" in res:
             t = res.get("test", res)
@@ -40,4 +40,12 @@ def protocol_table(results: dict[str, dict[str, Any]]) -> str:
                              f"| {b['threshold']:.4f} | - | - | {_pct(b['bpcer'])} "
                              f"({b['errors']}/{b['bona_fide']}; 95% CI {_pct(lo)}-{_pct(hi)}) "
                              f"| - | - | - | - |")
-    return "\n".join(lines) + "\n\n" + "\n".join(details)
+        op = res.get("at_devel_apcer")
+        if op and "threshold" in op:
+            got = "; ".join(f"{k} {_pct(op[k]['bpcer'])} ({op[k]['errors']}/{op[k]['bona_fide']})"
+                            for k in ("lfw_heldout", "london") if k in op)
+            a = op["devel_apcer_max"]
+            notes.append(f"{name} at a second threshold, {op['threshold']:.4g}, the {op['criterion']} "
+                         f"(devel APCER_max {a['errors']}/{a['count']}): BPCER {got}.")
+    table = "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
+    return table + "\n" + "\n".join(details)
