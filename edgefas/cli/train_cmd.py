@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
+    p.add_argument("--augment", choices=["basic", "camera"],
+                   help="basic: flip, shift, brightness/contrast (the recipes' default); camera: "
+                        "also resolution, blur/sharpening, noise, gamma and JPEG on both classes")
     p.add_argument("--fusion", choices=["xattn", "twostream"],
                    help="train the fusion detector: AG-FAS cross-attention or DDM two-stream")
     p.add_argument("--cue-dir", type=Path, help="fusion: the cue module (edgefas distill OUT/student, "
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.recipes import get_recipe
     from ..train.run import run_training
 
-    recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed)
+    recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed,
+                                                    augment=args.augment)
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.fusion:

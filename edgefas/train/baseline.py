@@ -23,6 +23,7 @@ from ..errors import EdgefasError
 from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
+from .camera_aug import capture_batch
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .ema import ema_update
 from .recipes import BaselineRecipe
@@ -155,7 +156,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         step = state["step"]
         rng = np.random.default_rng([recipe.seed, step])
         idx = _batch_indices(train, recipe, rng)
-        x = torch.from_numpy(to_tensor(augment(train.crops[idx], rng), contract)).to(accelerator.device)
+        crops = train.crops[idx]
+        if recipe.augment == "camera":
+            crops = capture_batch(crops, rng)
+        x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)
         y = torch.from_numpy(train.is_live[idx].astype(np.float32)).to(accelerator.device)
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, recipe)

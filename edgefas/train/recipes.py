@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, replace
 
 from ..errors import EdgefasError, unknown_name
 
+AUGMENTS = ("basic", "camera")
+
 
 @dataclass(frozen=True)
 class BaselineRecipe:
@@ -26,6 +28,10 @@ class BaselineRecipe:
     lfw_share: float = 0.25        # share of each batch's bona fide half drawn from LFW
     seed: int = 0
     threads: int = 2
+    # "basic": flip, shift, brightness/contrast. "camera": also the capture-pipeline effects
+    # of edgefas.train.camera_aug (resolution, blur/sharpening, noise, gamma, JPEG) on both
+    # classes, for live faces from cameras the training set does not have (P4).
+    augment: str = "basic"
     # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
     # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
     # teacher folder with cue_kind "despoof").
@@ -39,6 +45,10 @@ class BaselineRecipe:
 
     def with_overrides(self, **kw) -> BaselineRecipe:
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTS:
+            raise EdgefasError(unknown_name("augment", self.augment, list(AUGMENTS)))
 
 
 RECIPES: dict[str, BaselineRecipe] = {

@@ -1,0 +1,90 @@
+"""Capture-pipeline augmentation: make a crop look as if another camera had taken it.
+
+The baseline learns live faces from one webcam (Replay-Attack) plus LFW press photos, and
+rejects many live faces from other cameras (P4). Cameras differ in resolution, optics
+(blur), in-camera sharpening, sensor noise, tone curve and JPEG compression; none of these
+tells a live face from an attack, so each is drawn for bona fide and attack crops alike, and
+the label never changes. Colour casts stay out, as in the basic augmentation: a print's or a
+screen's colour is an attack cue.
+
+Every effect is applied with its own probability so that most crops keep their original
+fine texture (moire, print dots), which the classifier still needs; the draws come from the
+caller's generator, so a resumed training run sees the same batches.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CameraAug:
+    """Probabilities and ranges of each capture effect (written into the recipe)."""
+
+    p_resolution: float = 0.3
+    resolution: tuple[float, float] = (0.4, 0.9)   # shrink factor before scaling back up
+    p_blur: float = 0.15
+    blur_sigma: tuple[float, float] = (0.4, 1.2)
+    p_sharpen: float = 0.15
+    sharpen_amount: tuple[float, float] = (0.3, 1.0)  # unsharp mask, sigma 1 px
+    p_noise: float = 0.3
+    noise_sigma: tuple[float, float] = (1.0, 6.0)  # grey levels, per pixel and channel
+    p_gamma: float = 0.3
+    gamma: tuple[float, float] = (0.7, 1.4)
+    p_jpeg: float = 0.4
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _resolution(img: np.ndarray, f: float) -> np.ndarray:
+    s = img.shape[0]
+    small = max(8, round(s * f))
+    down = cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA)
+    return cv2.resize(down, (s, s), interpolation=cv2.INTER_LINEAR)
+
+
+def capture_effects(img: np.ndarray, rng: np.random.Generator, cfg: CameraAug | None = None
+                    ) -> np.ndarray:
+    """One (S, S, 3) uint8 crop through a random capture pipeline; uint8 out, same shape.
+
+    Order follows a camera: optics and resolution, then sensor noise, then the tone curve
+    and in-camera sharpening, then JPEG. ``cfg`` None is :class:`CameraAug`'s defaults.
+    """
+    cfg = cfg or CameraAug()
+    out = img
+    if rng.random() < cfg.p_resolution:
+        out = _resolution(out, rng.uniform(*cfg.resolution))
+    # blur and sharpening are alternatives: one draw decides which (if any) applies
+    u = rng.random()
+    blur = u < cfg.p_blur
+    sharpen = cfg.p_blur <= u < cfg.p_blur + cfg.p_sharpen
+    if blur:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*cfg.blur_sigma))
+    if rng.random() < cfg.p_noise:
+        noise = rng.normal(0.0, rng.uniform(*cfg.noise_sigma), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.p_gamma:
+        g = rng.uniform(*cfg.gamma)
+        lut = np.clip(255.0 * (np.arange(256) / 255.0) ** g + 0.5, 0, 255).astype(np.uint8)
+        out = cv2.LUT(out, lut)
+    if sharpen:
+        soft = cv2.GaussianBlur(out, (0, 0), 1.0).astype(np.float32)
+        a = rng.uniform(*cfg.sharpen_amount)
+        out = np.clip(out.astype(np.float32) * (1 + a) - soft * a, 0, 255).astype(np.uint8)
+    if rng.random() < cfg.p_jpeg:
+        q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:  # encoding a valid uint8 image does not fail; keep the crop if it ever does
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
+
+
+def capture_batch(batch: np.ndarray, rng: np.random.Generator, cfg: CameraAug | None = None
+                  ) -> np.ndarray:
+    """:func:`capture_effects` on each crop of an (N, S, S, 3) uint8 batch."""
+    cfg = cfg or CameraAug()
+    return np.stack([capture_effects(img, rng, cfg) for img in batch])

@@ -1,0 +1,106 @@
+"""Capture-pipeline augmentation: each effect does what it says, draws are reproducible, and
+a training run with ``augment="camera"`` trains and resumes like the basic one."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgefas.errors import EdgefasError
+from edgefas.train.camera_aug import CameraAug, capture_batch, capture_effects
+
+NONE = CameraAug(p_resolution=0, p_blur=0, p_sharpen=0, p_noise=0, p_gamma=0, p_jpeg=0)
+
+
+def _face(seed: int = 0, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = 120 + 50 * np.sin(xx / 5) * np.cos(yy / 7)
+    img = np.stack([base, base * 0.9, base * 0.8], -1) + 30 * (np.sin(xx * 2.1) > 0)[..., None]
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def _hf_energy(img: np.ndarray) -> float:
+    """Mean absolute Laplacian: the fine texture a blur removes and sharpening adds."""
+    g = img.astype(np.float32).mean(-1)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return float(np.abs(lap).mean())
+
+
+def test_no_effect_returns_the_crop_unchanged():
+    img = _face()
+    assert np.array_equal(capture_effects(img, np.random.default_rng(0), NONE), img)
+
+
+@pytest.mark.parametrize("effect, softer", [
+    ({"p_resolution": 1.0, "resolution": (0.4, 0.4)}, True),
+    ({"p_blur": 1.0, "blur_sigma": (1.2, 1.2)}, True),
+    ({"p_sharpen": 1.0, "sharpen_amount": (1.0, 1.0)}, False),
+])
+def test_resolution_blur_and_sharpening_move_fine_texture_the_right_way(effect, softer):
+    img = _face()
+    cfg = CameraAug(**{**NONE.to_dict(), **effect})
+    out = capture_effects(img, np.random.default_rng(0), cfg)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert (_hf_energy(out) < 0.8 * _hf_energy(img)) if softer else (_hf_energy(out) > 1.2 * _hf_energy(img))
+
+
+def test_noise_gamma_and_jpeg_change_pixels_but_not_the_image():
+    img = _face()
+    for effect in ({"p_noise": 1.0, "noise_sigma": (5.0, 5.0)}, {"p_gamma": 1.0, "gamma": (1.4, 1.4)},
+                   {"p_jpeg": 1.0, "jpeg_quality": (30, 30)}):
+        out = capture_effects(img, np.random.default_rng(0), CameraAug(**{**NONE.to_dict(), **effect}))
+        diff = np.abs(out.astype(int) - img).mean()
+        assert 0.5 < diff < 40, (effect, diff)
+    # gamma > 1 darkens mid-tones, < 1 brightens them
+    dark = capture_effects(img, np.random.default_rng(0), CameraAug(**{**NONE.to_dict(), "p_gamma": 1.0,
+                                                                       "gamma": (1.4, 1.4)}))
+    assert dark.mean() < img.mean()
+
+
+def test_batch_draws_are_reproducible_and_vary_per_crop():
+    batch = np.stack([_face(i) for i in range(16)])
+    a = capture_batch(batch, np.random.default_rng(3))
+    b = capture_batch(batch, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    changed = (a != batch).any(axis=(1, 2, 3))
+    assert 0 < changed.sum() < len(batch) or changed.all()  # default probabilities: most, not a rule
+    assert not np.array_equal(a, capture_batch(batch, np.random.default_rng(4)))
+
+
+def test_recipe_refuses_an_unknown_augmentation():
+    pytest.importorskip("torch", reason="recipes live in the train extra")
+    from edgefas.train.recipes import get_recipe
+
+    assert get_recipe("tiny").augment == "basic"
+    assert get_recipe("tiny").with_overrides(augment="camera").augment == "camera"
+    with pytest.raises(EdgefasError, match="camra"):
+        get_recipe("tiny").with_overrides(augment="camra")
+
+
+@pytest.mark.parametrize("augment, calls", [("camera", 4), ("basic", 0)])
+def test_training_applies_the_capture_effects_only_when_asked(tmp_path, monkeypatch, augment, calls):
+    pytest.importorskip("torch", reason="training needs the train extra")
+    pytest.importorskip("timm", reason="training needs the train extra")
+    import edgefas.train.baseline as baseline
+    from edgefas.runtime.preprocess import Contract
+    from edgefas.train.recipes import get_recipe
+
+    seen = []
+
+    def spy(batch, rng, cfg=None):
+        seen.append(len(batch))
+        return capture_batch(batch, rng, cfg)
+
+    monkeypatch.setattr(baseline, "capture_batch", spy)
+    crops = np.stack([_face(i) for i in range(24)])
+    live = np.arange(24) % 2 == 0
+    train = baseline.TrainSet(crops, live, np.zeros(24, bool))
+    devel = baseline.DevelSet(crops[:12], ~live[:12], np.where(live[:12], "bona_fide", "print"))
+    recipe = get_recipe("tiny").with_overrides(augment=augment)
+    best = baseline.train_baseline(recipe, train, devel, Contract(size=64), tmp_path, progress=False)
+    assert (best / "model.safetensors").is_file()
+    assert seen == [recipe.batch_size] * calls  # once per step (tiny: 4 steps), whole batch
+    state = json.loads((best / "trainer_state.json").read_text())
+    assert state["recipe"]["augment"] == augment  # recorded with the run (and its bundle)
