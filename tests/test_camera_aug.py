@@ -3,6 +3,7 @@ a training run with ``augment="camera"`` trains and resumes like the basic one."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_no_effect_returns_the_crop_unchanged():
 ])
 def test_resolution_blur_and_sharpening_move_fine_texture_the_right_way(effect, softer):
     img = _face()
-    cfg = CameraAug(**{**NONE.to_dict(), **effect})
+    cfg = replace(NONE, **effect)
     out = capture_effects(img, np.random.default_rng(0), cfg)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert (_hf_energy(out) < 0.8 * _hf_energy(img)) if softer else (_hf_energy(out) > 1.2 * _hf_energy(img))
@@ -50,12 +51,11 @@ def test_noise_gamma_and_jpeg_change_pixels_but_not_the_image():
     img = _face()
     for effect in ({"p_noise": 1.0, "noise_sigma": (5.0, 5.0)}, {"p_gamma": 1.0, "gamma": (1.4, 1.4)},
                    {"p_jpeg": 1.0, "jpeg_quality": (30, 30)}):
-        out = capture_effects(img, np.random.default_rng(0), CameraAug(**{**NONE.to_dict(), **effect}))
+        out = capture_effects(img, np.random.default_rng(0), replace(NONE, **effect))
         diff = np.abs(out.astype(int) - img).mean()
         assert 0.5 < diff < 40, (effect, diff)
     # gamma > 1 darkens mid-tones, < 1 brightens them
-    dark = capture_effects(img, np.random.default_rng(0), CameraAug(**{**NONE.to_dict(), "p_gamma": 1.0,
-                                                                       "gamma": (1.4, 1.4)}))
+    dark = capture_effects(img, np.random.default_rng(0), replace(NONE, p_gamma=1.0, gamma=(1.4, 1.4)))
     assert dark.mean() < img.mean()
 
 

@@ -30,7 +30,7 @@ from ..data.protocols import PROTOCOLS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..train.recipes import RECIPES
+    from ..train.recipes import AUGMENTS, RECIPES
 
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="which split to train and choose on (default: %(default)s)")
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
-    p.add_argument("--augment", choices=["basic", "camera"],
+    p.add_argument("--augment", choices=AUGMENTS,
                    help="basic: flip, shift, brightness/contrast (the recipes' default); camera: "
                         "also resolution, blur/sharpening, noise, gamma and JPEG on both classes")
     p.add_argument("--fusion", choices=["xattn", "twostream"],

@@ -13,7 +13,7 @@ caller's generator, so a resumed training run sees the same batches.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,7 +21,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CameraAug:
-    """Probabilities and ranges of each capture effect (written into the recipe)."""
+    """Probabilities and ranges of each capture effect. A recipe records only the name
+    ``augment="camera"``; these defaults are what that name means."""
 
     p_resolution: float = 0.3
     resolution: tuple[float, float] = (0.4, 0.9)   # shrink factor before scaling back up
@@ -35,9 +36,6 @@ class CameraAug:
     gamma: tuple[float, float] = (0.7, 1.4)
     p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 95)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def _resolution(img: np.ndarray, f: float) -> np.ndarray:
