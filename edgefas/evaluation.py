@@ -22,7 +22,7 @@ from .data.sources import CropStore, DataRoots
 from .detector import Detector
 from .errors import DatasetError
 from .metrics import evaluate
-from .metrics.iso30107 import apcer_max, threshold_at_apcer
+from .metrics.iso30107 import bpcer_at_apcer
 
 
 def wilson_ci(errors: int, count: int, z: float = 1.96) -> tuple[float, float]:
@@ -93,14 +93,14 @@ def p4_at_devel_apcer(det: Detector, store: CropStore, bona_fide: dict[str, dict
     scores = score_crops(det, devel)
     is_attack = np.array([s.is_attack for s in devel.samples])
     species = np.array([s.species for s in devel.samples])
-    thr = float(threshold_at_apcer(scores, is_attack, target, species))
-    ap = apcer_max(scores, is_attack, thr, species)
+    # one operating point gives the threshold and the devel rates it reaches
+    op = bpcer_at_apcer(scores, is_attack, target, species)
+    thr = op.threshold
     out: dict[str, Any] = {
         "criterion": f"lowest threshold with APCER_max <= {100 * target:g}% on replay-attack "
                      "devel (P1), all 20 frames per video",
-        "threshold": thr, "devel_apcer_max": {"errors": ap.errors, "count": ap.count},
-        "devel_bpcer": {"errors": int((scores[~is_attack] < thr).sum()),
-                        "count": int((~is_attack).sum())}}
+        "threshold": thr, "devel_apcer_max": {"errors": op.achieved.errors, "count": op.achieved.count},
+        "devel_bpcer": {"errors": op.value.errors, "count": op.value.count}}
     for key, res in bona_fide.items():
         s = res["_scores"]
         errors = int((s < thr).sum())
