@@ -228,8 +228,8 @@ def to_markdown(rep: dict) -> str:
     lines = ["# Reliability: fuzz, soak, concurrency, bad uploads, tampered bundles", "",
              f"Command: `{rep['command']}`", "",
              f"Machine: {rep['machine']}; Detector threads=1, onnxruntime; default bundle "
-             f"`{rep['bundle']}`. Load average at start {rep['loadavg_start']} (another job "
-             "was training on this 2-core machine, so throughput is a lower bound).", "",
+             f"`{rep['bundle']}`. 1-minute load average at the start {rep['loadavg_start']} on 2 "
+             "cores (anything else running makes the throughput figures lower bounds).", "",
              "| check | inputs | result |", "|---|---|---|",
              f"| fuzz: decoder + Detector | {fz['inputs']} ({kinds}) | **{fz['crashes']} crashes** |",
              f"| fuzz: HTTP API | {fz['http']['tried']} byte inputs | {fz['http']['5xx']} 5xx; "

@@ -6,7 +6,8 @@ $EDGEFAS_CACHE (default ~/.cache/edgefas). Checkpoints (safetensors) go to --out
 eval_every steps; running the same command again resumes from the newest one.
 
 examples:
-  edgefas train --protocol P1 --recipe cpu --out runs/P1
+  edgefas train --protocol P1 --recipe cpu --augment camera --out runs/P1 --package   # the shipped model
+  edgefas train --protocol P1 --recipe cpu --out runs/P1-basic   # the v0.1 baseline recipe
   edgefas train --protocol P2-print --recipe cpu --out runs/P2-print --package
   accelerate launch -m edgefas train --protocol P1 --recipe gpu --out runs/P1-gpu
 
@@ -41,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
     p.add_argument("--augment", choices=AUGMENTS,
-                   help="basic: flip, shift, brightness/contrast (the recipes' default); camera: "
-                        "also resolution, blur/sharpening, noise, gamma and JPEG on both classes")
+                   help="basic: flip, shift, brightness/contrast (the recipes' default, kept so that "
+                        "earlier runs reproduce); camera: also resolution, blur/sharpening, noise, "
+                        "gamma and JPEG on both classes (the shipped v0.2 model's training)")
     p.add_argument("--fusion", choices=["xattn", "twostream"],
                    help="train the fusion detector: AG-FAS cross-attention or DDM two-stream")
     p.add_argument("--cue-dir", type=Path, help="fusion: the cue module (edgefas distill OUT/student, "

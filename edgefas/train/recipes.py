@@ -55,7 +55,9 @@ RECIPES: dict[str, BaselineRecipe] = {
     # Seconds, on synthetic or fixture crops: exercises every code path in the tests.
     "tiny": BaselineRecipe("tiny", steps=4, batch_size=8, warmup_steps=1, eval_every=2,
                            devel_frames_per_video=1, threads=1),
-    # About 12 minutes on 2 idle CPU cores: the recipe behind the shipped default bundle.
+    # About 12 minutes on 2 idle CPU cores: the recipe behind the shipped default bundle, which
+    # was trained with augment="camera" (`--augment camera`; the default stays "basic" so that
+    # every earlier documented run reproduces as it was).
     "cpu": BaselineRecipe("cpu"),
     # For a GPU (accelerate launch): more steps, larger batches, the larger MobileViT.
     "gpu": BaselineRecipe("gpu", arch="mobilevit_xs", steps=6000, batch_size=128, lr=2e-3,
