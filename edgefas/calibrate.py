@@ -6,6 +6,11 @@ from the target camera fix the bona fide side: the threshold becomes the highest
 BPCER on those captures stays within the target. Attack captures, when given, refit the Platt
 calibration (so ``live_score`` stays a probability on this camera) and give APCER.
 
+With attack captures, ``target_apcer`` sets the security level instead: the threshold becomes
+the lowest one at which every attack species lets through at most the target (the fixed-APCER
+operating point of ISO/IEC 30107-3's "BPCER at APCER = x"), so live users are rejected as
+little as that security level allows.
+
 The expected rates come from an out-of-bag bootstrap of the whole procedure: choose the
 threshold on a resample of the captures, measure on the captures left out of it. That is the
 error to expect on *new* captures; the in-sample rate at the chosen threshold is optimistic
@@ -118,18 +123,53 @@ def threshold_for_bpcer(live_scores: np.ndarray, target: float) -> float:
     return float(s[min(k, len(s) - 1)])
 
 
+def threshold_for_apcer(attack_scores: np.ndarray, species: list[str] | np.ndarray,
+                        target: float) -> float:
+    """Lowest threshold at which each species lets through at most ``target`` of its attacks.
+
+    Accepted means ``score >= threshold``; with n captures of a species, at most
+    floor(target * n) of them may be accepted, so the threshold sits just above the score
+    ranked floor(target * n) + 1 from the top. The worst species decides (APCER_max).
+    """
+    s = np.asarray(attack_scores, float)
+    sp = np.asarray(species)
+    thr = 0.0
+    for name in np.unique(sp):
+        d = np.sort(s[sp == name])[::-1]
+        k = int(np.floor(target * len(d) + 1e-9))
+        if k < len(d):
+            thr = max(thr, float(np.nextafter(d[k], np.inf)))
+    return thr
+
+
 def _rate(errors: int, count: int) -> dict[str, Any]:
     return {"value": errors / count if count else None, "errors": errors, "count": count,
             "ci95_wilson": list(wilson_ci(errors, count)) if count else None}
 
 
 def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int = 1000,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, criterion: str = "bpcer",
+                  species: list[str] | np.ndarray | None = None) -> dict[str, Any]:
     """Expected BPCER/APCER on new captures: threshold chosen on each resample, measured on the
-    captures the resample left out (mean and 95% percentile interval)."""
+    captures the resample left out (mean and 95% percentile interval).
+
+    ``criterion`` "bpcer" chooses with :func:`threshold_for_bpcer` on resampled live captures;
+    "apcer" with :func:`threshold_for_apcer` on resampled attacks (``species`` per attack),
+    and then every live capture is out of the choice, so BPCER is measured on all of them.
+    """
     rng = np.random.default_rng(seed)
     bp, ap = [], []
+    sp = np.asarray(species if species is not None else [""] * len(attack))
     for _ in range(n):
+        if criterion == "apcer":
+            ai = rng.integers(0, len(attack), len(attack))
+            aout = np.setdiff1d(np.arange(len(attack)), ai)
+            if not len(aout):
+                continue
+            thr = threshold_for_apcer(attack[ai], sp[ai], target)
+            ap.append(float((attack[aout] >= thr).mean()))
+            bp.append(float((live < thr).mean()))
+            continue
         li = rng.integers(0, len(live), len(live))
         out = np.setdiff1d(np.arange(len(live)), li)
         if not len(out):
@@ -153,15 +193,26 @@ def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int
 
 def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike[str],
               out_dir: str | os.PathLike[str], *, attack_dir: str | os.PathLike[str] | None = None,
-              target_bpcer: float = 0.01, refit: bool = True, bootstrap: int = 1000,
-              min_live: int = 50, progress: bool = True, command: str = "") -> dict[str, Any]:
+              target_bpcer: float = 0.01, target_apcer: float | None = None,
+              refit: bool = True, bootstrap: int = 1000, min_live: int = 50,
+              progress: bool = True, command: str = "") -> dict[str, Any]:
     """Write a calibrated copy of ``bundle`` to ``out_dir``; return the report.
 
+    The threshold is the highest with BPCER <= ``target_bpcer`` on the live captures or, when
+    ``target_apcer`` is given (attack captures needed), the lowest with APCER <= it for every
+    attack species.
+
     Raises:
-        EdgefasError: too few usable live captures, a bad target, or ``out_dir`` exists.
+        EdgefasError: too few usable live captures, no attack captures for ``target_apcer``,
+            a bad target, or ``out_dir`` exists.
     """
     if not 0.0 <= target_bpcer < 1.0:
         raise EdgefasError(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
+    if target_apcer is not None:
+        if not 0.0 <= target_apcer < 1.0:
+            raise EdgefasError(f"--target-apcer must be in [0, 1), got {target_apcer}")
+        if not attack_dir:
+            raise EdgefasError("--target-apcer needs attack captures (--attack DIR)")
     out = Path(out_dir)
     if out.exists():
         raise EdgefasError(f"{out} exists: choose a new folder for the calibrated bundle")
@@ -180,10 +231,24 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         y = np.r_[np.ones(len(live.logits)), np.zeros(len(attack.logits))]
         a, b = fit_platt_smoothed(x, y)
     ls, as_ = apply_platt(live.logits, a, b), apply_platt(attack.logits, a, b)
-    thr = threshold_for_bpcer(ls, target_bpcer)
+    if target_apcer is not None:
+        if not len(as_):
+            raise EdgefasError(f"no attack capture with a usable face under {attack_dir} "
+                               f"(failures: {attack.failed}); --target-apcer needs some")
+        thr = threshold_for_apcer(as_, attack.species, target_apcer)
+        criterion = (f"lowest threshold with APCER <= {target_apcer} for every attack species "
+                     "of the attack captures (edgefas calibrate --target-apcer)")
+        boot = oob_bootstrap(ls, as_, target_apcer, n=bootstrap, criterion="apcer",
+                             species=attack.species)
+    else:
+        thr = threshold_for_bpcer(ls, target_bpcer)
+        criterion = (f"highest threshold with BPCER <= {target_bpcer} on the live captures "
+                     "(edgefas calibrate)")
+        boot = oob_bootstrap(ls, as_, target_bpcer, n=bootstrap)
     bp_err = int((ls < thr).sum())
     report: dict[str, Any] = {
-        "bundle": det.bundle.name, "target_bpcer": target_bpcer, "threshold": thr,
+        "bundle": det.bundle.name, "target_bpcer": None if target_apcer is not None else target_bpcer,
+        "target_apcer": target_apcer, "criterion": criterion, "threshold": thr,
         "previous_threshold": det.threshold, "calibration_refit": refitted,
         "calibration": {"a": a, "b": b}, "previous_calibration": {"a": det._cal_a,
                                                                     "b": det._cal_b},
@@ -191,7 +256,7 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         "attack": {"dir": str(attack_dir) if attack_dir else None, "usable": int(len(as_)),
                    "failed": attack.failed},
         "in_sample": {"bpcer": _rate(bp_err, len(ls))},
-        "expected_on_new_captures": oob_bootstrap(ls, as_, target_bpcer, n=bootstrap),
+        "expected_on_new_captures": boot,
         "bpcer_at_previous_threshold": _rate(int((apply_platt(live.logits, det._cal_a,
                                                               det._cal_b) < det.threshold).sum()),
                                              len(ls)),
@@ -216,8 +281,7 @@ def _write_bundle(det: Detector, out: Path, report: dict[str, Any]) -> None:
               if report["attack"]["usable"] else ""))
     m["threshold"] = {"value": report["threshold"], "on": "live_score (live when >=)",
                       "split": src,
-                      "criterion": f"highest threshold with BPCER <= {report['target_bpcer']} "
-                                   "on the live captures (edgefas calibrate)",
+                      "criterion": report["criterion"],
                       "bona_fide": report["live"]["usable"], "attack": report["attack"]["usable"],
                       "previous": det.bundle.manifest["threshold"]}
     if report["calibration_refit"]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgefas import Detector, load_bundle
-from edgefas.calibrate import oob_bootstrap, threshold_for_bpcer
+from edgefas.calibrate import oob_bootstrap, threshold_for_apcer, threshold_for_bpcer
 from edgefas.cli import main
 
 from .conftest import attack_like
@@ -20,6 +20,30 @@ def test_threshold_for_bpcer_rejects_at_most_the_target():
     assert (s < t).sum() == 5
     assert (s < threshold_for_bpcer(s, 0.0)).sum() == 0
     assert (s < threshold_for_bpcer(s, 0.049)).sum() == 4
+
+
+def test_threshold_for_apcer_accepts_at_most_the_target_of_every_species():
+    a = np.arange(1, 101) / 100.0          # species "a": 100 distinct scores
+    b = np.arange(1, 21) / 200.0           # species "b": 20 low scores
+    s, sp = np.r_[a, b], ["a"] * 100 + ["b"] * 20
+    t = threshold_for_apcer(s, sp, 0.05)
+    assert (a >= t).sum() == 5 and (b >= t).sum() <= 1
+    assert (a >= np.nextafter(t, 0)).sum() == 6  # the lowest such threshold: any lower lets 6 in
+    assert (s >= threshold_for_apcer(s, sp, 0.0)).sum() == 0
+    # the worst species decides: with "b" raised above "a", "b" sets the threshold
+    t2 = threshold_for_apcer(np.r_[a, b + 2], sp, 0.05)
+    assert (b + 2 >= t2).sum() == 1 and (a >= t2).sum() == 0
+
+
+def test_oob_bootstrap_apcer_criterion_is_near_its_target():
+    rng = np.random.default_rng(2)
+    live, att = rng.beta(8, 2, 300), rng.beta(2, 8, 400)
+    sp = np.array(["p", "s"] * 200)
+    r = oob_bootstrap(live, att, 0.05, n=200, criterion="apcer", species=sp)
+    assert r == oob_bootstrap(live, att, 0.05, n=200, criterion="apcer", species=sp)
+    assert 0.01 < r["apcer"]["mean"] < 0.09
+    assert r["bpcer"]["mean"] < oob_bootstrap(live, att, 0.01, n=200, criterion="apcer",
+                                              species=sp)["bpcer"]["mean"]  # stricter costs more
 
 
 def test_oob_bootstrap_is_reproducible_and_sane():
@@ -90,6 +114,30 @@ def test_calibrate_live_only_keeps_the_mapping_and_refuses_bad_input(captures, t
     assert "need >= 50" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate", "--live", "x", "--out", "y", "--target-bpcer", "lots"])
+
+
+def test_calibrate_to_a_target_apcer(captures, tmp_path, capsys):
+    out = tmp_path / "cam3"
+    rc = main(["calibrate", "--live", str(captures / "live"), "--attack",
+               str(captures / "attack"), "--target-apcer", "10%", "--out", str(out),
+               "--min-live", "20", "--bootstrap", "100", "--no-progress",
+               "--json", str(tmp_path / "rep3.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert "APCER <= 0.1 for every attack species" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "rep3.json").read_text())
+    assert rep["target_apcer"] == 0.1 and rep["target_bpcer"] is None
+    for species, r in rep["in_sample"]["apcer_per_species"].items():
+        assert r["errors"] <= int(0.1 * r["count"]), species  # 12 per species: at most 1 in
+    m = load_bundle(out).manifest
+    assert m["threshold"]["criterion"].startswith("lowest threshold with APCER <= 0.1")
+    assert m["threshold"]["value"] == rep["threshold"]
+    # a security target needs attacks, and one target at a time
+    assert main(["calibrate", "--live", str(captures / "live"), "--target-apcer", "1%",
+                 "--out", str(tmp_path / "y"), "--min-live", "20", "--no-progress"]) == 1
+    assert "needs attack captures" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--live", "x", "--out", "y", "--target-apcer", "1%",
+              "--target-bpcer", "1%"])
 
 
 def test_smoothed_platt_matches_ml_on_overlap_and_stays_finite_when_separated():

@@ -3,13 +3,17 @@
 Point --live at a few hundred captures of real people from the target camera (any folder of
 images); --attack at captures of prints/screens shown to it (sub-folders name the species,
 e.g. attack/print, attack/replay). The threshold becomes the highest one with BPCER <= the
-target on the live captures; with attacks, the Platt calibration is refit too. The choice,
+target on the live captures; with attacks, the Platt calibration is refit too. Or, with attack
+captures, set the security level with --target-apcer: the threshold becomes the lowest one at
+which every attack species is accepted at most that often (the fewest live rejections at that
+level). The choice,
 the counts and the expected APCER/BPCER (out-of-bag bootstrap, 95% intervals) go into the new
 bundle's manifest under "threshold" and "camera_calibration".
 
 examples:
   edgefas calibrate --live captures/live --target-bpcer 1% --out bundles/kiosk-cam1
   edgefas calibrate --live cam/live --attack cam/attack --target-bpcer 0.5% --out cam1 --json report.json
+  edgefas calibrate --live cam/live --attack cam/attack --target-apcer 1% --out cam1-secure
   edgefas detect photo.jpg --bundle bundles/kiosk-cam1
 """
 from __future__ import annotations
@@ -33,8 +37,13 @@ def percent(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live", required=True, help="folder of live captures from the camera")
     p.add_argument("--attack", help="folder of attack captures (sub-folders = species)")
-    p.add_argument("--target-bpcer", type=percent, default=0.01,
-                   help="allowed share of live captures rejected (default: 1%%)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-bpcer", type=percent, default=0.01,
+                        help="allowed share of live captures rejected (default: 1%%)")
+    target.add_argument("--target-apcer", type=percent,
+                        help="instead: allowed share of each attack species accepted (needs "
+                             "--attack); the threshold is the lowest that keeps every species "
+                             "within it")
     p.add_argument("--out", required=True, help="folder for the calibrated bundle (must not exist)")
     p.add_argument("--bundle", help="bundle to calibrate (default: the shipped one)")
     p.add_argument("--no-refit", action="store_true",
@@ -67,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise EdgefasError("--bootstrap must be >= 1")
     command = "edgefas " + " ".join(shlex.quote(a) for a in args._argv)
     rep = calibrate(args.bundle, args.live, args.out, attack_dir=args.attack,
-                    target_bpcer=args.target_bpcer, refit=not args.no_refit,
+                    target_bpcer=args.target_bpcer, target_apcer=args.target_apcer,
+                    refit=not args.no_refit,
                     bootstrap=args.bootstrap, min_live=args.min_live,
                     progress=not args.no_progress, command=command)
     if args.json_out:
@@ -76,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"calibrated bundle: {args.out}")
     print(f"captures: {rep['live']['usable']} live (no usable face: {rep['live']['failed'] or 0}), "
           f"{rep['attack']['usable']} attack (no usable face: {rep['attack']['failed'] or 0})")
-    print(f"threshold: {rep['threshold']:.4f} (was {rep['previous_threshold']:.4f}); score "
-          f"calibration {'refit on these captures' if rep['calibration_refit'] else 'kept'}")
+    print(f"threshold: {rep['threshold']:.4f} (was {rep['previous_threshold']:.4f}): "
+          f"{rep['criterion']}; score calibration "
+          f"{'refit on these captures' if rep['calibration_refit'] else 'kept'}")
     print(f"BPCER at the old threshold: {_fmt(rep['bpcer_at_previous_threshold'])}")
     print(f"in sample:   BPCER {_fmt(ins['bpcer'])}   APCER {_fmt(ins.get('apcer'))}")
     print(f"expected on new captures (out-of-bag bootstrap, {args.bootstrap} resamples): "
