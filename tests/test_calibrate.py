@@ -73,12 +73,16 @@ def captures(tmp_path_factory, astronaut_bgr):
     return root
 
 
+def _calibrate_with_attacks(captures, out, report, *target: str) -> int:
+    """``edgefas calibrate`` on the fixture captures (live + attacks) with a small bootstrap."""
+    return main(["calibrate", "--live", str(captures / "live"), "--attack",
+                 str(captures / "attack"), *target, "--out", str(out), "--min-live", "20",
+                 "--bootstrap", "100", "--no-progress", "--json", str(report)])
+
+
 def test_calibrate_writes_a_verified_bundle_with_the_choice_recorded(captures, tmp_path, capsys):
     out = tmp_path / "cam1"
-    rc = main(["calibrate", "--live", str(captures / "live"), "--attack",
-               str(captures / "attack"), "--target-bpcer", "5%", "--out", str(out),
-               "--min-live", "20", "--bootstrap", "200", "--no-progress",
-               "--json", str(tmp_path / "rep.json")])
+    rc = _calibrate_with_attacks(captures, out, tmp_path / "rep.json", "--target-bpcer", "5%")
     assert rc == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     assert "24 live" in text and "expected on new captures" in text
@@ -118,10 +122,7 @@ def test_calibrate_live_only_keeps_the_mapping_and_refuses_bad_input(captures, t
 
 def test_calibrate_to_a_target_apcer(captures, tmp_path, capsys):
     out = tmp_path / "cam3"
-    rc = main(["calibrate", "--live", str(captures / "live"), "--attack",
-               str(captures / "attack"), "--target-apcer", "10%", "--out", str(out),
-               "--min-live", "20", "--bootstrap", "100", "--no-progress",
-               "--json", str(tmp_path / "rep3.json")])
+    rc = _calibrate_with_attacks(captures, out, tmp_path / "rep3.json", "--target-apcer", "10%")
     assert rc == 0, capsys.readouterr().err
     assert "APCER <= 0.1 for every attack species" in capsys.readouterr().out
     rep = json.loads((tmp_path / "rep3.json").read_text())
