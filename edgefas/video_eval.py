@@ -183,6 +183,21 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
     return out
 
 
+def tie_note(search: list[dict[str, Any]]) -> str:
+    """How many candidate rules shared the best devel HTER: when many tie (a nearly separable
+    devel set), the tie-break, not the data, chose the rule, and the reader should know."""
+    best = min(round(r["hter"], 9) for r in search)
+    tied = [r for r in search if round(r["hter"], 9) == best]
+    if len(tied) == 1:
+        return (f"Devel search: {len(search)} candidate rules; the chosen one alone has the "
+                f"lowest devel video HTER ({100 * best:.2f}%).")
+    frames = sorted({r["min_frames"] for r in tied})
+    span = str(frames[0]) if len(frames) == 1 else f"{frames[0]}-{frames[-1]}"
+    return (f"Devel search: {len(search)} candidate rules; {len(tied)} of them (min_frames "
+            f"{span}) tie at the lowest devel video HTER ({100 * best:.2f}%), "
+            "so the tie-break (fewest frames to a decision) chose among them, not the devel data.")
+
+
 def to_markdown(rep: dict[str, Any], command: str) -> str:
     """The README/benchmark table: frame vs video level on devel and test, per species."""
     def pct(r: dict[str, Any]) -> str:
@@ -193,7 +208,8 @@ def to_markdown(rep: dict[str, Any], command: str) -> str:
              f"{rep['threshold']:.4f}", "", f"Command: `{command}`", "",
              f"Session rule chosen on devel: window {rule['window']}, min_frames "
              f"{rule['min_frames']}, {rule['aggregate']}, min_iou {rule['min_iou']}; the verdict "
-             "is the session's first decided one (pending at the end of a video = rejected).", ""]
+             "is the session's first decided one (pending at the end of a video = rejected).",
+             "", tie_note(rep["devel_search"]), ""]
     species = sorted(rep["test"]["frame_level"]["apcer"])
     head = ["split", "level", "units (bona fide / attack)", "BPCER",
             *[f"APCER {s}" for s in species], "APCER pooled", "HTER", "HTER (APCER max)"]

@@ -162,3 +162,17 @@ def test_video_eval_on_synthetic_tree(replay_tree, tmp_path):
     again = run_video_eval(frames, cache_dir=tmp_path, progress=False)
     assert again["test"] == rep["test"]
     assert "| test | video |" in to_markdown(rep, "edgefas eval-video")
+
+
+def test_video_eval_says_when_the_tie_break_chose_the_rule():
+    from edgefas.video_eval import tie_note
+
+    search = [{"window": m, "min_frames": m, "aggregate": a, "hter": h,
+               "frames_to_decision_mean": float(m)}
+              for m, h in ((1, 0.02), (2, 0.0), (3, 0.0)) for a in ("mean", "median")]
+    note = tie_note(search)
+    assert "4 of them (min_frames 2-3) tie" in note and "0.00%" in note
+    search[2]["hter"] = search[3]["hter"] = 0.01  # now only the two min_frames-3 rules are best
+    assert "2 of them (min_frames 3) tie" in tie_note(search)
+    search[4]["hter"] = 0.01
+    assert "alone has the lowest" in tie_note(search)
