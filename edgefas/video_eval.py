@@ -138,6 +138,11 @@ def _group(samples: list[Sample], results: list[Result]
             np.array([s.species for s in first]))
 
 
+def _devel_hter(candidate: dict[str, Any]) -> float:
+    """A candidate rule's devel HTER, rounded so that float noise cannot break a tie."""
+    return round(candidate["hter"], 9)
+
+
 def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = None,
                    cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Choose the session rule on devel, report frame- and video-level figures on test."""
@@ -164,7 +169,7 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
         r = video_level(dgroups, datt, dsp, thr, cfg)
         search.append({"window": w, "min_frames": m, "aggregate": agg, "hter": r["hter"],
                        "frames_to_decision_mean": r["frames_to_decision_mean"]})
-    best = min(search, key=lambda r: (round(r["hter"], 9), r["frames_to_decision_mean"] or 99,
+    best = min(search, key=lambda r: (_devel_hter(r), r["frames_to_decision_mean"] or 99,
                                       r["window"]))
     cfg = SessionConfig(window=best["window"], min_frames=best["min_frames"],
                         aggregate=best["aggregate"], timeout_s=None)
@@ -186,8 +191,8 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
 def tie_note(search: list[dict[str, Any]]) -> str:
     """How many candidate rules shared the best devel HTER: when many tie (a nearly separable
     devel set), the tie-break, not the data, chose the rule, and the reader should know."""
-    best = min(round(r["hter"], 9) for r in search)
-    tied = [r for r in search if round(r["hter"], 9) == best]
+    best = min(_devel_hter(r) for r in search)
+    tied = [r for r in search if _devel_hter(r) == best]
     if len(tied) == 1:
         return (f"Devel search: {len(search)} candidate rules; the chosen one alone has the "
                 f"lowest devel video HTER ({100 * best:.2f}%).")
