@@ -179,11 +179,20 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
                    "criterion": "lowest devel video HTER at the bundle threshold, then fewest "
                                 "frames to a decision"}
     out["devel_search"] = search
+    # What `Detector.session()` does with no arguments, reported beside the devel-chosen
+    # rule (never chosen by this evaluation): the figure an integrator who keeps the
+    # defaults gets. Timeouts are off as for every rule here (frames are ~0.75 s apart).
+    default = SessionConfig(timeout_s=None)
+    out["default_rule"] = {"window": default.window, "min_frames": default.min_frames,
+                           "aggregate": default.aggregate, "min_iou": default.min_iou,
+                           "max_missing": default.max_missing,
+                           "chosen_on": "none: SessionConfig's defaults"}
     for split, (samples, results, groups, att, sp) in data.items():
         out[split] = {
             "videos": {"bona_fide": int((~att).sum()), "attack": int(att.sum())},
             "frame_level": frame_level(samples, results, thr),
             "video_level": video_level(groups, att, sp, thr, cfg),
+            "video_level_default": video_level(groups, att, sp, thr, default),
         }
     return out
 
@@ -215,24 +224,36 @@ def to_markdown(rep: dict[str, Any], command: str) -> str:
              f"{rule['min_frames']}, {rule['aggregate']}, min_iou {rule['min_iou']}; the verdict "
              "is the session's first decided one (pending at the end of a video = rejected).",
              "", tie_note(rep["devel_search"]), ""]
+    if "default_rule" in rep:
+        d = rep["default_rule"]
+        lines += [f"The default session (`Detector.session()` with no arguments: window "
+                  f"{d['window']}, min_frames {d['min_frames']}, {d['aggregate']}; timeouts off "
+                  "here as for every rule) is reported beside it; it was not chosen by this "
+                  "evaluation, on devel or test.", ""]
     species = sorted(rep["test"]["frame_level"]["apcer"])
     head = ["split", "level", "units (bona fide / attack)", "BPCER",
             *[f"APCER {s}" for s in species], "APCER pooled", "HTER", "HTER (APCER max)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    labels = {"frame_level": "frame", "video_level": "video (devel-chosen rule)",
+              "video_level_default": "video (default session)"}
     for split in ("devel", "test"):
-        for level in ("frame_level", "video_level"):
+        for level in (lv for lv in labels if lv in rep[split]):
             r = rep[split][level]
             n_b, n_a = r["bpcer"]["count"], r["apcer_pooled"]["count"]
             unit = "frames" if level == "frame_level" else "videos"
-            row = [split, level.split("_")[0], f"{n_b} / {n_a} {unit}", pct(r["bpcer"]),
+            row = [split, labels[level], f"{n_b} / {n_a} {unit}", pct(r["bpcer"]),
                    *[pct(r["apcer"][s]) for s in species], pct(r["apcer_pooled"]),
                    f"{100 * r['hter']:.2f}%", f"{100 * r['hter_max']:.2f}%"]
             lines.append("| " + " | ".join(row) + " |")
     for split in ("devel", "test"):
         fl, vl = rep[split]["frame_level"], rep[split]["video_level"]
         lines += ["", f"{split}: frames without a scored face {fl['fta']['failed']}/"
-                      f"{fl['fta']['frames']}; videos still pending {vl['pending']}; session "
-                      f"resets {vl['resets']}; mean frames to a decision "
-                      f"{vl['frames_to_decision_mean']}"]
+                      f"{fl['fta']['frames']}; devel-chosen rule: videos still pending "
+                      f"{vl['pending']}, session resets {vl['resets']}, mean frames to a "
+                      f"decision {vl['frames_to_decision_mean']}"]
+        if "video_level_default" in rep[split]:
+            dl = rep[split]["video_level_default"]
+            lines[-1] += (f"; default session: pending {dl['pending']}, resets {dl['resets']}, "
+                          f"mean frames to a decision {dl['frames_to_decision_mean']}")
     return "\n".join(lines) + "\n"
 

@@ -77,3 +77,12 @@ def test_every_fixture_face_is_found(face_detector, shared):
         if len(faces) != 1:
             missed.append((f.name, len(faces)))
     assert not missed
+
+
+def test_weighted_nms_survives_a_degenerate_top_box():
+    # A zero-size box has IoU 0 with itself; its cluster used to come out empty and raise.
+    from edgefas.runtime.face_detect import _weighted_nms
+    boxes = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3], [0.11, 0.1, 0.31, 0.3]])
+    out = _weighted_nms(boxes, np.zeros((3, 6, 2)), np.array([0.9, 0.8, 0.7]))
+    assert [round(s, 2) for _, _, s in out] == [0.9, 0.8]  # the two overlapping boxes merge
+    np.testing.assert_allclose(out[1][0], (0.8 * boxes[1] + 0.7 * boxes[2]) / 1.5)

@@ -161,7 +161,13 @@ def test_video_eval_on_synthetic_tree(replay_tree, tmp_path):
     assert (tmp_path / "test.json").is_file()  # per-frame results cached for replays
     again = run_video_eval(frames, cache_dir=tmp_path, progress=False)
     assert again["test"] == rep["test"]
-    assert "| test | video |" in to_markdown(rep, "edgefas eval-video")
+    md = to_markdown(rep, "edgefas eval-video")
+    assert "| test | video (devel-chosen rule) |" in md and "| test | video (default session) |" in md
+    # The default session needs 5 frames of a face; these videos have 2: every session is
+    # still pending at the end, which counts as a rejection (attacks right, bona fide wrong).
+    dv = rep["test"]["video_level_default"]
+    assert rep["default_rule"]["min_frames"] == 5 and dv["pending"] == 16
+    assert dv["bpcer"]["errors"] == 4 and dv["apcer_pooled"]["errors"] == 0
 
 
 def test_video_eval_says_when_the_tie_break_chose_the_rule():

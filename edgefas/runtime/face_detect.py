@@ -91,13 +91,17 @@ def _weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray
     remaining = np.arange(len(scores))
     while remaining.size:
         top = remaining[0]
-        cluster = remaining[_iou(boxes[top], boxes[remaining]) > NMS_IOU]
+        in_cluster = _iou(boxes[top], boxes[remaining]) > NMS_IOU
+        # The top box always leads its own cluster, even when degenerate: a zero or negative
+        # size gives IoU 0 with itself, the cluster came out empty and the average raised.
+        in_cluster[0] = True
+        cluster = remaining[in_cluster]
         w = scores[cluster][:, None]
         box = (boxes[cluster] * w).sum(0) / w.sum()
         kp = (kps[cluster].reshape(len(cluster), -1) * w).sum(0) / w.sum()
         out.append((box, kp.reshape(-1, 2), float(scores[top])))
-        remaining = np.setdiff1d(remaining, cluster, assume_unique=True)
-        remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
+        # Dropping the cluster keeps ``remaining`` in descending score order.
+        remaining = remaining[~in_cluster]
     return out
 
 
