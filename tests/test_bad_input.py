@@ -43,6 +43,8 @@ def test_bad_input_is_a_typed_result(detector, astronaut_bgr, name, make, expect
     assert r.decision is expected, (name, r.decision, r.reasons)
     assert r.live_score is None
     assert r.reasons, "every non-scored decision explains itself"
+    if expected is Decision.NO_FACE:
+        assert any("come closer" in x for x in r.reasons)
 
 
 def test_two_faces(detector, two_faces):
