@@ -3,6 +3,7 @@
 
     python benchmarks/face_size.py                         # the shipped bundle
     python benchmarks/face_size.py --bundle B --scales 1,0.5
+    python benchmarks/face_size.py --far-faces --scales 1,0.5,0.4,0.3,0.25 --out R  # tiled look
 
 The most-used open model's users report its live score collapsing when the face box grows from
 ~121 to ~145 px (../shared/notes/peers-and-users.md, section 1.9, item 1). Here every fixture
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
     ap.add_argument("--scales", default=",".join(map(str, SCALES)),
                     help="shrink factors of each photo, each in (0, 1]")
+    ap.add_argument("--far-faces", action="store_true",
+                    help="Detector(far_faces=True): a tiled second look on frames without a face")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "face_size")
     args = ap.parse_args(argv)
     from edgefas.data.sources import find_shared_fixture
@@ -122,13 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     london = find_shared_fixture("london")
     if london is None:
         raise SystemExit("face_size: needs ../shared/fixtures (london, silentface); not found")
-    det = Detector(args.bundle, threads=2)
+    det = Detector(args.bundle, threads=2, far_faces=args.far_faces)
     sets = {
         "london (bona fide)": (sorted(london.rglob("*.jpg")), None),
         "silentface high-res": (sorted((london.parent / "silentface").glob("hires_*.jpg")), "F"),
     }
     cmd = "python benchmarks/face_size.py" + (f" --bundle {args.bundle}" if args.bundle else "") + \
-        (f" --scales {args.scales}" if args.scales != ",".join(map(str, SCALES)) else "")
+        (f" --scales {args.scales}" if args.scales != ",".join(map(str, SCALES)) else "") + \
+        (" --far-faces" if args.far_faces else "") + \
+        (f" --out {args.out}" if args.out != HERE / "results" / "face_size" else "")
     result = {"command": cmd, "bundle": det.bundle.name, "threshold": det.threshold,
               "min_face_px": det.bundle.face_policy.min_face_px, "scales": list(scales), "sets": {}}
     for name, (paths, attack_tag) in sets.items():

@@ -39,6 +39,19 @@ def test_detect_table_and_json(tmp_path, astronaut_bgr, capsys):
     assert rec["decision"] in ("live", "spoof") and 0 <= rec["live_score"] <= 1
 
 
+def test_detect_far_faces_flag(tmp_path, astronaut_bgr, capsys):
+    import numpy as np
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    small = cv2.resize(astronaut_bgr, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
+    frame[100:100 + small.shape[0], 200:200 + small.shape[1]] = small  # a ~52 px face
+    cv2.imwrite(str(tmp_path / "far.png"), frame)
+    assert main(["detect", str(tmp_path / "far.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] == "no_face"
+    assert main(["detect", str(tmp_path / "far.png"), "--json", "--far-faces"]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] in ("live", "spoof")
+
+
 def test_errors_are_one_line_with_exit_1(tmp_path, capsys):
     assert main(["detect", "x.jpg", "--bundle", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -86,3 +86,42 @@ def test_weighted_nms_survives_a_degenerate_top_box():
     out = _weighted_nms(boxes, np.zeros((3, 6, 2)), np.array([0.9, 0.8, 0.7]))
     assert [round(s, 2) for _, _, s in out] == [0.9, 0.8]  # the two overlapping boxes merge
     np.testing.assert_allclose(out[1][0], (0.8 * boxes[1] + 0.7 * boxes[2]) / 1.5)
+
+
+def _far_face_frame(astronaut_bgr, centre: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """A 640x480 frame with the astronaut shrunk so her face is ~52 px wide (below the
+    whole-frame detector's reach), pasted with its face centred near ``centre``."""
+    small = cv2.resize(astronaut_bgr, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    # her face centre sits near (125, 60) of the shrunk 282 px image
+    x0, y0 = centre[0] - 125, centre[1] - 60
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    x0, y0 = max(0, x0), max(0, y0)
+    h, w = min(small.shape[0] - sy0, 480 - y0), min(small.shape[1] - sx0, 640 - x0)
+    frame[y0:y0 + h, x0:x0 + w] = small[sy0:sy0 + h, sx0:sx0 + w]
+    return frame, (x0, y0)
+
+
+@pytest.mark.parametrize("centre", [(320, 240), (120, 90), (560, 420)])
+def test_far_faces_finds_a_small_face_once_in_frame_coordinates(astronaut_bgr, centre):
+    from edgefas import Decision, Detector
+
+    frame, _ = _far_face_frame(astronaut_bgr, centre)
+    assert Detector()(frame).decision is Decision.NO_FACE  # the whole-frame look misses it
+    r = Detector(far_faces=True)(frame)
+    # centre (320, 240) lies in all four tiles: found once, not as multiple faces
+    assert r.decision in (Decision.LIVE, Decision.SPOOF), r.reasons
+    assert "found by the tiled second look (far_faces)" in r.reasons
+    cx, cy = (r.box[0] + r.box[2]) / 2, (r.box[1] + r.box[3]) / 2
+    assert abs(cx - centre[0]) < 30 and abs(cy - centre[1]) < 30
+    assert 40 < r.box[2] - r.box[0] < 70
+
+
+def test_far_faces_keeps_empty_frames_empty_and_leaves_found_faces_alone(astronaut_bgr):
+    from edgefas import Decision, Detector
+
+    wall = np.full((480, 640, 3), (90, 140, 170), np.uint8)
+    assert Detector(far_faces=True)(wall).decision is Decision.NO_FACE
+    near, far = Detector()(astronaut_bgr), Detector(far_faces=True)(astronaut_bgr)
+    assert near.box == far.box and near.live_score == far.live_score
+    assert not any("tiled" in x for x in far.reasons)

@@ -116,6 +116,31 @@ class FaceDetector:
                   ) -> FaceDetector:
         return cls(load_model(path, backend, threads=threads))
 
+    def detect_tiled(self, image_bgr: np.ndarray, min_score: float = CANDIDATE_SCORE
+                     ) -> list[Face]:
+        """Faces found in 4 overlapping tiles (each 60 % of the frame's width and height).
+
+        The model sees a 128 px letterbox of the whole frame, so faces narrower than ~12 % of
+        the frame width are often missed (benchmarks/face_size.py); in a tile they are 1.7x
+        larger. Duplicates from overlapping tiles are merged (the higher score is kept).
+        """
+        h, w = image_bgr.shape[:2]
+        th, tw = max(1, round(0.6 * h)), max(1, round(0.6 * w))
+        found: list[Face] = []
+        for y0 in (0, h - th):
+            for x0 in (0, w - tw):
+                for f in self.detect(image_bgr[y0:y0 + th, x0:x0 + tw]):
+                    if f.score >= min_score:
+                        b = f.box
+                        found.append(Face((b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0),
+                                          f.keypoints + [x0, y0], f.score))
+        found.sort(key=lambda f: f.score, reverse=True)
+        kept: list[Face] = []
+        for f in found:
+            if not kept or _iou(np.asarray(f.box), np.asarray([k.box for k in kept])).max() <= NMS_IOU:
+                kept.append(f)
+        return kept
+
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         """All faces with score >= 0.5, best first, in pixels of ``image_bgr``."""
         tensor, scale, pad_x, pad_y = _letterbox(image_bgr)
