@@ -25,6 +25,13 @@ COMMANDS = {
 }
 
 
+def add_far_faces_argument(p: argparse.ArgumentParser) -> None:
+    """``--far-faces``, shared by the commands that run the Detector on camera frames."""
+    p.add_argument("--far-faces", action="store_true",
+                   help="when no face is found, look again in 4 overlapping tiles (finds faces "
+                        "down to ~8 %% of the frame width; 4 more detector runs per empty frame)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputTypeError
+from . import add_far_faces_argument
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -23,9 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="onnxruntime", help="inference backend (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="threads per model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    p.add_argument("--far-faces", action="store_true",
-                   help="when no face is found, look again in 4 overlapping tiles (finds faces "
-                        "down to ~8 %% of the frame width; 4 more detector runs per empty frame)")
+    add_far_faces_argument(p)
 
 
 def _expand(inputs: list[str]) -> list[Path]:

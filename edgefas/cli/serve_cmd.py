@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 
 from ..errors import EdgefasError
+from . import add_far_faces_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads per model (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0,
                    help="larger uploads get 413 (default: %(default)s)")
+    add_far_faces_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..detector import Detector
     from ..serve import create_app
 
-    app = create_app(Detector(args.bundle, threads=args.threads),
+    app = create_app(Detector(args.bundle, threads=args.threads, far_faces=args.far_faces),
                      max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
     print(f"edgefas serve: demo page http://{args.host}:{args.port}/  API "
           f"http://{args.host}:{args.port}/v1/detect  schema /docs  (Ctrl-C stops)")

@@ -16,6 +16,7 @@ import argparse
 import json
 
 from ..errors import EdgefasError
+from . import add_far_faces_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,9 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds without a decision -> timeout (default: %(default)s; 0 = never)")
     p.add_argument("--aggregate", choices=("mean", "median"), default=d.aggregate)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--far-faces", action="store_true",
-                   help="when no face is found, look again in 4 overlapping tiles (finds faces "
-                        "down to ~8 %% of the frame width; 4 more detector runs per empty frame)")
+    add_far_faces_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
