@@ -19,3 +19,23 @@ def test_quickstart_runs(tmp_path, astronaut_bgr):
     lines = out.stdout.strip().splitlines()
     assert "live_score" in lines[0]
     assert "bad_input" in lines[1] and "file not found" in lines[1]
+
+
+def test_kiosk_loop_prompts_then_decides(tmp_path, astronaut_bgr):
+    import numpy as np
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    wall = np.full((480, 640, 3), (90, 140, 170), np.uint8)
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), wall)                  # nobody there yet
+    cv2.imwrite(str(frames / "002.png"), (astronaut_bgr // 8).astype(np.uint8))  # too dark
+    for i in range(3, 10):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), astronaut_bgr)         # a face, well lit
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "kiosk_loop.py"), str(frames)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "frame 0: Please look at the camera (come closer)"  # once, not per frame
+    assert lines[1] == "frame 2: More light on your face, please"
+    assert lines[-1].startswith("frame 7: VERDICT live")  # the 5th scored frame decides

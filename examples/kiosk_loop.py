@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""A kiosk loop: frames in, one verdict out, and a prompt for the person in front meanwhile.
+
+    python examples/kiosk_loop.py clip.mp4            # a video file
+    python examples/kiosk_loop.py 0                   # camera index 0
+    python examples/kiosk_loop.py frames/ --far-faces # a folder of frames, camera far away
+
+Every frame goes through a session (smoothing over frames, face tracking, timeout); until the
+session decides, each frame's typed decision becomes a short instruction to show on screen.
+Needs only the runtime install (numpy, OpenCV, onnxruntime): no torch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import edgefas
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def prompt(r: edgefas.Result) -> str | None:
+    """What to show the person for a frame that could not be scored (None when it was)."""
+    d = r.decision
+    if d is edgefas.Decision.NO_FACE:
+        return "Please look at the camera (come closer)"
+    if d is edgefas.Decision.FACE_TOO_SMALL:
+        return "Please come closer"
+    if d is edgefas.Decision.MULTIPLE_FACES:
+        return "One person at a time, please"
+    if d is edgefas.Decision.LOW_QUALITY:
+        why = " ".join(r.reasons)
+        if "too dark" in why:
+            return "More light on your face, please"
+        if "over-exposed" in why:
+            return "Too bright: please step out of direct light"
+        return "Please hold still"
+    if d is edgefas.Decision.BAD_INPUT:
+        return "Camera problem: please call staff"
+    return None  # live or spoof: the session aggregates it
+
+
+def frames(source: str) -> Iterator[np.ndarray]:
+    """BGR frames from a camera index, a video file or a folder of images."""
+    path = Path(source)
+    if path.is_dir():
+        for f in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            img = cv2.imread(str(f))
+            if img is not None:
+                yield img
+        return
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not cap.isOpened():
+        raise SystemExit(f"kiosk_loop: cannot open {source!r}")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", help="camera index, video file or folder of frames")
+    ap.add_argument("--far-faces", action="store_true", help="look for small (far) faces too")
+    args = ap.parse_args(argv)
+    det = edgefas.Detector(far_faces=args.far_faces)  # build once; thread-safe
+    session = det.session()  # defaults: mean of 10 frames, decide after 5, 10 s timeout
+    last = None
+    for i, frame in enumerate(frames(args.source)):
+        step = session(frame)
+        v = step.verdict
+        if v.decided:
+            print(f"frame {i}: VERDICT {v.state} (score {v.score:.3f}, {v.frames} frames)")
+            return 0
+        if v.state is edgefas.SessionState.TIMEOUT:  # no decision in time: start over
+            print(f"frame {i}: no decision within the timeout; starting a new session")
+            session = det.session()
+            last = None
+            continue
+        text = prompt(step.result)
+        if text and text != last:  # show a prompt when it changes, not on every frame
+            print(f"frame {i}: {text}")
+        last = text
+    print("no verdict: the video ended first")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
