@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         # silentface names say F(ake) or T(rue) after the underscore
         labels = [attack_tag is not None and p.stem.split("_")[1].startswith(attack_tag) for p in paths]
         rows = sweep(det, paths, labels, scales, name)
+        for r in rows:  # paths as the fixtures name them, not where this machine keeps them
+            r["path"] = Path(r["path"]).relative_to(london.parent).as_posix()
         result["sets"][name] = {"summary": summarise(rows, scales), "photos": rows}
     md = to_markdown(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
