@@ -138,6 +138,12 @@ def _group(samples: list[Sample], results: list[Result]
             np.array([s.species for s in first]))
 
 
+def _rule_fields(cfg: SessionConfig, chosen_on: str) -> dict[str, Any]:
+    """How a reported session rule is recorded in the report."""
+    return {"window": cfg.window, "min_frames": cfg.min_frames, "aggregate": cfg.aggregate,
+            "min_iou": cfg.min_iou, "max_missing": cfg.max_missing, "chosen_on": chosen_on}
+
+
 def _devel_hter(candidate: dict[str, Any]) -> float:
     """A candidate rule's devel HTER, rounded so that float noise cannot break a tie."""
     return round(candidate["hter"], 9)
@@ -173,9 +179,7 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
                                       r["window"]))
     cfg = SessionConfig(window=best["window"], min_frames=best["min_frames"],
                         aggregate=best["aggregate"], timeout_s=None)
-    out["rule"] = {"window": cfg.window, "min_frames": cfg.min_frames,
-                   "aggregate": cfg.aggregate, "min_iou": cfg.min_iou,
-                   "max_missing": cfg.max_missing, "chosen_on": "devel",
+    out["rule"] = {**_rule_fields(cfg, "devel"),
                    "criterion": "lowest devel video HTER at the bundle threshold, then fewest "
                                 "frames to a decision"}
     out["devel_search"] = search
@@ -183,10 +187,7 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
     # rule (never chosen by this evaluation): the figure an integrator who keeps the
     # defaults gets. Timeouts are off as for every rule here (frames are ~0.75 s apart).
     default = SessionConfig(timeout_s=None)
-    out["default_rule"] = {"window": default.window, "min_frames": default.min_frames,
-                           "aggregate": default.aggregate, "min_iou": default.min_iou,
-                           "max_missing": default.max_missing,
-                           "chosen_on": "none: SessionConfig's defaults"}
+    out["default_rule"] = _rule_fields(default, "none: SessionConfig's defaults")
     for split, (samples, results, groups, att, sp) in data.items():
         out[split] = {
             "videos": {"bona_fide": int((~att).sum()), "attack": int(att.sum())},

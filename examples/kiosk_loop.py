@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-
-import cv2
-import numpy as np
 
 import edgefas
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+from edgefas.errors import EdgefasError
+from edgefas.watch import open_source  # camera index, video file or folder, as `edgefas watch`
 
 
 def prompt(r: edgefas.Result) -> str | None:
@@ -45,38 +40,20 @@ def prompt(r: edgefas.Result) -> str | None:
     return None  # live or spoof: the session aggregates it
 
 
-def frames(source: str) -> Iterator[np.ndarray]:
-    """BGR frames from a camera index, a video file or a folder of images."""
-    path = Path(source)
-    if path.is_dir():
-        for f in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            img = cv2.imread(str(f))
-            if img is not None:
-                yield img
-        return
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
-    if not cap.isOpened():
-        raise SystemExit(f"kiosk_loop: cannot open {source!r}")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                return
-            yield frame
-    finally:
-        cap.release()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", help="camera index, video file or folder of frames")
     ap.add_argument("--far-faces", action="store_true", help="look for small (far) faces too")
     args = ap.parse_args(argv)
+    try:
+        source = open_source(args.source)
+    except EdgefasError as exc:
+        raise SystemExit(f"kiosk_loop: {exc}") from exc
     det = edgefas.Detector(far_faces=args.far_faces)  # build once; thread-safe
     session = det.session()  # defaults: mean of 10 frames, decide after 5, 10 s timeout
     last = None
-    for i, frame in enumerate(frames(args.source)):
-        step = session(frame)
+    for i, (frame, t) in enumerate(source.frames):
+        step = session(frame, t=t)  # the source's clock, so timeouts also work on files
         v = step.verdict
         if v.decided:
             print(f"frame {i}: VERDICT {v.state} (score {v.score:.3f}, {v.frames} frames)")

@@ -69,7 +69,7 @@ def _crop_one(stage: FaceStage, sample: Sample) -> tuple[np.ndarray | None, str,
     img = read_sample(sample)
     if img is None:
         return None, "bad_input", 0.0
-    outcome = stage.select(stage.detector.detect(img))
+    outcome = stage.find(img)  # the cache's stage never has far_faces on
     if outcome.face is None or outcome.decision is not None:
         return None, outcome.decision.value if outcome.decision else "no_face", 0.0
     outcome = stage.align(img, outcome)
