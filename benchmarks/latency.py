@@ -38,10 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=Path, help="a folder of images to make frames from")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latency")
     ap.add_argument("--goal-p50-ms", type=float, default=15.0)
+    ap.add_argument("--frame-size", default="640x480", metavar="WxH",
+                    help="camera frame the images are letterboxed into (default: %(default)s)")
     args = ap.parse_args(argv)
     if os.environ.get("OMP_WAIT_POLICY") != "PASSIVE":
         print("note: set OMP_WAIT_POLICY=PASSIVE for stable 2-thread numbers", file=sys.stderr)
-    from edgefas.bench import benchmark, to_markdown
+    from edgefas.bench import benchmark, parse_frame_size, to_markdown
+
+    try:
+        frame_size = parse_frame_size(args.frame_size)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     images = sorted(args.images.glob("*.jpg")) if args.images else _default_images()
     if not images:
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         cv2.imwrite(str(tmp), skimage.data.astronaut()[:, :, ::-1])
         images = [tmp]
     res = benchmark(images, bundle=args.bundle, backend=args.backend, precision=args.precision,
-                    threads=args.threads, runs=args.runs)
+                    threads=args.threads, runs=args.runs, frame_size=frame_size)
     total = res["stages"]["total"]["p50_ms"]
     res["goal"] = {"end_to_end_p50_ms": args.goal_p50_ms, "met": total <= args.goal_p50_ms}
     res["command"] = "OMP_WAIT_POLICY=PASSIVE python benchmarks/latency.py " + " ".join(argv or sys.argv[1:])

@@ -1,9 +1,10 @@
 """Latency of a bundle per stage (decode, detect, align, score) and end to end.
 
-Frames are 640x480 BGR arrays (what a camera hands over), made from the given images by
-letterboxing; each is scored ``warmup`` times untimed, then ``runs`` timed passes over all
-frames. Set ``OMP_WAIT_POLICY=PASSIVE`` before starting Python (``benchmarks/latency.py``
-does): spinning OpenMP threads make 2-thread runs slower than 1 on a busy 2-core machine.
+Frames are 640x480 BGR arrays (what a camera hands over; ``frame_size`` for another camera),
+made from the given images by letterboxing; each is scored ``warmup`` times untimed, then
+``runs`` timed passes over all frames. Set ``OMP_WAIT_POLICY=PASSIVE`` before starting
+Python (``benchmarks/latency.py`` does): spinning OpenMP threads make 2-thread runs slower
+than 1 on a busy 2-core machine.
 """
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ from .detector import Detector
 from .runtime.decode import decode_image
 
 STAGES = ("decode", "detect", "align", "score", "total")
+#: A VGA webcam: the frame size every published latency figure uses unless it says otherwise.
+DEFAULT_FRAME = (640, 480)
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``; ValueError on anything else (argparse ``type=``)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"frame size must look like 1920x1080, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise ValueError(f"frame size {w}x{h} outside 16-8192 px (8192 is the Detector's limit)")
+    return w, h
+
+
+def frame_label(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]} BGR uint8 array"
 
 
 def to_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
@@ -34,13 +52,14 @@ def to_frame(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarr
     return frame
 
 
-def load_frames(images: Sequence[str | Path]) -> list[np.ndarray]:
-    """640x480 frames from the readable ``images``; ValueError when there are none."""
+def load_frames(images: Sequence[str | Path], size: tuple[int, int] = DEFAULT_FRAME
+                ) -> list[np.ndarray]:
+    """``size`` (width, height) frames from the readable ``images``; ValueError when none."""
     frames = []
     for p in images:
         d = decode_image(p)
         if d.image is not None:
-            frames.append(to_frame(d.image))
+            frames.append(to_frame(d.image, *size))
     if not frames:
         raise ValueError("no readable images to benchmark with")
     return frames
@@ -48,9 +67,10 @@ def load_frames(images: Sequence[str | Path]) -> list[np.ndarray]:
 
 def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
               backend: str = "onnxruntime", precision: str = "fp32", threads: int = 2,
-              runs: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Time the Detector on 640x480 frames made from ``images``; p50/p90 per stage in ms."""
-    frames = load_frames(images)
+              runs: int = 20, warmup: int = 3, frame_size: tuple[int, int] = DEFAULT_FRAME
+              ) -> dict[str, Any]:
+    """Time the Detector on ``frame_size`` frames made from ``images``; p50/p90 per stage in ms."""
+    frames = load_frames(images, frame_size)
     det = Detector(bundle, backend=backend, precision=precision, threads=threads)
     for _ in range(warmup):
         for f in frames:
@@ -72,7 +92,7 @@ def benchmark(images: Sequence[str | Path], *, bundle: str | Path | None = None,
     size = sum(f.stat().st_size for f in bundle_dir.rglob("*") if f.is_file())
     return {
         "bundle": det.bundle.name, "backend": backend, "precision": precision, "threads": threads,
-        "frame": "640x480 BGR uint8 array", "frames": len(frames), "runs": runs,
+        "frame": frame_label(frame_size), "frames": len(frames), "runs": runs,
         "warmup_passes": warmup, "decisions": decisions, "stages": stats,
         "fps": len(frames) * runs / wall, "bundle_mb": round(size / 1e6, 3),
         "machine": {"cpu": platform.processor() or platform.machine(),

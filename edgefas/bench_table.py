@@ -2,7 +2,7 @@
 
 For each variant (a backend that is installed here and a classifier file the bundle has) it
 measures: size of the files it loads, APCER max / BPCER at the bundle threshold on labelled
-devel crops (optional: needs the crop cache), and per-stage latency on 640x480 frames at
+devel crops (optional: needs the crop cache), and per-stage latency on 640x480 frames (or ``frame_size``) at
 batch 1. Timing is interleaved: every round times each variant on every frame in turn, so
 background load (a shared 2-core machine) falls on all of them alike instead of on whichever
 ran last. Several bundles (a fusion model and the RGB baseline, say) are timed in the same
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import STAGES, load_frames
+from .bench import DEFAULT_FRAME, STAGES, frame_label, load_frames
 from .bundle import Bundle, load_bundle
 from .detector import Detector
 from .errors import BackendUnavailable, BundleError, EdgefasError
@@ -114,7 +114,8 @@ def run_bench(images: Sequence[str | Path], *,
               backends: Sequence[str] | None = None, precisions: Sequence[str] = PRECISIONS,
               threads: int = 2, runs: int = 20, warmup: int = 3,
               devel: Devel | Sequence[Devel | None] | None = None,
-              compare: str | None = None, compare_faces: int = 1) -> dict[str, Any]:
+              compare: str | None = None, compare_faces: int = 1,
+              frame_size: tuple[int, int] = DEFAULT_FRAME) -> dict[str, Any]:
     """Benchmark every variant of ``bundle`` (one folder, or a list timed in the same rounds);
     see the module doc.
 
@@ -123,6 +124,7 @@ def run_bench(images: Sequence[str | Path], *,
             several bundles, one such tuple (or None) per bundle, in their order.
         compare: a shell command timed once per round, between the variants.
         compare_faces: faces that command scores per invocation (for its ms/face).
+        frame_size: (width, height) of the frames the images are letterboxed into.
     """
     several = isinstance(bundle, (list, tuple))
     bundles = [load_bundle(x) for x in (bundle if several else [bundle])]
@@ -143,7 +145,7 @@ def run_bench(images: Sequence[str | Path], *,
             devel_of[id(v)] = d
     running = [v for v in variants if v.detector is not None]
     try:
-        frames = load_frames(images)
+        frames = load_frames(images, frame_size)
     except ValueError as exc:
         raise EdgefasError(str(exc)) from exc
     for v in running:
@@ -182,7 +184,7 @@ def run_bench(images: Sequence[str | Path], *,
     out: dict[str, Any] = {
         "bundle": ", ".join(names), "bundles": names if several else None, "threads": threads,
         "batch": 1, "frames": len(frames), "runs": runs,
-        "warmup_passes": warmup, "frame": "640x480 BGR uint8 array", "rows": rows,
+        "warmup_passes": warmup, "frame": frame_label(frame_size), "rows": rows,
         "devel_split": next((d[3] for d in develset if d is not None), None),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "system": platform.system(), "python": platform.python_version(),

@@ -60,6 +60,30 @@ def test_bench_cli_writes_json_and_markdown(face_jpg, tmp_path, capsys):
     assert "Did you mean 'onnxruntime'" in capsys.readouterr().err
 
 
+def test_bench_frame_size_sets_the_camera_frame(face_jpg, tmp_path, capsys):
+    out = tmp_path / "hd"
+    assert main(["bench", str(face_jpg), "--backend", "onnxruntime", "--precision", "fp32",
+                 "--runs", "1", "--warmup", "0", "--threads", "1", "--no-devel",
+                 "--frame-size", "1280x720", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["frame"].startswith("1280x720") and "1280x720" in out.with_suffix(".md").read_text()
+    assert res["rows"][0]["stages"]["total"]["n"] == 1
+    with pytest.raises(SystemExit):
+        main(["bench", str(face_jpg), "--frame-size", "1280", "--no-devel"])
+    assert "must look like 1920x1080" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,size", [("1920x1080", (1920, 1080)), ("640X480", (640, 480))])
+def test_parse_frame_size_and_frames_of_that_size(text, size, face_jpg):
+    from edgefas.bench import load_frames, parse_frame_size
+
+    assert parse_frame_size(text) == size
+    with pytest.raises(ValueError, match="8192"):
+        parse_frame_size("9000x100")
+    (frame,) = load_frames([face_jpg], parse_frame_size(text))
+    assert frame.shape == (size[1], size[0], 3)
+
+
 def test_export_device_and_target_errors_are_one_line(capsys):
     assert main(["export", str(default_bundle_path()), "--device", "androd"]) == 1
     assert "Did you mean 'android'" in capsys.readouterr().err

@@ -3,14 +3,16 @@
 Per variant: status, size of the files it loads, APCER max / BPCER at the bundle threshold on
 the devel split (--protocol; needs the Replay-Attack crop cache, skipped with --no-devel), and
 per-stage latency (detect, align, score = de-spoof network + calibration, total) p50/p90 at
-batch 1 on 640x480 frames made from the images, and frames/s. Variants are timed in
-interleaved rounds so background load hits all alike. Writes OUT.json and OUT.md.
-Start Python with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads distort 2-thread runs on a
-busy 2-core machine); this command sets it for itself when unset, before any engine loads.
+batch 1 on 640x480 frames made from the images (--frame-size for your camera's), and
+frames/s. Variants are timed in interleaved rounds so background load hits all alike.
+Writes OUT.json and OUT.md. Start Python with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP
+threads distort 2-thread runs on a busy 2-core machine); this command sets it for itself
+when unset, before any engine loads.
 
 examples:
   edgefas bench ../shared/fixtures/silentface --bundle build/exp_all --threads 2
   edgefas bench photos/ --backend litert,onnxruntime --precision int8,fp32 --no-devel
+  edgefas bench photos/ --frame-size 1920x1080 --no-devel   # a 1080p camera: detect and align cost more
   edgefas bench photos/ --compare "python other_sdk.py photos/" --compare-faces 16
   edgefas bench photos/ --bundle build/exp_all --bundle build/xattn_tflite --backend litert,onnxruntime \\
       --precision fp32 --no-devel        # two models, same rounds: comparable on a drifting machine
@@ -37,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32,fp16,int8",
                    help="comma-separated precisions (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="threads per model (default: %(default)s)")
+    p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH",
+                   help="camera frame the images are letterboxed into (default: 640x480); "
+                        "detect and align grow with it")
     p.add_argument("--runs", type=int, default=20, help="timed rounds over all frames")
     p.add_argument("--warmup", type=int, default=3, help="untimed passes first")
     p.add_argument("--protocol", default="P1", help="whose devel split gives APCER/BPCER")
@@ -50,6 +55,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="faces CMD scores per invocation (for its ms/face)")
     p.add_argument("--out", type=Path, default=Path("bench_out"),
                    help="output prefix for .json and .md (default: %(default)s)")
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    from ..bench import parse_frame_size
+
+    try:
+        return parse_frame_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _devel(args: argparse.Namespace, bundle: Path | None):
@@ -101,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                     precisions=precisions,
                     threads=args.threads, runs=args.runs, warmup=args.warmup,
                     devel=devel if several else devel[0],
-                    compare=args.compare, compare_faces=args.compare_faces)
+                    compare=args.compare, compare_faces=args.compare_faces,
+                    frame_size=args.frame_size)
     argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
     res["command"] = "edgefas bench " + " ".join(shlex.quote(a) for a in argv)
     md = table_markdown(res) + f"\nCommand: `{res['command']}`\n"
