@@ -70,6 +70,22 @@ def test_resume_continues_where_it_stopped(tiny_run):
     assert [h["step"] for h in hist] == [2, 4, 6]  # resumed at 4, not restarted
 
 
+def test_resume_refuses_another_crop_geometry(tiny_run):
+    from edgefas.errors import EdgefasError
+
+    out, _, recipe, train, devel, contract = tiny_run
+    other = Contract(size=SIZE, crop_scale=1.0)
+    with pytest.raises(EdgefasError, match="another --out or --no-resume"):
+        train_baseline(recipe.with_overrides(steps=8), train, devel, other, out, progress=False)
+
+
+def test_crop_scale_flag_is_checked(capsys):
+    from edgefas.cli import main
+
+    assert main(["train", "--out", "x", "--crop-scale", "5"]) == 1
+    assert "--crop-scale 5 outside 0.8-3.0" in capsys.readouterr().err
+
+
 def test_package_model_makes_a_working_bundle(tiny_run, tmp_path, astronaut_bgr):
     import edgefas
 

@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="basic: flip, shift, brightness/contrast (the recipes' default, kept so that "
                         "earlier runs reproduce); camera: also resolution, blur/sharpening, noise, "
                         "gamma and JPEG on both classes (the shipped v0.2 model's training)")
+    p.add_argument("--crop-scale", type=float, metavar="S",
+                   help="face crop width as a multiple of the tight 112-px ArcFace crop "
+                        "(default 1.5: hair, ears and some background; 1.0: the face interior "
+                        "at a higher resolution). Recorded in the bundle's contract")
     p.add_argument("--fusion", choices=["xattn", "twostream"],
                    help="train the fusion detector: AG-FAS cross-attention or DDM two-stream")
     p.add_argument("--cue-dir", type=Path, help="fusion: the cue module (edgefas distill OUT/student, "
@@ -79,7 +83,16 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.with_overrides(fusion=args.fusion, cue_dir=str(args.cue_dir), cue_kind=args.cue_kind,
                                        cue_nfe=args.cue_nfe)
     roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root)
-    best = run_training(args.protocol, recipe, args.out, roots=roots, resume=not args.no_resume)
+    contract = None
+    if args.crop_scale is not None:
+        from ..errors import EdgefasError
+        from ..runtime.preprocess import Contract
+
+        if not 0.8 <= args.crop_scale <= 3.0:
+            raise EdgefasError(f"--crop-scale {args.crop_scale:g} outside 0.8-3.0")
+        contract = Contract(crop_scale=args.crop_scale)
+    best = run_training(args.protocol, recipe, args.out, roots=roots, contract=contract,
+                        resume=not args.no_resume)
     print(f"best checkpoint: {best}")
     if args.package:
         from ..train.package import package_run

@@ -144,6 +144,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=opt)
+        if state.get("contract") and Contract.from_dict(state["contract"]) != contract:
+            # Crops of another geometry would be mixed into one model without a word.
+            raise EdgefasError(f"{ckpt} was trained with the contract {state['contract']}, not "
+                               f"{contract.to_dict()}: use another --out or --no-resume")
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
