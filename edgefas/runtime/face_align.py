@@ -58,9 +58,9 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 #: Below this similarity scale (faces over ~5x wider than in the crop: HD cameras at kiosk
 #: distance, high-resolution photos) the crop's region is first halved with OpenCV's
 #: vectorised 2x2 area path. A one-step area resize at a non-integer factor costs in
-#: proportion to the region's pixels: ~5.6 ms for a 350 px face in a 1080p frame on 2 cores
-#: here. No face of the training or evaluation sets is this large (the smallest scale among
-#: Replay-Attack, LFW and the london portraits is 0.247), so their crops are unchanged.
+#: proportion to the region's pixels: ~5.5 ms for a 490 px face in a 1080p frame here
+#: (benchmarks/frame_size.py). No face of the training or evaluation sets is this large (the
+#: smallest scales: Replay-Attack 0.328, LFW 0.371, london 0.247), so their crops are unchanged.
 HALVE_BELOW_SCALE = 0.2
 
 
