@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 HERE = Path(__file__).resolve().parent
 
 
-def coverage(samples, det, min_score: float, desc: str) -> dict:
+def coverage(samples, det, min_score: float, desc: str, root: Path) -> dict:
+    """Found / images per split and label; missed images as paths relative to ``root`` (the
+    data set's folder), so the report names no machine's own paths."""
     from edgefas.data.face_cache import read_sample
 
     found: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -33,7 +35,8 @@ def coverage(samples, det, min_score: float, desc: str) -> dict:
         found[key][0] += int(ok)
         found[key][1] += 1
         if not ok:
-            missed.append(s.key)
+            p = Path(s.key).resolve()
+            missed.append(str(p.relative_to(root)) if p.is_relative_to(root) else p.name)
     rows = {f"{k[0]}/{k[1]}": {"found": v[0], "images": v[1], "rate": v[0] / v[1]}
             for k, v in sorted(found.items())}
     return {"rows": rows, "missed": missed}
@@ -54,22 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     det = FaceDetector.from_file(bundle.model_file("face_detector", "onnx"))
     min_score = bundle.face_policy.min_face_score
     roots = DataRoots().resolve()
-    results = {"min_face_score": min_score, "sets": {}}
+    command = f"python benchmarks/face_detection.py{' --all-frames' if args.all_frames else ''}"
+    results = {"command": command, "min_face_score": min_score, "sets": {}}
     if roots.replay_1frame and Path(roots.replay_1frame).is_dir():
+        root = Path(roots.replay_1frame).resolve()
         results["sets"]["replay-attack 1 frame per video"] = coverage(
-            load_replay_attack(roots.replay_1frame), det, min_score, "replay 1-frame")
+            load_replay_attack(root), det, min_score, "replay 1-frame", root)
     if args.all_frames and roots.replay_frames and Path(roots.replay_frames).is_dir():
+        root = Path(roots.replay_frames).resolve()
         results["sets"]["replay-attack 20 frames per video"] = coverage(
-            load_replay_attack(roots.replay_frames), det, min_score, "replay 20-frame")
+            load_replay_attack(root), det, min_score, "replay 20-frame", root)
     london = find_shared_fixture("london")
     if london:
-        results["sets"]["london fixtures"] = coverage(load_london(london), det, min_score, "london")
-        sf = sorted((london.parent / "silentface").glob("*.jpg"))
+        fixtures = london.resolve().parent
+        results["sets"]["london fixtures"] = coverage(load_london(london), det, min_score, "london",
+                                                      fixtures)
+        sf = sorted((fixtures / "silentface").glob("*.jpg"))
         results["sets"]["silentface fixtures"] = coverage(
             [Sample(str(f), f.stem.split("_")[1].startswith("F"), "", "fixture", "silentface")
-             for f in sf], det, min_score, "silentface")
-    lines = [f"Face found = a box with score >= {min_score}. Command: "
-             f"`python benchmarks/face_detection.py{' --all-frames' if args.all_frames else ''}`.",
+             for f in sf], det, min_score, "silentface", fixtures)
+    lines = [f"Face found = a box with score >= {min_score}. Command: `{command}`.",
              "", "| Set | Split / label | Found / images | Rate |", "|---|---|---:|---:|"]
     for name, res in results["sets"].items():
         for k, v in res["rows"].items():
