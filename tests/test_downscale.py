@@ -90,3 +90,9 @@ def test_the_pre_shrink_maps_pixel_centres_exactly(detector, astronaut_bgr, monk
     np.testing.assert_array_equal(fast.matrix, ref.matrix)
     diff = np.abs(fast.crop.astype(np.int16) - ref.crop.astype(np.int16))
     assert diff.mean() < 1.0, diff.mean()
+
+
+def test_a_thin_wide_frame_is_answered_not_hung(detector):
+    # 1 x 3000: too wide for the one-step letterbox, too thin to halve. It once looped forever.
+    strip = np.random.default_rng(0).integers(0, 256, (1, 3000, 3), dtype=np.uint8)
+    assert detector(strip).decision.value == "no_face"

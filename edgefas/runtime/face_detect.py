@@ -65,14 +65,15 @@ def _letterbox(image_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     scale = INPUT_SIZE / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    src = image_bgr
-    # HD frames: halve with the vectorised 2x2 area path until the long side is at most
-    # HALVE_ABOVE_PX, then area-resize the rest (1080p: ~1 ms instead of ~2.3-4.5 ms for one
-    # area resize over every pixel). Smaller frames, all of the training and evaluation data
-    # included, take the one-step path unchanged.
-    while max(src.shape[:2]) > HALVE_ABOVE_PX:
-        src = halve(src, 1)
-    resized = cv2.resize(src, (nw, nh), interpolation=interp)
+    # Frames over HALVE_ABOVE_PX (4K, photos): halve with the vectorised 2x2 area path until
+    # the long side is at most that, then area-resize the rest (4K: ~4.3 ms instead of ~15 ms
+    # for one area resize over every pixel). Smaller frames, all of the training and evaluation
+    # data included, take the one-step path unchanged. The count is fixed up front: a 1-px tall
+    # strip cannot be halved, and a loop on the image itself would never end.
+    halvings = 0
+    while max(h, w) >> halvings > HALVE_ABOVE_PX:
+        halvings += 1
+    resized = cv2.resize(halve(image_bgr, halvings), (nw, nh), interpolation=interp)
     pad_x, pad_y = (INPUT_SIZE - nw) / 2, (INPUT_SIZE - nh) / 2
     canvas = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
     x0, y0 = int(pad_x), int(pad_y)
