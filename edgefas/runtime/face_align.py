@@ -110,7 +110,7 @@ def align_face(image: np.ndarray, keypoints: np.ndarray, *, size: int, crop_scal
             # x -> x / m, like the one-step way's x -> x * f below, leaves out the half-pixel
             # offset of pixel centres; keeping its convention makes the two ways' crops differ
             # in filter only (tests/test_downscale.py), not by a tenth of a pixel as well.
-            pts = (src - [x0, y0]) / m if m > 1 else src - [x0, y0]
+            pts = (src - [x0, y0]) / m   # m = 1 divides exactly: small faces are unchanged
             f = 2.0 * scale * m
             img = cv2.resize(roi, (max(1, round(roi.shape[1] * f)), max(1, round(roi.shape[0] * f))),
                              interpolation=cv2.INTER_AREA)
