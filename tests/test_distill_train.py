@@ -169,6 +169,28 @@ def test_train_agfas_with_the_structure_condition(tmp_path):
     _no_pickles(tmp_path)
 
 
+def test_camera_augmentation_of_the_live_prior_changes_training_resumes_alike_and_is_recorded(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("agfas", "tiny").with_overrides(condition="lowpass", augment="camera")
+    train_diffusion(recipe.with_overrides(steps=2), crops[live], tmp_path / "a", progress=False)
+    a = load_diffusion_teacher(train_diffusion(recipe, crops[live], tmp_path / "a", progress=False))
+    b = load_diffusion_teacher(train_diffusion(recipe, crops[live], tmp_path / "b", progress=False))
+    plain = load_diffusion_teacher(train_diffusion(recipe.with_overrides(augment="none"), crops[live],
+                                                   tmp_path / "plain", progress=False))
+    assert a.info["recipe"]["augment"] == "camera" and plain.info["recipe"]["augment"] == "none"
+    for (name, pa), pb in zip(a.unet.state_dict().items(), b.unet.state_dict().values()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    # the same seed without the capture pipeline trains on other pixels, so other weights
+    assert any(not torch.allclose(pa, pp) for pa, pp in zip(a.unet.parameters(), plain.unet.parameters()))
+    with pytest.raises(TeacherConfigError, match="augment='camera'"):
+        train_diffusion(recipe.with_overrides(augment="none", steps=6), crops[live], tmp_path / "a",
+                        progress=False)
+    with pytest.raises(TeacherConfigError, match="host"):
+        train_diffusion(recipe, crops[live], tmp_path / "c", progress=False, batches_on_device=True)
+    with pytest.raises(TeacherConfigError, match="camera"):
+        get_recipe("agfas", "tiny").with_overrides(augment="cameras")
+
+
 def test_train_diffusion_refuses_bad_crops(tmp_path):
     crops, _ = _crops()
     with pytest.raises(TeacherConfigError, match="uint8"):

@@ -110,6 +110,19 @@ def test_teacher_with_the_structure_condition(replay_tree, tmp_path, monkeypatch
               str(tmp_path / "x"), "--replay-root", str(frames)])
 
 
+def test_teacher_with_camera_augmentation(replay_tree, tmp_path, monkeypatch):
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "camaug"
+    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--condition", "lowpass",
+                 "--augment", "camera", "--out", str(out), "--replay-root", str(frames)]) == 0
+    info = json.loads((out / "teacher" / "teacher.json").read_text())
+    assert info["recipe"]["augment"] == "camera" and info["condition"]["kind"] == "lowpass"
+    with pytest.raises(SystemExit, match="diffusion teachers"):
+        main(["teacher", "--model", "despoof", "--recipe", "tiny", "--augment", "camera", "--out",
+              str(tmp_path / "x"), "--replay-root", str(frames)])
+
+
 def test_teacher_respects_the_held_out_species(replay_tree, tmp_path, monkeypatch):
     from edgefas.data.sources import CropStore, DataRoots
     from edgefas.distill.teacher_data import teacher_training_set

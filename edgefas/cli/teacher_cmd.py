@@ -60,6 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stand-in for the paper's identity embedding: it keeps who the face is at large t0)")
     p.add_argument("--condition-sigma", type=float, help="blur sigma of --condition lowpass, in pixels "
                    "(default: the recipe's, 2.0)")
+    p.add_argument("--augment", choices=["none", "camera"],
+                   help="diffusion teachers: 'camera' sends each training face through a random capture "
+                        "pipeline (resolution, blur/sharpening, noise, gamma, JPEG; as `edgefas train "
+                        "--augment camera`) so the live prior also knows other cameras' live faces "
+                        "(default: the recipe's, none)")
     p.add_argument("--init-from", type=Path, help="a teacher folder to start from (ddm-all)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
@@ -92,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("edgefas teacher: --condition is for the AG-FAS generator (--model agfas)")
         sigma = {"condition_sigma": args.condition_sigma} if args.condition_sigma else {}
         recipe = recipe.with_overrides(condition=args.condition or "lowpass", **sigma)
+    if args.augment and args.augment != "none":
+        if kind == "despoof_net":
+            raise SystemExit("edgefas teacher: --augment is for the diffusion teachers")
+        recipe = recipe.with_overrides(augment=args.augment)
     contract = Contract()
     region = getattr(recipe, "region", 1.0)
     if args.pack:

@@ -16,6 +16,7 @@ from .errors import TeacherConfigError
 from .schedule import DiffusionSchedule
 
 MIXED_PRECISIONS = ("no", "bf16", "fp16")   # accelerate's names
+DIFFUSION_AUGMENTS = ("none", "camera")
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,15 @@ class DiffusionRecipe:
     threads: int = 2
     # "bf16": accelerate's autocast on a GPU (ignored on the CPU, where it would be slower)
     mixed_precision: str = "no"
+    # "camera": each training face goes through edgefas.train.camera_aug's random capture
+    # pipeline (resolution, blur/sharpening, noise, gamma, JPEG) before its patch is cut, so the
+    # live prior also holds live faces as other cameras would have taken them
+    augment: str = "none"
 
     def __post_init__(self) -> None:
+        if self.augment not in DIFFUSION_AUGMENTS:
+            raise TeacherConfigError(unknown_name("teacher augmentation", self.augment,
+                                                  list(DIFFUSION_AUGMENTS)))
         if self.mixed_precision not in MIXED_PRECISIONS:
             raise TeacherConfigError(unknown_name("mixed precision", self.mixed_precision,
                                                   list(MIXED_PRECISIONS)))

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..runtime.preprocess import Contract, to_tensor
+from ..train.camera_aug import capture_batch
 from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ..train.ema import ema_update
 from .agfas import StructureCondition
@@ -177,6 +178,13 @@ def _check_saved_config(ckpt: Path, key: str, expected: dict) -> None:
                                  "use a new out_dir or resume=False")
 
 
+def _check_saved_augment(ckpt: Path, augment: str) -> None:
+    saved = (json.loads((ckpt / "trainer_state.json").read_text()).get("recipe") or {}).get("augment", "none")
+    if saved != augment:
+        raise TeacherConfigError(f"{ckpt} was trained with augment={saved!r}, not {augment!r}; "
+                                 "use a new out_dir or resume=False")
+
+
 def _write_weights(folder: Path, module: torch.nn.Module, filename: str) -> None:
     """A fresh ``folder`` holding ``module``'s state dict as safetensors (never a pickle)."""
     from safetensors.torch import save_file
@@ -254,6 +262,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     ema = copy.deepcopy(unet).requires_grad_(False)
     if ckpt is not None:
         _check_saved_config(ckpt, "unet_config", unet_cfg.to_dict())
+        _check_saved_augment(ckpt, recipe.augment)
         state = load_checkpoint(ckpt, model=unet, ema=ema, optimizer=opt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     unet, opt = accelerator.prepare(unet, opt)
@@ -261,7 +270,11 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     forward = schedule.ddim()
     device, n = accelerator.device, len(crops_uint8)
     if batches_on_device is None:
-        batches_on_device = device.type == "cuda"
+        batches_on_device = device.type == "cuda" and recipe.augment == "none"
+    if batches_on_device and recipe.augment != "none":
+        # the capture pipeline is OpenCV on uint8 crops: it runs on the host only
+        raise TeacherConfigError(f"augment={recipe.augment!r} draws its batches on the host; "
+                                 "use batches_on_device=False")
     batches = (_DeviceBatches(crops_uint8, contract, device, patch=patch, hflip=recipe.hflip,
                               t_max=recipe.t_max, seed=recipe.seed) if batches_on_device else None)
     bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"{recipe.kind} {recipe.name}",
@@ -275,7 +288,14 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         else:
             rng = np.random.default_rng([recipe.seed, step])
             idx = rng.integers(0, n, recipe.batch_size)
-            x0 = torch.from_numpy(to_tensor(_patches(crops_uint8, idx, patch, recipe.hflip, rng), contract))
+            if recipe.augment == "camera":
+                # whole faces through the capture pipeline, then patches: resolution and JPEG act
+                # on the face as a camera would, not on a 32 px patch
+                faces = capture_batch(crops_uint8[idx], rng)
+                x0 = _patches(faces, np.arange(len(idx)), patch, recipe.hflip, rng)
+            else:
+                x0 = _patches(crops_uint8, idx, patch, recipe.hflip, rng)
+            x0 = torch.from_numpy(to_tensor(x0, contract))
             g = torch.Generator().manual_seed(int(rng.integers(2**62)))
             eps = torch.randn(x0.shape, generator=g)
             t = torch.randint(0, recipe.t_max, (len(idx),), generator=g)
