@@ -378,6 +378,9 @@ def test_sweep_chooses_per_protocol_on_devel_and_checks_what_the_teacher_saw(
     want = "agfas cue (+ LFW live faces, lowpass condition, full crop)"
     assert _features_name(lowpass, {"name": "agfas cue"}) == want
     del lowpass["teacher"]["region"]
+    camaug = {"teacher": {"kind": "agfas", "teacher_json": {"agfas": {
+        "recipe": {"name": "cpu", "augment": "camera"}}}}}
+    assert _features_name(camaug, {"name": "agfas cue"}) == "agfas cue (camera augmentation)"
     # a student is named by its objective, NFE and its teacher's tags
     student = {"teacher": {"kind": "student", "nfe": 2, "teacher_json": {"student": {
         "recipe": {"objective": "consistency"}, "teacher": {"info": {"recipe": {"name": "cpu"}}}}}}}

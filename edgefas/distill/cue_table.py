@@ -37,7 +37,9 @@ def _teacher_tags(infos: list[dict]) -> list[str]:
     """What sets a teacher apart from the CPU-recipe, unconditional, Replay-only one."""
     return sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
                   | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))}
-                  | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")})
+                  | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")}
+                  | {f"{a} augmentation" for i in infos
+                     if (a := i.get("recipe", {}).get("augment", "none")) != "none"})
 
 
 def _features_name(rep: dict, res: dict) -> str:
