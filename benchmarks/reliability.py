@@ -181,7 +181,10 @@ def run_bad_uploads(url: str, jpeg: bytes, limit: int) -> dict:
         "oversized raw body": {"content": b"\0" * (limit + 1)},
         "oversized multipart": {"files": {"image": ("big.jpg", b"\xff" * (limit + 1))}},
         "empty body": {"content": b""},
-        "undecodable bytes": {"content": b"GIF89a not really"},
+        "undecodable bytes": {"content": b"GIF89a\x10\x00\x10\x00 not really"},
+        # a frame over the 8192 px limit in a small PNG: refused from its header, not decoded
+        "huge frame, small file": {"content": cv2.imencode(".png", np.zeros((9000, 300), np.uint8))[1]
+                                   .tobytes()},
         "multipart without image": {"files": {"photo": ("a.jpg", jpeg)}},
         "broken multipart": {"content": b"--z\r\nContent-Disposition: form-data",
                              "headers": {"content-type": "multipart/form-data; boundary=z"}},

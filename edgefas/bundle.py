@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import BundleError
+from .runtime.face_align import TEMPLATE_NAME
 from .runtime.face_stage import FacePolicy
 from .runtime.preprocess import Contract
 
@@ -74,6 +76,13 @@ class Bundle:
                     f"{precision} --out NEW_BUNDLE'" if role == "classifier" and precision else "")
             raise BundleError(f"bundle {self.name!r} has no {file_key!r} file for {role!r} "
                               f"(it has: {', '.join(have) or 'none'}){hint}") from None
+        files = self.manifest["files"]
+        # every model file must be one the manifest hashes (load_bundle checked those): a path
+        # outside that list, or outside the folder, would be loaded unchecked
+        if not _inside(rel) or not (rel in files or any(f.startswith(rel.rstrip("/") + "/")
+                                                        for f in files)):
+            raise BundleError(f"bundle {self.name!r}: {role} file {rel!r} ({file_key}) is not one "
+                              "of the bundle's hashed files")
         return self.path / rel
 
 
@@ -129,13 +138,19 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mpath} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath} holds a JSON {type(manifest).__name__}, not an object")
     for key in ("schema_version", "name", "files", "models", "preprocess", "face_policy",
                 "threshold", "calibration"):
         if key not in manifest:
             raise BundleError(f"{mpath} lacks the required key {key!r}")
-    if manifest["schema_version"] > SCHEMA_VERSION:
-        raise BundleError(f"{mpath} has schema {manifest['schema_version']}; this edgefas "
+    version = manifest["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BundleError(f"{mpath}: schema_version must be a whole number >= 1, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise BundleError(f"{mpath} has schema {version}; this edgefas "
                           f"reads up to {SCHEMA_VERSION}: upgrade edgefas")
+    check_manifest_values(manifest, mpath)
     if verify:
         for rel, info in manifest["files"].items():
             f = root / rel
@@ -148,6 +163,82 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
                     f"!= {info['sha256'][:12]}...); the file was changed or corrupted. "
                     "Restore it or re-create the bundle.")
     return Bundle(root, manifest)
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _inside(rel: object) -> bool:
+    """A relative path that stays inside the bundle folder."""
+    if not isinstance(rel, str) or not rel:
+        return False
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts and "\\" not in rel
+
+
+def check_manifest_values(manifest: dict[str, Any], mpath: Path | str = MANIFEST) -> None:
+    """Refuse a manifest whose values the Detector cannot use, with the field that is wrong.
+
+    A hand-edited or generated manifest can have every key and still hold a NaN threshold, a
+    zero std or a model file outside the hashed list: each would load and then raise on
+    every frame, or silently give wrong answers. Raises BundleError.
+    """
+    def bad(what: str) -> BundleError:
+        return BundleError(f"{mpath}: {what}")
+
+    files = manifest["files"]
+    if not isinstance(files, dict):
+        raise bad("'files' must map file names to their sha256")
+    for rel, info in files.items():
+        if not _inside(rel):
+            raise bad(f"file {rel!r} is not a path inside the bundle")
+        digest = info.get("sha256") if isinstance(info, dict) else None
+        if not (isinstance(digest, str) and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)):
+            raise bad(f"file {rel!r} has no sha256 (64 hex digits)")
+    models = manifest["models"]
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise bad("'models' must map each role to its files per format")
+    thr = manifest["threshold"]
+    if not isinstance(thr, dict) or not _finite(thr.get("value")) or not 0 <= thr["value"] <= 1:
+        raise bad(f"threshold.value must be a number in [0, 1], got "
+                  f"{thr.get('value') if isinstance(thr, dict) else thr!r}")
+    cal = manifest["calibration"]
+    if not isinstance(cal, dict) or not (_finite(cal.get("a")) and _finite(cal.get("b"))):
+        raise bad("calibration needs finite numbers 'a' and 'b' (live = sigmoid(a * logit + b))")
+    pre, pol = manifest["preprocess"], manifest["face_policy"]
+    if not isinstance(pre, dict) or not isinstance(pol, dict):
+        raise bad("'preprocess' and 'face_policy' must be objects")
+    missing = [k for k in ("size", "crop_scale", "template", "color_order", "value_range", "mean",
+                           "std", "layout") if k not in pre]
+    if missing:  # the contract is what the model was trained on: no field may fall to a default
+        raise bad(f"preprocess lacks {', '.join(missing)}")
+    try:
+        c = Contract.from_dict(pre)
+        policy = FacePolicy.from_dict(pol)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"preprocess or face_policy: {exc}") from None
+    if not (isinstance(c.size, int) and not isinstance(c.size, bool) and 16 <= c.size <= 1024):
+        raise bad(f"preprocess.size must be a whole number of pixels in [16, 1024], got {c.size!r}")
+    if not (_finite(c.crop_scale) and 0.5 <= c.crop_scale <= 8):
+        raise bad(f"preprocess.crop_scale must be in [0.5, 8], got {c.crop_scale!r}")
+    if c.template != TEMPLATE_NAME:
+        raise bad(f"preprocess.template {c.template!r} is not one this edgefas aligns to "
+                  f"({TEMPLATE_NAME})")
+    if c.color_order not in ("rgb", "bgr"):
+        raise bad(f"preprocess.color_order must be 'rgb' or 'bgr', got {c.color_order!r}")
+    if c.layout not in ("NCHW", "NHWC"):
+        raise bad(f"preprocess.layout must be 'NCHW' or 'NHWC', got {c.layout!r}")
+    triples = (c.value_range, c.mean, c.std)
+    if not (len(c.value_range) == 2 and len(c.mean) == 3 and len(c.std) == 3
+            and all(_finite(v) for t in triples for v in t) and all(v != 0 for v in c.std)
+            and c.value_range[0] != c.value_range[1]):
+        raise bad("preprocess needs value_range (2 numbers, not equal), mean and std (3 finite "
+                  "numbers each, std non-zero)")
+    for name, value in policy.to_dict().items():
+        if not _finite(value) or value < 0:
+            raise bad(f"face_policy.{name} must be a non-negative number, got {value!r}")
 
 
 def write_manifest(root: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:

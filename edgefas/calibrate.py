@@ -218,9 +218,9 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         raise EdgefasError(f"{out} exists: choose a new folder for the calibrated bundle")
     det = Detector(bundle)
     live = collect(det, live_dir, progress=progress, desc="live captures")
-    if len(live.logits) < min_live:
+    if len(live.logits) < max(min_live, 1):
         raise EdgefasError(f"only {len(live.logits)} live captures with a usable face under "
-                           f"{live_dir} (need >= {min_live}; failures: {live.failed})")
+                           f"{live_dir} (need >= {max(min_live, 1)}; failures: {live.failed})")
     attack = collect(det, attack_dir, progress=progress, desc="attack captures") \
         if attack_dir else Captures(np.zeros(0), [], {})
     a, b = det._cal_a, det._cal_b

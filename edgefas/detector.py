@@ -7,6 +7,7 @@ concurrent calls give the same results as sequential ones.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .errors import InputTypeError
+from .errors import BundleError, EdgefasError, InputTypeError
 from .result import Decision, Result
 from .runtime.backends import auto_backend, get_backend, load_model
 from .runtime.calibration import apply_platt
 from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
+from .runtime.face_signature import face_signature
 from .runtime.face_stage import FaceOutcome, FaceStage
 from .runtime.preprocess import to_tensor
 
@@ -70,6 +72,11 @@ class Detector:
                  far_faces: bool = False) -> None:
         if color_order not in ("bgr", "rgb"):
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
+        if bundle is not None and not isinstance(bundle, (str, os.PathLike, Bundle)):
+            raise InputTypeError(f"bundle must be a folder path or a Bundle, got {type(bundle).__name__}")
+        for name, value, low in (("threads", threads, 1), ("max_side_px", max_side_px, 64)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+                raise InputTypeError(f"{name} must be a whole number >= {low}, got {value!r}")
         self.bundle = (bundle if isinstance(bundle, Bundle)
                        else load_bundle(bundle, manifest_sha256=manifest_sha256))
         if backend == "auto":
@@ -84,14 +91,28 @@ class Detector:
         cal = self.bundle.calibration
         self._cal_a, self._cal_b = float(cal["a"]), float(cal["b"])
         face_key, face_backend = spec.face
-        face_model = load_model(self.bundle.model_file("face_detector", face_key), face_backend,
-                                threads=threads)
+        face_model = _load(self.bundle, "face_detector", face_key, face_backend, threads)
         self.precision = precision
-        self._classifier = load_model(self.bundle.model_file("classifier", spec.model_key(precision)),
-                                      backend, threads=threads)
+        self._classifier = _load(self.bundle, "classifier", spec.model_key(precision), backend, threads)
+        self._check_classifier_input()
         self.face_stage = FaceStage(FaceDetector(face_model), self.bundle.face_policy,
                                     size=self.contract.size, crop_scale=self.contract.crop_scale,
                                     far_faces=far_faces)
+
+    def _check_classifier_input(self) -> None:
+        # one blank crop through the classifier now, so a contract that does not fit the
+        # model (another size or layout) fails here, once, not on every frame later
+        c = self.contract
+        try:
+            out = self.live_logits(np.zeros((1, c.size, c.size, 3), np.uint8))
+        except EdgefasError:
+            raise
+        except Exception as exc:  # each engine raises its own types
+            raise BundleError(f"bundle {self.bundle.name!r}: its classifier does not take the "
+                              f"contract's {c.size}x{c.size} {c.layout} input ({exc})") from None
+        if out.shape != (1,):
+            raise BundleError(f"bundle {self.bundle.name!r}: its classifier gives {out.shape} "
+                              "outputs per face, not one live logit")
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike[str], backend: str = "onnxruntime",
@@ -151,8 +172,9 @@ class Detector:
             reasons = outcome.reasons + (
                 f"live_score {score:.3f} {'>=' if decision is Decision.LIVE else '<'} "
                 f"threshold {self.threshold:.3f}",)
+        sig = face_signature(al.crop) if al is not None and al.crop is not None else None
         return Result(decision, score, self.threshold, box, lms,
-                      face.score if face is not None else None, timings, reasons)
+                      face.score if face is not None else None, timings, reasons, sig)
 
     def __call__(self, image: object) -> Result:
         """Score one frame: a path, encoded bytes, or an HxWx3 uint8 array (see
@@ -180,6 +202,12 @@ class Detector:
         Per-image ``timings_ms`` hold that image's decode/detect/align times; ``score`` is the
         batched call's time divided among the faces scored.
         """
+        if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) \
+                or not isinstance(images, Iterable):
+            # one image where a list was meant would be scored piece by piece (characters,
+            # bytes or array rows): say so instead
+            raise InputTypeError(f"batch() takes a list of images, got {type(images).__name__}; "
+                                 "call the detector itself for one image")
         prepared = [self._prepare(im) for im in images]
         ready = [i for i, (p, _) in enumerate(prepared)
                  if isinstance(p, FaceOutcome) and p.decision is None]
@@ -212,3 +240,16 @@ class Detector:
                 f"precision={self.precision!r}, "
                 f"threshold={self.threshold:.3f})")
 
+
+def _load(bundle: Bundle, role: str, key: str, backend: str, threads: int):
+    """A bundle model loaded by ``backend``; an unreadable file (even one whose hash matches
+    the manifest, e.g. a bundle built from a broken export) is a BundleError, not an engine's
+    own exception type."""
+    path = bundle.model_file(role, key)
+    try:
+        return load_model(path, backend, threads=threads)
+    except EdgefasError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"bundle {bundle.name!r}: {backend} cannot load its {role} "
+                          f"{path.name} ({exc})") from None

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Decision(str, enum.Enum):
@@ -38,6 +41,10 @@ class Result:
         face_score: the face detector's confidence for ``box``.
         timings_ms: milliseconds per stage: ``decode``, ``detect``, ``align``, ``score``, ``total``.
         reasons: human-readable explanations, e.g. ``("face 31 px wide < min_face_px 48",)``.
+        signature: the scored face's appearance signature (see
+            :mod:`edgefas.runtime.face_signature`), which video sessions compare frame to
+            frame to notice a different face at the same place; ``None`` when no face was
+            aligned. Not part of :meth:`to_dict`.
     """
 
     decision: Decision
@@ -48,6 +55,7 @@ class Result:
     face_score: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    signature: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_live(self) -> bool:

@@ -3,9 +3,11 @@
 A kiosk watches a face for a second or two and wants one answer. Single frames flicker (motion
 blur, a blink, a reflection), so the session smooths the live score over the last ``window``
 scored frames and only decides once ``min_frames`` frames of the *same* face were scored.
-A face that jumps (box IoU with the tracked face below ``min_iou``) or disappears for more
-than ``max_missing`` frames starts a new session: a verdict never mixes two people, and an
-attacker cannot warm a session up with a live face and then swap in a photo. A session that
+A face that jumps (box IoU with the tracked face below ``min_iou``), whose appearance changes
+at the same place (signature similarity below ``min_similarity``: another person, or a photo of
+someone else held where the face was) or that disappears for more than ``max_missing`` frames
+starts a new session, so a verdict does not carry over from one face to the next (appearance is
+compared coarsely: a look-alike under the same light can pass; see ``min_similarity``). A session that
 has not decided after ``timeout_s`` says ``timeout``.
 
 The aggregation is separate from the Detector (:meth:`Session.feed` takes a ready Result),
@@ -25,6 +27,8 @@ Example:
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import EdgefasError
+from .errors import EdgefasError, InputTypeError
 from .result import Decision, Result
+from .runtime.face_signature import signature_similarity
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -55,6 +60,10 @@ class SessionState(str, enum.Enum):
         return self.value
 
 
+def _number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """How a session aggregates frames.
@@ -63,11 +72,18 @@ class SessionConfig:
         window: the verdict score is the mean of the last ``window`` live scores of the face.
         min_frames: scored frames of the same face needed before deciding.
         min_iou: a face box overlapping the tracked one less than this is a new face: reset.
-        max_missing: this many frames in a row without a scored face reset the session
-            (the person left); frames with no face in between are otherwise skipped.
+        max_missing: more than this many frames in a row without a scored face reset the
+            session (the person left); fewer are skipped.
         timeout_s: seconds from the first frame without a decision -> ``timeout``
             (None: never). Time comes from the ``t`` passed with each frame, else a clock.
         aggregate: "mean" or "median" of the window's scores.
+        min_similarity: a scored face whose appearance signature is less similar than this
+            to the tracked face's (the mean direction of its signatures so far) is another
+            face at the same place: reset (None: boxes only). 0.85, set on Replay-Attack
+            devel (``benchmarks/face_signature.py``): none of 6,839 frames falls below it
+            against its own video's track, 85.3 % of 1,800 frames of another person under the
+            same conditions do. Results without a signature (e.g. read back from JSON) are
+            tracked by their boxes alone.
     """
 
     window: int = 10
@@ -76,13 +92,22 @@ class SessionConfig:
     max_missing: int = 10
     timeout_s: float | None = 10.0
     aggregate: str = "mean"
+    min_similarity: float | None = 0.85
 
     def __post_init__(self) -> None:
-        if self.window < 1 or self.min_frames < 1:
-            raise EdgefasError(f"window and min_frames must be >= 1, got {self.window}, "
-                               f"{self.min_frames}")
-        if not 0.0 <= self.min_iou <= 1.0:
-            raise EdgefasError(f"min_iou must be in [0, 1], got {self.min_iou}")
+        for name, low in (("window", 1), ("min_frames", 1), ("max_missing", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+                raise EdgefasError(f"{name} must be a whole number >= {low}, got {v!r}")
+        if not _number(self.min_iou) or not 0.0 <= self.min_iou <= 1.0:
+            raise EdgefasError(f"min_iou must be in [0, 1], got {self.min_iou!r}")
+        if self.timeout_s is not None and not (_number(self.timeout_s) and self.timeout_s > 0):
+            # NaN would never time out; a string would fail on the first frame
+            raise EdgefasError(f"timeout_s must be a positive number of seconds or None, got "
+                               f"{self.timeout_s!r}")
+        if self.min_similarity is not None and not (_number(self.min_similarity)
+                                                    and -1.0 <= self.min_similarity <= 1.0):
+            raise EdgefasError(f"min_similarity must be in [-1, 1] or None, got {self.min_similarity!r}")
         if self.aggregate not in ("mean", "median"):
             raise EdgefasError(f"aggregate must be 'mean' or 'median', got {self.aggregate!r}")
 
@@ -148,6 +173,9 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 class _Track:
     scores: deque[float]
     box: tuple[float, ...] | None = None
+    # sum of the face's signatures so far: its direction is the track's appearance, steadier
+    # than any one frame (the detector's landmarks jump between a few alignments of one face)
+    signature_sum: np.ndarray | None = None
     frames: int = 0
     missing: int = 0
     started: float | None = None
@@ -173,6 +201,8 @@ class Session:
             if detector is None:
                 raise EdgefasError("Session needs a detector or a threshold")
             threshold = detector.threshold
+        if not _number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise EdgefasError(f"threshold must be a live score in [0, 1], got {threshold!r}")
         self.detector = detector
         self.threshold = float(threshold)
         base = config or SessionConfig()
@@ -199,13 +229,24 @@ class Session:
 
     def feed(self, result: Result, t: float | None = None) -> Step:
         """Update the session with an already computed per-frame ``result``."""
+        if not isinstance(result, Result):
+            raise InputTypeError(f"feed() takes a Result (from the detector), got "
+                                 f"{type(result).__name__}; call the session with a frame instead")
         now = self.clock() if t is None else float(t)
         tr = self._track
         if result.decision in SCORED and result.box is not None:
             if tr.box is not None and box_iou(tr.box, result.box) < self.config.min_iou:
                 self.reset(f"face moved or changed (box IoU < {self.config.min_iou}): new session")
                 tr = self._track
+            elif (sim := self._similarity(tr, result.signature)) is not None \
+                    and sim < self.config.min_similarity:  # type: ignore[operator]
+                self.reset(f"another face at the same place (appearance similarity {sim:.2f} < "
+                           f"{self.config.min_similarity}): new session")
+                tr = self._track
             tr.box = result.box
+            if result.signature is not None:
+                tr.signature_sum = (result.signature.astype(np.float32) if tr.signature_sum is None
+                                    else tr.signature_sum + result.signature)
             tr.scores.append(float(result.live_score))
             tr.frames += 1
             tr.missing = 0
@@ -217,6 +258,13 @@ class Session:
         if tr.started is None:
             tr.started = now
         return Step(result, self._verdict(now))
+
+    def _similarity(self, tr: _Track, new: np.ndarray | None) -> float | None:
+        """Similarity of a frame's signature to the tracked face's (None: nothing to compare)."""
+        if self.config.min_similarity is None or new is None or tr.signature_sum is None:
+            return None
+        norm = float(np.linalg.norm(tr.signature_sum))
+        return signature_similarity(tr.signature_sum / norm, new) if norm > 0 else None
 
     def _verdict(self, now: float) -> Verdict:
         tr, cfg = self._track, self.config

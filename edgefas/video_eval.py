@@ -16,6 +16,7 @@ watching once the session decides, so later frames do not get a say.
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections import defaultdict
@@ -48,7 +49,9 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
     """Detector Results for ``samples`` (one batched call per video), cached as JSON."""
     if cache is not None and cache.is_file():
         rows = json.loads(cache.read_text())
-        if [r["path"] for r in rows] == [s.path for s in samples]:
+        # a cache from before sessions compared faces' appearance has no signatures: redo it
+        if [r["path"] for r in rows] == [s.path for s in samples] \
+                and all("signature" in r for r in rows):
             return [_result_from(r) for r in rows]
     by_video: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
@@ -60,15 +63,25 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
             out[i] = r
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps([{"path": s.path, **r.to_dict()}
+        cache.write_text(json.dumps([{"path": s.path, **r.to_dict(),  # type: ignore[union-attr]
+                                      "signature": _pack(r.signature)}  # type: ignore[union-attr]
                                      for s, r in zip(samples, out)]))
     return out  # type: ignore[return-value]
+
+
+def _pack(sig: np.ndarray | None) -> str | None:
+    # float16 is ample for a cosine of unit vectors and keeps the cache small
+    return None if sig is None else base64.b64encode(sig.astype("<f2").tobytes()).decode()
+
+
+def _unpack(text: str | None) -> np.ndarray | None:
+    return None if text is None else np.frombuffer(base64.b64decode(text), "<f2").astype(np.float32)
 
 
 def _result_from(d: dict[str, Any]) -> Result:
     return Result(Decision(d["decision"]), d["live_score"], d["threshold"],
                   tuple(d["box"]) if d["box"] else None, None, d["face_score"], {},
-                  tuple(d["reasons"]))
+                  tuple(d["reasons"]), _unpack(d.get("signature")))
 
 
 def _rates(accepted: np.ndarray, is_attack: np.ndarray, species: np.ndarray) -> dict[str, Any]:
@@ -141,7 +154,8 @@ def _group(samples: list[Sample], results: list[Result]
 def _rule_fields(cfg: SessionConfig, chosen_on: str) -> dict[str, Any]:
     """How a reported session rule is recorded in the report."""
     return {"window": cfg.window, "min_frames": cfg.min_frames, "aggregate": cfg.aggregate,
-            "min_iou": cfg.min_iou, "max_missing": cfg.max_missing, "chosen_on": chosen_on}
+            "min_iou": cfg.min_iou, "min_similarity": cfg.min_similarity,
+            "max_missing": cfg.max_missing, "chosen_on": chosen_on}
 
 
 def _devel_hter(candidate: dict[str, Any]) -> float:

@@ -82,3 +82,35 @@ def test_wrong_argument_type_raises_documented_error(detector, bad):
 def test_unknown_color_order_raises():
     with pytest.raises(InputTypeError):
         edgefas.Detector(color_order="bgra")
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_blank_colour_frame_is_no_face_with_its_reason_not_grayscale(detector, value):
+    # a covered lens or a blown-out frame from a colour camera: nothing to find, and not a
+    # grey camera (which would make a kiosk ask for staff)
+    r = detector(np.full((480, 640, 3), value, np.uint8))
+    assert r.decision is Decision.NO_FACE, r.reasons
+    assert r.reasons[0].startswith("blank frame")
+
+
+def test_decompression_bomb_is_refused_from_its_header(detector):
+    ok, buf = cv2.imencode(".png", np.zeros((9000, 300), np.uint8))
+    assert ok and len(buf) < 1_000_000
+    r = detector(buf.tobytes())
+    assert r.decision is Decision.BAD_INPUT and "from its header" in r.reasons[0], r.reasons
+
+
+def test_paths_that_are_not_image_files(detector, tmp_path):
+    from edgefas.runtime.decode import MAX_ENCODED_BYTES
+
+    assert "embedded null byte" in detector(str(tmp_path / "a\x00b.jpg")).reasons[0]
+    assert "a directory" in detector(tmp_path).reasons[0]
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as f:   # sparse: refused from its size, not read
+        f.truncate(MAX_ENCODED_BYTES + 1)
+    assert "bytes >" in detector(big).reasons[0]
+    if hasattr(__import__("os"), "mkfifo"):
+        fifo = tmp_path / "pipe.jpg"
+        __import__("os").mkfifo(fifo)
+        r = detector(fifo)   # reading it would block for ever
+        assert r.decision is Decision.BAD_INPUT and "not a regular file" in r.reasons[0]

@@ -99,3 +99,62 @@ def test_an_edited_manifest_is_refused_when_pinned(bundle_copy, monkeypatch):
     monkeypatch.setattr(bundle_mod, "default_bundle_path", lambda: bundle_copy)
     with pytest.raises(BundleError, match="not the pinned one"):
         load_bundle()
+
+
+def _edit(root, fn) -> None:
+    m = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps(fn(m)))
+
+
+def _set(section: str, key: str, value):
+    return lambda m: {**m, section: {**m[section], key: value}}
+
+
+@pytest.mark.parametrize("name, fn, match", [
+    ("not an object", lambda m: [m], "not an object"),
+    ("schema as text", lambda m: {**m, "schema_version": "1"}, "schema_version"),
+    ("file without sha256", lambda m: {**m, "files": {k: {"bytes": 1} for k in m["files"]}}, "sha256"),
+    ("files null", lambda m: {**m, "files": None}, "'files'"),
+    ("threshold NaN", _set("threshold", "value", float("nan")), "threshold.value"),
+    ("threshold below 0", _set("threshold", "value", -5), "threshold.value"),
+    ("threshold text", _set("threshold", "value", "abc"), "threshold.value"),
+    ("calibration empty", lambda m: {**m, "calibration": {}}, "calibration"),
+    ("contract defaults", lambda m: {**m, "preprocess": {}}, "preprocess lacks"),
+    ("colour order", _set("preprocess", "color_order", "xyz"), "color_order"),
+    ("template", _set("preprocess", "template", "dlib_68"), "template"),
+    ("crop scale 0", _set("preprocess", "crop_scale", 0), "crop_scale"),
+    ("size -1", _set("preprocess", "size", -1), "preprocess.size"),
+    ("std 0", _set("preprocess", "std", [0, 0, 0]), "std"),
+    ("policy text", _set("face_policy", "min_face_px", "big"), "face_policy.min_face_px"),
+])
+def test_manifest_values_the_detector_cannot_use_are_refused(bundle_copy, name, fn, match):
+    _edit(bundle_copy, fn)
+    with pytest.raises(BundleError, match=match):
+        edgefas.Detector(bundle_copy)
+
+
+def test_model_files_must_be_hashed_and_inside_the_bundle(bundle_copy):
+    _edit(bundle_copy, lambda m: {**m, "models": {**m["models"], "classifier": {
+        **m["models"]["classifier"], "onnx": "../elsewhere/classifier.onnx"}}})
+    with pytest.raises(BundleError, match="not one of the bundle's hashed files"):
+        edgefas.Detector(bundle_copy)
+
+
+@pytest.mark.parametrize("edit, match", [
+    ("garbage model", "cannot load its classifier"),
+    ("contract size", "does not take the contract's 64x64"),
+    ("layout", "NHWC"),
+])
+def test_bundles_whose_models_do_not_load_or_fit_fail_at_load_not_per_frame(bundle_copy, edit, match):
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    m.pop("files")
+    m.pop("schema_version")
+    if edit == "garbage model":  # re-hashed: the hash check alone cannot catch it
+        (bundle_copy / "classifier.onnx").write_bytes(b"not an onnx model")
+    elif edit == "contract size":
+        m["preprocess"]["size"] = 64
+    else:
+        m["preprocess"]["layout"] = "NHWC"
+    write_manifest(bundle_copy, m)
+    with pytest.raises(BundleError, match=match):
+        edgefas.Detector(bundle_copy)

@@ -60,6 +60,35 @@ def test_errors_are_one_line_with_exit_1(tmp_path, capsys):
     assert "Did you mean 'onnx'" in capsys.readouterr().err
 
 
+def test_user_errors_exit_cleanly(tmp_path, capsys, astronaut_bgr):
+    from edgefas.bundle import default_bundle_path
+
+    (tmp_path / "empty").mkdir()
+    assert main(["detect", str(tmp_path / "empty")]) == 1
+    assert "no images under" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path / "missing.jpg")]) == 1   # listed, then exit 1
+    assert "none of the 1 image(s) could be read" in capsys.readouterr().err
+    # the shipped bundle's manifest is pinned: an in-place export would break every install
+    assert main(["export", str(default_bundle_path()), "--target", "onnx", "--precision", "fp16"]) == 1
+    assert "not changed in place" in capsys.readouterr().err
+    live = tmp_path / "captures" / "live"
+    live.mkdir(parents=True)
+    cv2.imwrite(str(live / "a.jpg"), astronaut_bgr)
+    assert main(["eval", "--folder", str(tmp_path / "captures"), "--out", str(tmp_path / "e")]) == 1
+    assert "both live/ and attack/" in capsys.readouterr().err
+    assert main(["calibrate", "--live", str(live), "--out", str(tmp_path / "cal"),
+                 "--json", str(tmp_path / "nowhere" / "r.json")]) == 1
+    assert "folder does not exist" in capsys.readouterr().err and not (tmp_path / "cal").exists()
+    assert main(["detet", "x.jpg"]) == 2
+    assert "Did you mean 'detect'" in capsys.readouterr().err
+    for argv in (["bench", "x.jpg", "--runs", "0"], ["serve", "--port", "99999"],
+                 ["detect", "x.jpg", "--threads", "-1"]):
+        with pytest.raises(SystemExit) as exc:   # argparse: usage error, exit 2
+            main(argv)
+        assert exc.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
 def test_bench_writes_json_and_markdown(tmp_path, astronaut_bgr, capsys):
     cv2.imwrite(str(tmp_path / "a.jpg"), astronaut_bgr)
     out = tmp_path / "bench"

@@ -187,7 +187,8 @@ def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):
     samples = []
     for i in range(5):
         p = img / f"{i}.png"
-        cv2.imwrite(str(p), astronaut_bgr if i != 3 else np.zeros((50, 50, 3), np.uint8))
+        grey = np.repeat(np.tile(np.arange(0, 250, 5, dtype=np.uint8), (50, 1))[:, :, None], 3, 2)
+        cv2.imwrite(str(p), astronaut_bgr if i != 3 else grey)  # grey: refused as bad input
         samples.append(Sample(str(p), False, "bona_fide", "train", "t"))
     stage = FaceStage(FaceDetector.from_file(default_bundle_path() / "face_detector.onnx"),
                       FacePolicy(), size=64, crop_scale=1.5)

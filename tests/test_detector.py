@@ -60,6 +60,19 @@ def test_batch_matches_single_calls(detector, astronaut_bgr, two_faces):
             assert b.live_score == pytest.approx(s.live_score, abs=1e-5)
 
 
+@pytest.mark.parametrize("one_image", ["face.jpg", b"\xff\xd8", np.zeros((4, 4, 3), np.uint8), None, 7])
+def test_batch_of_one_image_instead_of_a_list_is_a_programming_error(detector, one_image):
+    # iterating it would score characters, bytes or array rows as separate images
+    with pytest.raises(edgefas.InputTypeError, match="list of images"):
+        detector.batch(one_image)
+
+
+@pytest.mark.parametrize("kw", [{"threads": 0}, {"threads": 1.5}, {"max_side_px": 0}, {"bundle": 5}])
+def test_bad_constructor_arguments_raise_input_type_error(kw):
+    with pytest.raises(edgefas.InputTypeError):
+        edgefas.Detector(**kw)
+
+
 def test_one_detector_shared_across_threads(detector, astronaut_bgr, two_faces):
     """Documented claim: a Detector may be shared by threads; answers equal sequential ones."""
     frames = [astronaut_bgr, cv2.flip(astronaut_bgr, 1), two_faces,

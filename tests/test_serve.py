@@ -37,7 +37,10 @@ def test_multipart_and_raw_body_give_the_detector_answer(client, detector, jpeg)
     want = detector(jpeg)
     for r in (client.post("/v1/detect", files={"image": ("a.jpg", jpeg, "image/jpeg")}),
               client.post("/v1/detect", content=jpeg, headers={"content-type": "image/jpeg"}),
-              client.post("/v1/detect", content=jpeg)):
+              client.post("/v1/detect", content=jpeg),
+              # what `curl --data-binary @photo.jpg URL` sends without -H
+              client.post("/v1/detect", content=jpeg,
+                          headers={"content-type": "application/x-www-form-urlencoded"})):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["decision"] == want.decision.value == "live"
@@ -55,7 +58,7 @@ def test_no_face_is_an_answer_not_an_error(client):
     ({"content": b""}, 400, "empty"),
     ({"content": b"this is not an image"}, 422, "could not decode"),
     ({"files": {"other": ("a.jpg", b"x")}}, 400, "'image'"),
-    ({"data": {"image": "text, not a file"}}, 400, "'image'"),
+    ({"data": {"image": "text, not a file"}}, 422, "could not decode"),  # a form, not an image
     ({"content": b"--b\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=b"}},
      400, "image"),
     ({"content": b"\0" * (LIMIT + 1)}, 413, "limit"),
@@ -122,3 +125,17 @@ def test_serve_command_reports_a_missing_extra(monkeypatch, capsys):
                         lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert main(["serve"]) == 1
     assert "edgefas[serve]" in capsys.readouterr().err
+
+
+def test_serve_command_says_when_its_port_is_taken(capsys):
+    import socket
+
+    from edgefas.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr()
+    assert "cannot listen on 127.0.0.1" in err.err and "demo page" not in err.out

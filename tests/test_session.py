@@ -12,6 +12,8 @@ from edgefas import Decision, EdgefasError, Result, Session, SessionConfig, Sess
 from edgefas.cli import main
 from edgefas.session import box_iou
 
+from .conftest import needs_shared
+
 BOX = (100.0, 100.0, 200.0, 220.0)
 
 
@@ -86,9 +88,59 @@ def test_clock_is_used_without_timestamps():
     assert states == [SessionState.PENDING, SessionState.PENDING, SessionState.TIMEOUT]
 
 
+def _sig(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=64).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_another_face_at_the_same_place_resets_the_session():
+    # boxes alone cannot see it: same box, another appearance (another person, or a photo of
+    # someone else held where the face was)
+    s = Session(threshold=0.5, window=10, min_frames=3)
+    a, b = _sig(1), _sig(2)
+    for i in range(5):
+        v = s.feed(Result(Decision.LIVE, 0.95, 0.5, BOX, signature=a), t=i).verdict
+    assert v.state is SessionState.LIVE and v.frames == 5
+    v = s.feed(Result(Decision.SPOOF, 0.01, 0.5, BOX, signature=b), t=5).verdict
+    assert v.state is SessionState.PENDING and v.frames == 1 and v.resets == 1
+    assert any("another face at the same place" in r for r in v.reasons)
+    # the same appearance, slightly changed (the next frame), keeps the track
+    near = b + 0.2 * _sig(3)
+    v = s.feed(Result(Decision.SPOOF, 0.01, 0.5, BOX, signature=near / np.linalg.norm(near)),
+               t=6).verdict
+    assert v.resets == 1 and v.frames == 2
+    # without signatures (results read back from JSON), or with the check off: boxes only
+    off = Session(threshold=0.5, min_frames=3, min_similarity=None)
+    for i, sig in enumerate((a, b, a)):
+        v = off.feed(Result(Decision.LIVE, 0.95, 0.5, BOX, signature=sig), t=i).verdict
+    assert v.resets == 0 and v.frames == 3
+
+
+@needs_shared
+def test_two_people_in_turn_at_the_same_place_are_two_sessions(detector, shared):
+    # the review's case: two london portraits whose face boxes overlap with IoU 0.94
+    a = cv2.imread(str(shared / "fixtures" / "london" / "canada" / "003f.jpg"))
+    b = cv2.imread(str(shared / "fixtures" / "london" / "canada" / "008f.jpg"))
+    s = detector.session(min_frames=3)
+    steps = [s(im, t=i / 25) for i, im in enumerate([a] * 4 + [b] * 2)]
+    assert box_iou(steps[0].result.box, steps[-1].result.box) > 0.9
+    assert steps[3].verdict.resets == 0 and steps[4].verdict.resets == 1
+    assert steps[-1].verdict.frames == 2 and steps[-1].verdict.state is SessionState.PENDING
+    assert steps[-1].result.to_dict().keys() == steps[0].result.to_dict().keys()
+    assert "signature" not in steps[0].result.to_dict()
+
+
 def test_bad_config_is_refused():
     with pytest.raises(EdgefasError):
         SessionConfig(window=0)
+    for bad in ({"timeout_s": float("nan")}, {"timeout_s": "10"}, {"max_missing": float("nan")},
+                {"window": 2.5}, {"min_similarity": 2.0}, {"min_iou": float("nan")}):
+        with pytest.raises(EdgefasError):
+            SessionConfig(**bad)
+    with pytest.raises(EdgefasError, match="threshold"):
+        Session(threshold=-1)
+    with pytest.raises(TypeError):   # InputTypeError: a programming error
+        Session(threshold=0.5).feed(None)
     with pytest.raises(EdgefasError):
         SessionConfig(aggregate="max")
     with pytest.raises(EdgefasError):

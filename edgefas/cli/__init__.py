@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import EdgefasError
+from ..errors import EdgefasError, unknown_name
 
 #: subcommand -> (module in this package, one-line help)
 COMMANDS = {
     "detect": ("detect_cmd", "score images or folders with a bundle (default: the shipped one)"),
     "eval": ("eval_cmd", "ISO/IEC 30107-3 metrics of a bundle on a protocol or a labelled folder"),
     "train": ("train_cmd", "train the RGB baseline for a protocol (recipes: tiny, cpu, gpu)"),
-    "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx int8 / openvino, parity-gated"),
-    "bench": ("bench_cmd", "latency per stage of a bundle on 640x480 frames (JSON + markdown)"),
+    "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx / openvino / tflite / coreml / "
+                              "tensorrt, parity-gated"),
+    "bench": ("bench_cmd", "latency per stage and backend on camera-sized frames (JSON + markdown)"),
     "teacher": ("teacher_cmd", "train a de-spoofing teacher: ddm-live, ddm-all, agfas, despoof"),
     "distill": ("distill_cmd", "distil an AG-FAS teacher into a 1-4 step student de-spoofer"),
     "eval-cue": ("cue_cmd", "evaluate a teacher's spoof cue against the colour + frequency reference"),
@@ -64,11 +66,26 @@ def require_training_extra(command: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a reported error, 2 bad usage)."""
     argv = list(argv) if argv is not None else sys.argv[1:]
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # argparse would list every command; a typo deserves the nearest name
+        print(f"edgefas: error: {unknown_name('command', argv[0], list(COMMANDS))}",
+              file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     args._argv = argv  # commands that record how a result was made quote it
     try:
         return int(args._run(args) or 0)
     except EdgefasError as exc:  # expected failures: one line, no traceback
+        print(f"edgefas {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader went away (`edgefas detect DIR --json | head -1`): stop quietly, as
+        # command-line tools do; stdout is pointed at devnull so the interpreter's final
+        # flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a path the user gave cannot be read or written
         print(f"edgefas {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

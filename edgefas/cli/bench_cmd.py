@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EdgefasError
+from .argtypes import non_negative_int, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,20 +39,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated backends, or all (default: %(default)s)")
     p.add_argument("--precision", default="fp32,fp16,int8",
                    help="comma-separated precisions (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="threads per model (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="threads per model (default: %(default)s)")
     p.add_argument("--frame-size", type=_frame_size, default=(640, 480), metavar="WxH",
                    help="camera frame the images are letterboxed into (default: 640x480); "
                         "detect and align grow with it")
-    p.add_argument("--runs", type=int, default=20, help="timed rounds over all frames")
-    p.add_argument("--warmup", type=int, default=3, help="untimed passes first")
+    p.add_argument("--runs", type=positive_int, default=20, help="timed rounds over all frames")
+    p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed passes first")
     p.add_argument("--protocol", default="P1", help="whose devel split gives APCER/BPCER")
-    p.add_argument("--devel-faces", type=int, default=0,
+    p.add_argument("--devel-faces", type=non_negative_int, default=0,
                    help="score at most this many devel faces (0 = all)")
     p.add_argument("--no-devel", action="store_true", help="skip APCER/BPCER")
     p.add_argument("--replay-root", type=Path)
     p.add_argument("--compare", metavar="CMD",
                    help="another command to time once per round beside the variants")
-    p.add_argument("--compare-faces", type=int, default=1,
+    p.add_argument("--compare-faces", type=positive_int, default=1,
                    help="faces CMD scores per invocation (for its ms/face)")
     p.add_argument("--out", type=Path, default=Path("bench_out"),
                    help="output prefix for .json and .md (default: %(default)s)")
@@ -89,7 +90,9 @@ def _devel(args: argparse.Namespace, bundle: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench_table import run_bench, table_markdown
+    from ..bench_table import PRECISIONS, plan_variants, run_bench, table_markdown
+    from ..bundle import load_bundle
+    from ..errors import unknown_name
     from ..runtime.backends import BACKENDS, get_backend
     from .detect_cmd import _expand
 
@@ -100,7 +103,15 @@ def run(args: argparse.Namespace) -> int:
     backends = list(BACKENDS) if args.backend == "all" else \
         [get_backend(b.strip()).name for b in args.backend.split(",")]
     precisions = [p.strip() for p in args.precision.split(",")]
+    for prec in precisions:
+        if prec not in PRECISIONS:
+            raise EdgefasError(unknown_name("precision", prec, list(PRECISIONS)))
     bundles = args.bundle or [None]
+    for b in bundles:  # before any timing: is there anything to time?
+        if not plan_variants(load_bundle(b), backends, precisions, args.threads):
+            raise EdgefasError(f"bundle {b or 'default'} has no classifier for "
+                               f"{', '.join(backends)} in {', '.join(precisions)}; "
+                               "`edgefas export BUNDLE --target T --precision P --out B2` adds one")
     devel = []
     for b in bundles:   # each bundle's own crops: contracts may differ
         d = None
@@ -121,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     res["command"] = "edgefas bench " + " ".join(shlex.quote(a) for a in argv)
     md = table_markdown(res) + f"\nCommand: `{res['command']}`\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(md)
+    # OUT names both files: "res.v2" gives res.v2.json and res.v2.md, "res.json" res.json/res.md
+    base = args.out.with_suffix("") if args.out.suffix in (".json", ".md") else args.out
+    Path(f"{base}.json").write_text(json.dumps(res, indent=2) + "\n")
+    Path(f"{base}.md").write_text(md)
     print(md)
     return 0

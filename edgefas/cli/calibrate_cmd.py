@@ -24,6 +24,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import EdgefasError
+from .argtypes import positive_int
 
 
 def percent(text: str) -> float:
@@ -48,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", help="bundle to calibrate (default: the shipped one)")
     p.add_argument("--no-refit", action="store_true",
                    help="keep the bundle's score calibration even when attacks are given")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default: %(default)s)")
-    p.add_argument("--min-live", type=int, default=50,
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="resamples (default: %(default)s)")
+    p.add_argument("--min-live", type=positive_int, default=50,
                    help="refuse with fewer usable live captures (default: %(default)s)")
     p.add_argument("--json", dest="json_out", help="also write the report here")
     p.add_argument("--no-progress", action="store_true")
@@ -74,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 1:
         raise EdgefasError("--bootstrap must be >= 1")
+    if args.json_out and not Path(args.json_out).resolve().parent.is_dir():
+        # checked before the captures are scored and the bundle is written
+        raise EdgefasError(f"--json {args.json_out}: its folder does not exist")
     command = "edgefas " + " ".join(shlex.quote(a) for a in args._argv)
     rep = calibrate(args.bundle, args.live, args.out, attack_dir=args.attack,
                     target_bpcer=args.target_bpcer, target_apcer=args.target_apcer,

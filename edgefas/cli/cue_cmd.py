@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 from ..errors import EdgefasError
+from .argtypes import non_negative_int, positive_int
 
 #: t0 and steps when not given (diffusion-cpu.md: only t0 of about 50-100 keeps texture in pixel
 #: space for AG-FAS; DDM at 10 steps each way is the least round-trip-dominated setting measured)
@@ -74,10 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(Replay-Attack: research-only licence, never commit it)")
     p.add_argument("--fixture-grid", type=Path, help="also write this PNG grid of the redistributable "
                    "fixtures (silentface live/print/replay photos, london portraits): fit for docs/")
-    p.add_argument("--batch", type=int, default=32, help="faces per teacher call (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    p.add_argument("--batch", type=positive_int, default=32,
+                   help="faces per teacher call (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device for the teacher (cpu, cuda)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="test bootstrap resamples (0 = none)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000,
+                   help="test bootstrap resamples (0 = none)")
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
     p.add_argument("--lfw-root", type=Path, help="LFW images folder (--p4)")

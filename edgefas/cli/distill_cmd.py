@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
@@ -30,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu"])
     p.add_argument("--t0", type=int, help="teacher noise level (default: the recipe's, 100)")
     p.add_argument("--teacher-steps", type=int, help="regression: teacher DDIM steps (default 5)")
-    p.add_argument("--steps", type=int, help="override the recipe's number of training steps")
-    p.add_argument("--threads", type=int, help="torch threads (default: the recipe's)")
+    p.add_argument("--steps", type=positive_int, help="override the recipe's number of training steps")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: the recipe's)")
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="whose train faces to learn from (default: %(default)s)")
     p.add_argument("--out", required=True, type=Path, help="run folder")

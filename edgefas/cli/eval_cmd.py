@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from ..errors import EdgefasError
+from .argtypes import non_negative_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folder", type=Path, help="a labelled folder instead of a protocol")
     p.add_argument("--out", type=Path, default=Path("eval_out"),
                    help="output prefix: writes OUT.md, OUT.json, OUT_det.png (default: %(default)s)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0 = none)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (0 = none)")
     p.add_argument("--record", action="store_true",
                    help="write the results (with counts and the command) into the evaluated "
                         "bundle's manifest under metrics/<protocol>")
@@ -71,9 +72,17 @@ def run(args: argparse.Namespace) -> int:
     roots = DataRoots(None, args.replay_1frame_root, args.lfw_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folder:
+        from ..data.folder import load_folder
         from ..detector import Detector
         from ..evaluation import crop_store_for
 
+        samples = load_folder(args.folder)
+        n_attack = sum(s.is_attack for s in samples)
+        if n_attack in (0, len(samples)):
+            # APCER, BPCER, HTER and AUC each need both classes
+            raise EdgefasError(f"{args.folder}: eval needs images under both live/ and attack/ "
+                               f"(found {len(samples) - n_attack} live, {n_attack} attack); "
+                               "for live captures alone use 'edgefas calibrate' or 'edgefas detect'")
         det = Detector(args.bundle)
         store = crop_store_for(det, roots, True)
         res = evaluate_pad(det, store.folder_set(args.folder), split=str(args.folder),

@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="bundle -> the exports of a device preset: jetson-orin, "
                                     "android, ios, x86-cpu, intel")
     p.add_argument("--out", type=Path, help="output bundle (default: RUN/bundle, or in place "
-                                            "for a bundle)")
+                                            "for a bundle; the shipped default bundle is never "
+                                            "changed in place: give --out for it)")
     p.add_argument("--protocol", choices=list(PROTOCOLS),
                    help="whose devel split calibrates and gates (default: the run's own, or P1)")
     p.add_argument("--name", help="bundle name (default: baseline-PROTOCOL)")
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_bundle(args: argparse.Namespace) -> int:
+    from ..bundle import default_bundle_path
     from ..data.protocols import get_protocol
     from ..data.sources import CropStore, DataRoots
     from ..detector import Detector
@@ -84,12 +86,17 @@ def _export_bundle(args: argparse.Namespace) -> int:
         raise ExportError("exporting a bundle needs --target or --device")
     for target, precision in exports:  # fail fast on names, precisions and missing tools
         check_target(get_target(target), precision)
+    out = args.out or args.path
+    if out.resolve() == default_bundle_path().resolve():
+        # its manifest is pinned beside it: an in-place export would leave an installation
+        # whose Detector() refuses the default bundle
+        raise ExportError(f"{out} is the bundle shipped inside edgefas and is not changed in place; "
+                          "give --out DIR for a copy with the new exports")
     det = Detector(args.path)
     store: CropStore = crop_store_for(det, DataRoots(args.replay_root, None, args.lfw_root), True)
     protocol = get_protocol(args.protocol or det.bundle.manifest.get("training", {}).get("protocol", "P1"))
     replay = store.replay(frames="20")
     devel = replay.subset(protocol.devel_mask(replay.samples))
-    out = args.out or args.path
     src = args.path
     for target, precision in exports:
         rep = export_bundle(src, target=target, precision=precision, out=out, devel=devel)

@@ -19,14 +19,15 @@ import importlib.util
 
 from ..errors import EdgefasError
 from . import add_far_faces_argument
+from .argtypes import port, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    p.add_argument("--port", type=port, default=8000, help="default: %(default)s")
     p.add_argument("--bundle", help="bundle folder (default: the shipped one)")
-    p.add_argument("--threads", type=int, default=1, help="threads per model (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=1, help="threads per model (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0,
                    help="larger uploads get 413 (default: %(default)s)")
     add_far_faces_argument(p)
@@ -44,7 +45,28 @@ def run(args: argparse.Namespace) -> int:
 
     app = create_app(Detector(args.bundle, threads=args.threads, far_faces=args.far_faces),
                      max_upload_bytes=int(args.max_upload_mb * 1024 * 1024))
+    _check_port_free(args.host, args.port)
     print(f"edgefas serve: demo page http://{args.host}:{args.port}/  API "
-          f"http://{args.host}:{args.port}/v1/detect  schema /docs  (Ctrl-C stops)")
+          f"http://{args.host}:{args.port}/v1/detect  schema /openapi.json (/docs when online)  "
+          "(Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one line before the banner when the address is taken (uvicorn would print
+    the banner's promise first and then exit on its own error)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise EdgefasError(f"cannot resolve --host {host}: {exc}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise EdgefasError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                               "(another server there? choose another --port)") from None

@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
@@ -41,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="whose train split to learn from (default: %(default)s)")
     p.add_argument("--out", type=Path, help="run folder (required unless --save-pack)")
-    p.add_argument("--steps", type=int, help="override the recipe's number of steps")
-    p.add_argument("--threads", type=int, help="torch threads (default: the recipe's; 1 is faster when "
-                   "other jobs share the CPU)")
+    p.add_argument("--steps", type=positive_int, help="override the recipe's number of steps")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch threads (default: the recipe's; 1 is faster when other jobs share the CPU)")
     p.add_argument("--with-lfw", action="store_true", help="add LFW train identities (live-only teachers)")
     p.add_argument("--max-lfw", type=int,
                    help="with --with-lfw: at most this many LFW faces (random, seed 0)")

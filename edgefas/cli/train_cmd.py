@@ -28,6 +28,7 @@ import argparse
 from pathlib import Path
 
 from ..data.protocols import PROTOCOLS
+from .argtypes import positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="cpu", choices=list(RECIPES),
                    help="tiny (seconds, for tests), cpu (~10 min on 2 cores), gpu")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history)")
-    p.add_argument("--steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--steps", type=positive_int, help="override the recipe's number of steps")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
     p.add_argument("--augment", choices=AUGMENTS,

@@ -17,6 +17,7 @@ import json
 
 from ..errors import EdgefasError
 from . import add_far_faces_argument
+from .argtypes import positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,16 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = SessionConfig()
     p.add_argument("source", help="video file, camera index (0, 1, ...) or folder of frames")
     p.add_argument("--bundle", help="bundle folder (default: the shipped one)")
-    p.add_argument("--threads", type=int, default=1, help="threads per model (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=1, help="threads per model (default: %(default)s)")
     p.add_argument("--out", help="write an annotated video here (.mp4 or .avi)")
     p.add_argument("--show", action="store_true", help="show an overlay window (q quits)")
     p.add_argument("--json", action="store_true", help="print one JSON line per frame")
     p.add_argument("--stop-on-decision", action="store_true",
                    help="stop at the first live/spoof verdict, as a kiosk would")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--fps", type=float, help="frame rate for a folder of frames (default 25)")
-    p.add_argument("--window", type=int, default=d.window, help="frames averaged (default: %(default)s)")
-    p.add_argument("--min-frames", type=int, default=d.min_frames,
+    p.add_argument("--window", type=positive_int, default=d.window,
+                   help="frames averaged (default: %(default)s)")
+    p.add_argument("--min-frames", type=positive_int, default=d.min_frames,
                    help="scored frames needed to decide (default: %(default)s)")
     p.add_argument("--min-iou", type=float, default=d.min_iou,
                    help="box IoU below which the face is a new one (default: %(default)s)")

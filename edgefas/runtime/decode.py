@@ -7,6 +7,7 @@ type (a programming error). EXIF orientation is applied for encoded inputs (Open
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputTypeError
+from .image_header import header_size
 
 #: Larger frames are refused rather than silently downscaled: a 10000x10000 frame is
 #: almost certainly a mistake on a kiosk, and decoding it costs 300 MB.
@@ -40,11 +42,16 @@ def _bad(reason: str) -> Decoded:
     return Decoded(None, (reason,))
 
 
-def _from_encoded(data: bytes) -> Decoded:
+def _from_encoded(data: bytes, max_side_px: int) -> Decoded:
     if len(data) == 0:
         return _bad("empty input: 0 bytes")
     if len(data) > MAX_ENCODED_BYTES:
         return _bad(f"encoded image is {len(data)} bytes > {MAX_ENCODED_BYTES}")
+    size = header_size(data)
+    if size is not None and max(size) > max_side_px:
+        # refused before decoding: a small file can declare a huge frame (decompression bomb)
+        return _bad(f"image is {size[0]}x{size[1]} (from its header); the longest side allowed "
+                    f"is {max_side_px} px")
     buf = np.frombuffer(data, dtype=np.uint8)
     # IMREAD_UNCHANGED would keep alpha and 16-bit depth but skips EXIF rotation; the
     # detector needs upright 8-bit colour, which IMREAD_COLOR gives (grey is expanded).
@@ -95,15 +102,12 @@ def decode_image(image: object, *, color_order: str = "bgr",
         raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return _bad(f"file not found: {path}")
-        except OSError as exc:  # a directory, a permission problem, ...
-            return _bad(f"cannot read {path}: {exc.strerror or exc}")
-        decoded = _from_encoded(data)
+        data_or_bad = _read_file(path)
+        if isinstance(data_or_bad, Decoded):
+            return data_or_bad
+        decoded = _from_encoded(data_or_bad, max_side_px)
     elif isinstance(image, (bytes, bytearray, memoryview)):
-        decoded = _from_encoded(bytes(image))
+        decoded = _from_encoded(bytes(image), max_side_px)
     elif isinstance(image, np.ndarray):
         decoded = _from_array(image, color_order)
     else:
@@ -114,12 +118,48 @@ def decode_image(image: object, *, color_order: str = "bgr",
         if max(h, w) > max_side_px:
             return _bad(f"image is {w}x{h}; the longest side allowed is {max_side_px} px")
         if _is_colourless(decoded.image):
+            if _is_blank(decoded.image):
+                # a colour camera's covered lens, start-up or blown-out frame: no face to find,
+                # not a grey camera; scored on (it comes back no_face) with the reason said
+                return Decoded(decoded.image, decoded.reasons + (BLANK_REASON,))
             return _bad(GRAYSCALE_REASON)
     return decoded
 
 
+def _read_file(path: Path) -> bytes | Decoded:
+    """The bytes of ``path``, or a bad Decoded: checked with stat first, so a huge file, a pipe
+    or a device is refused without reading it (reading a FIFO would block for ever)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return _bad(f"file not found: {path}")
+    except (OSError, ValueError) as exc:  # permission, a name too long, an embedded NUL byte
+        return _bad(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return _bad(f"cannot read {path}: {kind}")
+    if st.st_size > MAX_ENCODED_BYTES:
+        return _bad(f"encoded image is {st.st_size} bytes > {MAX_ENCODED_BYTES}")
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_ENCODED_BYTES + 1)  # a file that grew since stat is still capped
+    except OSError as exc:
+        return _bad(f"cannot read {path}: {exc.strerror or exc}")
+
+
 GRAYSCALE_REASON = ("grayscale image: the model needs a colour frame (colour cues separate "
                     "screens and prints from faces); IR/mono cameras are not supported")
+
+
+BLANK_REASON = ("blank frame: every pixel has about the same grey level (lens covered, camera "
+                "starting up, or over-exposed)")
+#: a frame whose sampled grey levels span at most this many levels counts as blank
+BLANK_SPAN = 4
+
+
+def _is_blank(img: np.ndarray) -> bool:
+    sample = img[::4, ::4, 0]
+    return int(sample.max()) - int(sample.min()) <= BLANK_SPAN
 
 
 def _is_colourless(img: np.ndarray) -> bool:

@@ -147,9 +147,10 @@ def create_app(detector: Detector | None = None, *,
                 data = await item.read()
             finally:
                 await form.close()
-        elif ctype.startswith("application/x-www-form-urlencoded"):
-            return error(400, "send the image as multipart field 'image' or as the raw body")
         else:
+            # any other type is the raw image, including application/x-www-form-urlencoded,
+            # which `curl --data-binary @photo.jpg` sends when no -H is given; a body that is
+            # not an image comes back 422 with the decoder's reason
             data = body
         if not data:
             return error(400, "no image: the request body is empty")
