@@ -224,3 +224,17 @@ def test_import_edgefas_does_not_import_torch():
     code = "import sys, edgefas; print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_command_line_parser_does_not_import_torch_and_its_teacher_choices_are_current():
+    # every edgefas command builds the whole parser: importing torch there cost each command
+    # about 1.5 s here, `edgefas detect` included
+    code = ("import sys; from edgefas.cli import build_parser; build_parser(); "
+            "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from edgefas.cli.teacher_cmd import MIXED_PRECISION_CHOICES, MODEL_CHOICES
+    from edgefas.distill.recipes import MIXED_PRECISIONS
+    from edgefas.distill.teacher_data import TEACHER_MODELS
+
+    assert MODEL_CHOICES == tuple(TEACHER_MODELS) and MIXED_PRECISION_CHOICES == MIXED_PRECISIONS

@@ -139,3 +139,9 @@ def test_serve_command_says_when_its_port_is_taken(capsys):
         assert main(["serve", "--port", str(port)]) == 1
     err = capsys.readouterr()
     assert "cannot listen on 127.0.0.1" in err.err and "demo page" not in err.out
+
+
+def test_invalid_query_parameters_get_one_string_detail_like_every_other_error(client, jpeg):
+    r = client.post("/v1/detect?session=" + "x" * 200, content=jpeg)
+    assert r.status_code == 422 and isinstance(r.json()["detail"], str)
+    assert "session" in r.json()["detail"]

@@ -30,13 +30,16 @@ from pathlib import Path
 
 from .argtypes import positive_int
 
+#: the choices of --model and --mixed-precision, spelled here because importing edgefas.distill
+#: imports torch, and every edgefas command builds this parser (a test keeps them in step)
+MODEL_CHOICES = ("ddm-live", "ddm-all", "agfas", "despoof")
+MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
-    from ..distill.recipes import MIXED_PRECISIONS
-    from ..distill.teacher_data import TEACHER_MODELS
 
-    p.add_argument("--model", required=True, choices=list(TEACHER_MODELS), help="which teacher")
+    p.add_argument("--model", required=True, choices=list(MODEL_CHOICES), help="which teacher")
     p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu", "gpu-large"],
                    help="tiny (seconds, tests), cpu (this machine), gpu (one GPU, measured on an H100), "
                         "gpu-large (a wider UNet, not run yet)")
@@ -54,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", type=Path, metavar="NPZ", help="train from a crop pack instead of the data sets")
     p.add_argument("--time-budget", type=float, metavar="MIN",
                    help="stop after MIN minutes with a checkpoint and the teacher so far; rerun to resume")
-    p.add_argument("--mixed-precision", choices=list(MIXED_PRECISIONS),
+    p.add_argument("--mixed-precision", choices=list(MIXED_PRECISION_CHOICES),
                    help="diffusion teachers on a GPU: autocast precision (default: the recipe's; "
                         "ignored on the CPU)")
     p.add_argument("--condition", choices=["lowpass"],

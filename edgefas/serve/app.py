@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -105,6 +106,12 @@ def create_app(detector: Detector | None = None, *,
         if result is not None:
             body["result"] = result
         return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer puts a list in "detail"; every other error here is one string
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+        return error(422, "; ".join(parts) or "invalid request")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
