@@ -29,12 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .bundle import load_bundle, write_manifest
+from .data.image_files import find_images, suffix_list
 from .detector import Detector
 from .errors import EdgefasError
 from .evaluation import wilson_ci
 from .runtime.calibration import apply_platt
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass
@@ -54,9 +53,9 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise EdgefasError(f"{root} is not a folder of captures")
-    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    files = find_images(root)
     if not files:
-        raise EdgefasError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise EdgefasError(f"{root} holds no images ({suffix_list()})")
     return files
 
 

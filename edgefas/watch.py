@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .data.image_files import find_images, suffix_list
 from .errors import EdgefasError
 from .session import SessionState, Step
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _COLOURS = {SessionState.LIVE: (60, 200, 60), SessionState.SPOOF: (40, 40, 230),
             SessionState.PENDING: (0, 200, 230), SessionState.TIMEOUT: (160, 160, 160)}
 
@@ -73,9 +73,9 @@ def open_source(source: str | os.PathLike[str], *, fps: float | None = None) -> 
                            None)
     path = Path(src)
     if path.is_dir():
-        files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = find_images(path, recursive=False)
         if not files:
-            raise EdgefasError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise EdgefasError(f"{path} holds no images ({suffix_list()})")
         rate = fps or 25.0
         return FrameSource(str(path), _folder_frames(files, rate), len(files), rate, None)
     if not path.is_file():

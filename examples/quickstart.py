@@ -25,4 +25,7 @@ def main(paths: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:] or ["missing.jpg"]))
+    if len(sys.argv) < 2:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)   # the usage line
+        raise SystemExit(2)
+    raise SystemExit(main(sys.argv[1:]))

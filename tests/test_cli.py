@@ -79,10 +79,14 @@ def test_user_errors_exit_cleanly(tmp_path, capsys, astronaut_bgr):
     assert main(["calibrate", "--live", str(live), "--out", str(tmp_path / "cal"),
                  "--json", str(tmp_path / "nowhere" / "r.json")]) == 1
     assert "folder does not exist" in capsys.readouterr().err and not (tmp_path / "cal").exists()
+    assert main(["eval", "--protocol", "P1", "--record", "--out", str(tmp_path / "r")]) == 1
+    assert "pinned" in capsys.readouterr().err
     assert main(["detet", "x.jpg"]) == 2
     assert "Did you mean 'detect'" in capsys.readouterr().err
     for argv in (["bench", "x.jpg", "--runs", "0"], ["serve", "--port", "99999"],
-                 ["detect", "x.jpg", "--threads", "-1"]):
+                 ["detect", "x.jpg", "--threads", "-1"], ["serve", "--max-upload-mb", "nan"],
+                 ["serve", "--max-upload-mb", "-1"], ["watch", "x", "--fps", "-5"],
+                 ["watch", "x", "--min-iou", "2"], ["watch", "x", "--timeout", "-1"]):
         with pytest.raises(SystemExit) as exc:   # argparse: usage error, exit 2
             main(argv)
         assert exc.value.code == 2

@@ -205,3 +205,23 @@ def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):
     np.testing.assert_array_equal(cs2.crops, cs.crops)
     assert chunks[0].stat().st_mtime_ns == mtimes[chunks[0]]
     assert chunks[1].is_file()
+
+
+def test_image_folders_follow_symlinked_subfolders_once(tmp_path, astronaut_bgr):
+    from edgefas.data.folder import load_folder
+    from edgefas.data.image_files import find_images
+
+    real = tmp_path / "real_attacks"
+    (real / "print").mkdir(parents=True)
+    cv2.imwrite(str(real / "print" / "a.png"), astronaut_bgr[:64, :64])
+    cv2.imwrite(str(real / "print" / "b.tif"), astronaut_bgr[:64, :64])
+    caps = tmp_path / "caps"
+    (caps / "live").mkdir(parents=True)
+    cv2.imwrite(str(caps / "live" / "l.jpg"), astronaut_bgr[:64, :64])
+    (caps / "attack").symlink_to(real, target_is_directory=True)   # assembled with a link
+    (real / "print" / "loop").symlink_to(real, target_is_directory=True)  # and a loop
+    samples = load_folder(caps)
+    assert sorted((s.is_attack, s.species) for s in samples) == [
+        (False, "bona_fide"), (True, "print"), (True, "print")]
+    assert [p.name for p in find_images(caps)] == ["a.png", "b.tif", "l.jpg"]
+    assert find_images(caps / "missing") == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -87,9 +88,29 @@ def test_failed_gate_writes_nothing(tiny_bundle, tmp_path, monkeypatch):
     out = tmp_path / "bad"
     with pytest.raises(ExportError, match="failed its parity gate"):
         export_bundle(bundle, target="onnx", precision="int8", out=out, devel=cs)
-    assert not (out / "classifier_int8.onnx").exists()
-    m = json.loads((out / "manifest.json").read_text())
-    assert "onnx_int8" not in m["models"]["classifier"]
+    assert not out.exists()   # the new folder was this export's own: nothing is left
+    # in place (a bundle adding to itself): its own files stay, the export's go
+    inplace = tmp_path / "inplace"
+    shutil.copytree(bundle, inplace)
+    before = (inplace / "manifest.json").read_text()
+    with pytest.raises(ExportError, match="failed its parity gate"):
+        export_bundle(inplace, target="onnx", precision="int8", out=inplace, devel=cs)
+    assert not (inplace / "classifier_int8.onnx").exists()
+    assert (inplace / "manifest.json").read_text() == before
+
+
+def test_an_existing_out_folder_is_refused_and_left_as_it_is(tiny_bundle, tmp_path):
+    bundle, cs = tiny_bundle
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    with pytest.raises(ExportError, match="exists"):
+        export_bundle(bundle, target="onnx", precision="fp16", out=out, devel=cs)
+    assert (out / "notes.txt").read_text() == "keep"
+    # the source's parent folder as --out: refused, nothing deleted
+    with pytest.raises(ExportError, match="exists"):
+        export_bundle(bundle, target="onnx", precision="fp16", out=bundle.parent, devel=cs)
+    assert (bundle / "manifest.json").is_file()
 
 
 def test_detector_without_that_export_says_so(tiny_bundle):

@@ -145,3 +145,19 @@ def test_invalid_query_parameters_get_one_string_detail_like_every_other_error(c
     r = client.post("/v1/detect?session=" + "x" * 200, content=jpeg)
     assert r.status_code == 422 and isinstance(r.json()["detail"], str)
     assert "session" in r.json()["detail"]
+
+
+def test_openapi_describes_decisions_verdicts_and_errors(client):
+    schema = client.get("/openapi.json").json()
+    comps = schema["components"]["schemas"]
+    assert "bad_input" in comps["Decision"]["enum"] and "timeout" in comps["SessionState"]["enum"]
+    responses = schema["paths"]["/v1/detect"]["post"]["responses"]
+    for code in ("400", "413", "422"):
+        assert responses[code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorModel")
+
+
+def test_an_unscorable_frame_in_a_session_still_reports_the_session(client):
+    r = client.post("/v1/detect?session=cam-bad", content=b"not an image")
+    assert r.status_code == 422
+    body = r.json()
+    assert body["result"]["decision"] == "bad_input" and body["session"]["state"] == "pending"

@@ -79,6 +79,27 @@ def test_resume_refuses_another_crop_geometry(tiny_run):
         train_baseline(recipe.with_overrides(steps=8), train, devel, other, out, progress=False)
 
 
+@pytest.mark.parametrize("change", [{"seed": 3}, {"augment": "camera"}, {"use_lfw": False}, {"lr": 0.5}])
+def test_resume_refuses_another_recipe_but_not_a_longer_run(tiny_run, change):
+    from edgefas.errors import EdgefasError
+
+    out, _, recipe, train, devel, contract = tiny_run
+    with pytest.raises(EdgefasError, match=f"another recipe \\({next(iter(change))}"):
+        train_baseline(recipe.with_overrides(steps=8, **change), train, devel, contract, out,
+                       progress=False)
+
+
+def test_resume_refuses_another_protocol(tmp_path, monkeypatch):
+    from edgefas.errors import EdgefasError
+    from edgefas.train import run as run_mod
+
+    (tmp_path / "protocol.txt").write_text("P1\n")
+    monkeypatch.setattr(run_mod, "face_stage_for", lambda contract: (None, "sha"))
+    with pytest.raises(EdgefasError, match="holds a P1 run, not P2-print"):
+        run_mod.run_training("P2-print", get_recipe("tiny"), tmp_path, roots=None)
+    assert (tmp_path / "protocol.txt").read_text() == "P1\n"
+
+
 def test_crop_scale_flag_is_checked(capsys):
     from edgefas.cli import main
 

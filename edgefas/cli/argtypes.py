@@ -3,34 +3,34 @@ the option's name, not a traceback deep inside the command."""
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+def _number(kind: type, ok: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    """An argparse type: ``text`` as ``kind`` (int or float), finite and passing ``ok``."""
+    def convert(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+        if not math.isfinite(v) or not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return v
+    convert.__name__ = kind.__name__   # argparse names the type in its messages
+    return convert
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (threads, runs, steps, frames)."""
-    v = _int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def non_negative_int(text: str) -> int:
-    """A whole number >= 0 (warm-up passes, optional counts where 0 means none)."""
-    v = _int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
-def port(text: str) -> int:
-    """A TCP port, 1-65535."""
-    v = _int(text)
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {v}")
-    return v
+#: a whole number >= 1 (threads, runs, steps, frames)
+positive_int = _number(int, lambda v: v >= 1, ">= 1")
+#: a whole number >= 0 (warm-up passes, counts where 0 means none)
+non_negative_int = _number(int, lambda v: v >= 0, ">= 0")
+#: a TCP port
+port = _number(int, lambda v: 1 <= v <= 65535, "a port, 1-65535")
+#: a finite number > 0 (seconds, frame rates, sizes)
+positive_float = _number(float, lambda v: v > 0, "a finite number > 0")
+#: a finite number >= 0 (where 0 means "off")
+non_negative_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
+#: a number in [0, 1] (overlaps, shares)
+fraction = _number(float, lambda v: 0 <= v <= 1, "in [0, 1]")

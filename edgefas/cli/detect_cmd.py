@@ -6,7 +6,8 @@ examples:
   edgefas detect a.jpg b.png --bundle my_bundle/ --threads 2
   edgefas detect hall_camera/ --far-faces       # people far from a wide-angle camera
 
-Folders are searched for .jpg, .jpeg, .png, .bmp, .webp, .tif and .tiff files. Exit status: 0
+Folders are searched for .jpg, .jpeg, .png, .bmp, .webp, .tif and .tiff files, symlinked
+sub-folders included. Exit status: 0
 when at least one image was read (whatever its decision), 1 when no image was found or none
 could be read (each unreadable one is still listed with its reason).
 """
@@ -16,11 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data.image_files import find_images, suffix_list
 from ..errors import EdgefasError, InputTypeError
 from . import add_far_faces_argument
 from .argtypes import positive_int
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def _expand(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            out += find_images(p)
         else:
             out.append(p)  # a missing file comes back as bad_input with its reason
     return out
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     paths = _expand(args.inputs)
     if not paths:
         raise EdgefasError(f"no images under {', '.join(args.inputs)} (looked for "
-                           f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+                           f"{suffix_list()})")
     read = 0
     if not args.json:
         print(f"{'decision':<15} {'live_score':>10} {'ms':>7}  image  (threshold {det.threshold:.3f})")

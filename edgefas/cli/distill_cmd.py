@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-dir", required=True, type=Path, help="an AG-FAS teacher folder")
     p.add_argument("--objective", default="consistency", choices=["consistency", "regression"])
     p.add_argument("--recipe", default="cpu", choices=["tiny", "cpu", "gpu"])
-    p.add_argument("--t0", type=int, help="teacher noise level (default: the recipe's, 100)")
+    p.add_argument("--t0", type=int, help="teacher noise level (default: the recipe's: cpu 100, tiny 20)")
     p.add_argument("--teacher-steps", type=int, help="regression: teacher DDIM steps (default 5)")
     p.add_argument("--steps", type=positive_int, help="override the recipe's number of training steps")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: the recipe's)")

@@ -69,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics import plot_det
     from .eval_table import protocol_table
 
+    if args.record:   # checked before minutes of evaluation
+        from ..bundle import default_bundle_path
+
+        if args.runs or args.folder:
+            raise EdgefasError("--record works with one bundle and one protocol")
+        if Path(args.bundle or default_bundle_path()).resolve() == default_bundle_path().resolve():
+            # its manifest is pinned: rewriting it would leave every Detector() refusing it
+            raise EdgefasError(f"--record writes into the bundle's manifest, and the shipped "
+                               f"bundle's is pinned: copy {default_bundle_path()} to a folder of "
+                               "your own and pass it with --bundle")
     roots = DataRoots(None, args.replay_1frame_root, args.lfw_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folder:
@@ -114,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
     if not results:
         raise EdgefasError("nothing was evaluated")
     if args.record:
-        if args.runs or args.folder:
-            raise EdgefasError("--record works with one bundle and one protocol")
         _record(args.bundle, args.protocol, _clean(results[args.protocol]),
                 "edgefas " + " ".join(args._argv))
     md = protocol_table(results)
@@ -125,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
         plot_det(curves, args.out.with_name(args.out.name + "_det.png"))
     print(md)
     print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.json')}"
-          + (f", {args.out.name}_det.png" if curves else ""))
+          + (f", {args.out.with_name(args.out.name + '_det.png')}" if curves else ""))
     return 0

@@ -92,6 +92,9 @@ def _export_bundle(args: argparse.Namespace) -> int:
         # whose Detector() refuses the default bundle
         raise ExportError(f"{out} is the bundle shipped inside edgefas and is not changed in place; "
                           "give --out DIR for a copy with the new exports")
+    if out.exists() and out.resolve() != args.path.resolve():
+        raise ExportError(f"--out {out} exists: give a new folder, or export from {out} itself "
+                          "to add to that bundle")
     det = Detector(args.path)
     store: CropStore = crop_store_for(det, DataRoots(args.replay_root, None, args.lfw_root), True)
     protocol = get_protocol(args.protocol or det.bundle.manifest.get("training", {}).get("protocol", "P1"))

@@ -19,7 +19,7 @@ import importlib.util
 
 from ..errors import EdgefasError
 from . import add_far_faces_argument
-from .argtypes import port, positive_int
+from .argtypes import port, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port, default=8000, help="default: %(default)s")
     p.add_argument("--bundle", help="bundle folder (default: the shipped one)")
     p.add_argument("--threads", type=positive_int, default=1, help="threads per model (default: %(default)s)")
-    p.add_argument("--max-upload-mb", type=float, default=10.0,
+    p.add_argument("--max-upload-mb", type=positive_float, default=10.0,
                    help="larger uploads get 413 (default: %(default)s)")
     add_far_faces_argument(p)
 

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="which split to train and choose on (default: %(default)s)")
     p.add_argument("--recipe", default="cpu", choices=list(RECIPES),
-                   help="tiny (seconds, for tests), cpu (~10 min on 2 cores), gpu")
+                   help="tiny (seconds, for tests), cpu (12-15 min on 2 cores), gpu")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history)")
     p.add_argument("--steps", type=positive_int, help="override the recipe's number of steps")
     p.add_argument("--seed", type=int, help="override the recipe's seed")

@@ -1,8 +1,10 @@
-"""Run a video session on a video file, a camera or a folder of frames: one line per frame (or
-JSON lines) and the session verdict; optionally an annotated video or a live window.
+"""Run a video session on a video file, a camera or a folder of frames: a progress bar and the
+session verdict (or, with --json, one JSON line per frame and the verdict); optionally an
+annotated video or a live window.
 
 The session smooths the live score over --window frames and decides once --min-frames frames
-of the same face were scored; a different face (box IoU < --min-iou) restarts it.
+of the same face were scored; a different face (box IoU < --min-iou, or another appearance at
+the same place) restarts it.
 
 examples:
   edgefas watch clip.mp4 --out clip_annotated.mp4
@@ -17,7 +19,7 @@ import json
 
 from ..errors import EdgefasError
 from . import add_far_faces_argument
-from .argtypes import positive_int
+from .argtypes import fraction, non_negative_float, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,14 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-on-decision", action="store_true",
                    help="stop at the first live/spoof verdict, as a kiosk would")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    p.add_argument("--fps", type=float, help="frame rate for a folder of frames (default 25)")
+    p.add_argument("--fps", type=positive_float, help="frame rate for a folder of frames (default 25)")
     p.add_argument("--window", type=positive_int, default=d.window,
                    help="frames averaged (default: %(default)s)")
     p.add_argument("--min-frames", type=positive_int, default=d.min_frames,
                    help="scored frames needed to decide (default: %(default)s)")
-    p.add_argument("--min-iou", type=float, default=d.min_iou,
+    p.add_argument("--min-iou", type=fraction, default=d.min_iou,
                    help="box IoU below which the face is a new one (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=d.timeout_s,
+    p.add_argument("--timeout", type=non_negative_float, default=d.timeout_s,
                    help="seconds without a decision -> timeout (default: %(default)s; 0 = never)")
     p.add_argument("--aggregate", choices=("mean", "median"), default=d.aggregate)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -13,15 +13,15 @@ import csv
 from pathlib import Path
 
 from ..errors import DatasetError
+from .image_files import find_images
 from .samples import BONA_FIDE, Sample
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 LIVE_NAMES = {"live", "real", "bona_fide", "bonafide", "genuine", "0"}
 ATTACK_NAMES = {"attack", "spoof", "fake", "1"}
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return find_images(folder)
 
 
 def load_folder(root: str | Path, split: str = "all") -> list[Sample]:

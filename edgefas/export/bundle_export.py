@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import MANIFEST, load_bundle, write_manifest
+from ..bundle import MANIFEST, default_bundle_path, load_bundle, write_manifest
 from ..data.face_cache import CropSet
 from ..errors import ExportError
 from ..runtime.backends import load_model
@@ -80,17 +80,34 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
         devel: labelled aligned devel crops (never test): calibration draws ``calib_size`` of
             them for int8, the gate scores up to ``gate_size`` (both classes).
     """
-    t0 = time.time()
     tgt = get_target(target)
     check_target(tgt, precision)
     src = load_bundle(bundle)
     out = Path(out)
-    if out.resolve() != src.path.resolve():
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(src.path, out)
+    in_place = out.resolve() == src.path.resolve()
+    if out.resolve() == default_bundle_path().resolve():
+        raise ExportError(f"{out} is the bundle shipped inside edgefas (its manifest is pinned): "
+                          "export into a new folder")
+    if not in_place and out.exists():
+        # never delete what is there: it may be another bundle, or the source's parent folder
+        raise ExportError(f"{out} exists: give a new folder for the exported bundle, or export "
+                          f"from {out} itself to add to that bundle")
     devel = devel.subset(devel.ok)
     if len(devel) == 0:
         raise ExportError("no usable devel faces to calibrate and check the export on")
+    if not in_place:
+        shutil.copytree(src.path, out)
+    try:
+        return _export_into(src, out, tgt, target, precision, devel, calib_size, gate_size)
+    except BaseException:
+        if not in_place:   # the folder is this call's own: a failed export leaves nothing
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _export_into(src, out: Path, tgt, target: str, precision: str, devel: CropSet,
+                 calib_size: int, gate_size: int) -> GateReport:
+    t0 = time.time()
     rng = np.random.default_rng(0)
     gate_idx = np.sort(rng.choice(len(devel), min(gate_size, len(devel)), replace=False))
     calib_idx = np.sort(rng.choice(len(devel), min(calib_size, len(devel)), replace=False))

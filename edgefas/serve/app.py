@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..detector import Detector
 from ..result import Decision
-from ..session import Session
+from ..session import Session, Verdict
 
 #: 10 MiB: a 4K JPEG is ~3 MB; anything larger is refused before it is read in full.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -40,7 +40,7 @@ MAX_SESSIONS = 256
 class ResultModel(BaseModel):
     """:meth:`edgefas.Result.to_dict` (see the Result docstring for each field)."""
 
-    decision: str
+    decision: Decision
     live_score: float | None
     threshold: float
     box: list[float] | None
@@ -48,7 +48,16 @@ class ResultModel(BaseModel):
     face_score: float | None
     timings_ms: dict[str, float]
     reasons: list[str]
-    session: dict[str, Any] | None = None
+    session: Verdict | None = None   # the session's answer after this frame (?session=)
+
+
+class ErrorModel(BaseModel):
+    """Every 4xx answer: what went wrong in one string; for an image that could not be scored
+    (422) also its Result, and with ``?session=`` the session's verdict."""
+
+    detail: str
+    result: ResultModel | None = None
+    session: Verdict | None = None   # the session's answer after this frame (?session=)
 
 
 class _TooLarge(Exception):
@@ -101,10 +110,13 @@ def create_app(detector: Detector | None = None, *,
                   description="Face anti-spoofing: POST an image, get live/spoof with a "
                               "calibrated score. Local demo server.")
 
-    def error(status: int, detail: str, result: dict[str, Any] | None = None) -> JSONResponse:
+    def error(status: int, detail: str, result: dict[str, Any] | None = None,
+              verdict: dict[str, Any] | None = None) -> JSONResponse:
         body: dict[str, Any] = {"detail": detail}
         if result is not None:
             body["result"] = result
+        if verdict is not None:   # the frame still counted in its session (as no face)
+            body["session"] = verdict
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(RequestValidationError)
@@ -122,9 +134,10 @@ def create_app(detector: Detector | None = None, *,
         return {"status": "ok", "bundle": det.bundle.name, "threshold": det.threshold}
 
     @app.post("/v1/detect", response_model=ResultModel, responses={
-        400: {"description": "no image in the request"},
-        413: {"description": f"upload larger than {max_upload_bytes} bytes"},
-        422: {"description": "the image cannot be scored (undecodable, grayscale, ...)"}},
+        400: {"model": ErrorModel, "description": "no image in the request"},
+        413: {"model": ErrorModel, "description": f"upload larger than {max_upload_bytes} bytes"},
+        422: {"model": ErrorModel, "description": "the image cannot be scored (undecodable, "
+                                                  "grayscale, too large, ...) or a bad parameter"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                                "properties": {"image": {"type": "string",
@@ -173,7 +186,7 @@ def create_app(detector: Detector | None = None, *,
             st = await run_in_threadpool(step)
             result, verdict = st.result, st.verdict.to_dict()
         if result.decision is Decision.BAD_INPUT:
-            return error(422, "; ".join(result.reasons), result.to_dict())
+            return error(422, "; ".join(result.reasons), result.to_dict(), verdict)
         return {**result.to_dict(), "session": verdict}
 
     return app

@@ -121,6 +121,18 @@ def build_model(recipe: BaselineRecipe, contract: Contract):
     return FusionClassifier(config, cue_module=cue), config
 
 
+#: recipe fields a resumed run may change: how long it runs and on how many threads
+RESUMABLE_CHANGES = ("steps", "threads", "name")
+
+
+def _changed_recipe_fields(saved: dict | None, recipe: BaselineRecipe) -> list[str]:
+    if not saved:
+        return []
+    now = recipe.to_dict()
+    return [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(now)
+            if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]]
+
+
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
@@ -148,6 +160,12 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
             # Crops of another geometry would be mixed into one model without a word.
             raise EdgefasError(f"{ckpt} was trained with the contract {state['contract']}, not "
                                f"{contract.to_dict()}: use another --out or --no-resume")
+        changed = _changed_recipe_fields(state.get("recipe"), recipe)
+        if changed:
+            # another seed, augmentation, data or model would continue the old run under the
+            # new recipe's name; only the length of the run (and threads) may change on resume
+            raise EdgefasError(f"{ckpt} was trained with another recipe ({', '.join(changed)}): "
+                               "use another --out or --no-resume")
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
@@ -186,8 +204,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
             best = state["best_eer"] is None or d.value <= state["best_eer"]
             if best:
                 state["best_eer"], state["best_round"] = d.value, state["round"]
-            accelerator.print(f"step {state['step']}: devel D-EER {d.value:.4f}"
-                              + (" (best)" if best else ""))
+            if accelerator.is_local_main_process:   # above the progress bar, not inside it
+                bar.write(f"step {state['step']}: devel D-EER {d.value:.4f}" + (" (best)" if best else ""))
             if accelerator.is_main_process:
                 trainer_state = {**state, "recipe": recipe.to_dict(), "model_config": config.to_dict(),
                                  "contract": contract.to_dict()}

@@ -10,6 +10,7 @@ from ..data.face_cache import CropSet
 from ..data.protocols import frames_per_video, get_protocol
 from ..data.replay_attack import load_replay_attack
 from ..data.sources import CropStore, DataRoots
+from ..errors import EdgefasError
 from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
 from ..runtime.preprocess import Contract
@@ -88,6 +89,11 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
                  roots: DataRoots | None = None, contract: Contract | None = None,
                  resume: bool = True, progress: bool = True) -> Path:
     """Train the baseline for ``protocol``; returns the best checkpoint folder."""
+    marker = Path(out_dir) / "protocol.txt"
+    if resume and marker.is_file() and marker.read_text().strip() != protocol:
+        # a resumed P1 run relabelled P2-print would have seen the "held-out" species
+        raise EdgefasError(f"{out_dir} holds a {marker.read_text().strip()} run, not {protocol}: "
+                           "use another --out or --no-resume")
     contract = contract or Contract()
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
@@ -97,7 +103,7 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
         check_cue_data(Path(recipe.cue_dir), protocol, load_replay_attack(replay_root))
     train, devel, _ = build_sets(protocol, recipe, store)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "protocol.txt").write_text(protocol + "\n")
+    marker.write_text(protocol + "\n")
     print(f"{protocol}: train {int(train.is_live.sum())} bona fide "
           f"({int(train.is_extra.sum())} LFW) / {int((~train.is_live).sum())} attack crops; "
           f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}")
