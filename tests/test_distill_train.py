@@ -182,13 +182,28 @@ def test_camera_augmentation_of_the_live_prior_changes_training_resumes_alike_an
         assert torch.allclose(pa, pb, atol=1e-6), name
     # the same seed without the capture pipeline trains on other pixels, so other weights
     assert any(not torch.allclose(pa, pp) for pa, pp in zip(a.unet.parameters(), plain.unet.parameters()))
-    with pytest.raises(TeacherConfigError, match="augment='camera'"):
+    with pytest.raises(TeacherConfigError, match="augment 'camera' -> 'none'"):
         train_diffusion(recipe.with_overrides(augment="none", steps=6), crops[live], tmp_path / "a",
                         progress=False)
     with pytest.raises(TeacherConfigError, match="host"):
         train_diffusion(recipe, crops[live], tmp_path / "c", progress=False, batches_on_device=True)
     with pytest.raises(TeacherConfigError, match="camera"):
         get_recipe("agfas", "tiny").with_overrides(augment="cameras")
+
+
+def test_resuming_a_teacher_on_other_faces_or_another_recipe_is_refused(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("agfas", "tiny")
+    data = {"model": "agfas", "protocol": "P1", "faces": "live", "with_lfw": False, "max_lfw": None}
+    train_diffusion(recipe.with_overrides(steps=2), crops[live], tmp_path, progress=False, data=data)
+    with pytest.raises(TeacherConfigError, match="protocol 'P1' -> 'P2-print'"):
+        train_diffusion(recipe, crops[live], tmp_path, progress=False,
+                        data={**data, "protocol": "P2-print"})
+    with pytest.raises(TeacherConfigError, match="lr"):
+        train_diffusion(recipe.with_overrides(lr=0.5), crops[live], tmp_path, progress=False, data=data)
+    # a longer run of the same recipe on the same faces resumes
+    t = load_diffusion_teacher(train_diffusion(recipe, crops[live], tmp_path, progress=False, data=data))
+    assert t.info["step"] == recipe.steps
 
 
 def test_train_diffusion_refuses_bad_crops(tmp_path):

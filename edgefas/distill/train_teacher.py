@@ -178,11 +178,28 @@ def _check_saved_config(ckpt: Path, key: str, expected: dict) -> None:
                                  "use a new out_dir or resume=False")
 
 
-def _check_saved_augment(ckpt: Path, augment: str) -> None:
-    saved = (json.loads((ckpt / "trainer_state.json").read_text()).get("recipe") or {}).get("augment", "none")
-    if saved != augment:
-        raise TeacherConfigError(f"{ckpt} was trained with augment={saved!r}, not {augment!r}; "
-                                 "use a new out_dir or resume=False")
+#: recipe fields a resumed teacher run may change: its length, threads, precision, checkpointing
+RESUMABLE_CHANGES = ("name", "steps", "threads", "mixed_precision", "save_every", "keep_checkpoints")
+#: what the faces were; a resumed run must learn from the same ones (counts may differ a little
+#: when a crop cache is rebuilt, so they are not compared)
+DATA_KEYS = ("model", "protocol", "faces", "with_lfw", "max_lfw")
+
+
+def _check_saved_run(ckpt: Path, recipe, data: dict | None) -> None:
+    """Refuse to resume a run under another recipe or on other faces: the result would carry the
+    new settings' name (in teacher.json) with weights mostly learnt under the old ones."""
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    saved, now = state.get("recipe") or {}, recipe.to_dict()
+    saved = {"augment": "none", **saved}    # runs from before the option had none
+    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(now)
+               if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]]
+    old_data = state.get("data")
+    if old_data is not None and data is not None:
+        changed += [f"{k} {old_data.get(k)!r} -> {data.get(k)!r}" for k in DATA_KEYS
+                    if old_data.get(k) != data.get(k)]
+    if changed:
+        raise TeacherConfigError(f"{ckpt} was trained with another recipe or data "
+                                 f"({', '.join(changed)}): use a new out_dir or resume=False")
 
 
 def _write_weights(folder: Path, module: torch.nn.Module, filename: str) -> None:
@@ -262,7 +279,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     ema = copy.deepcopy(unet).requires_grad_(False)
     if ckpt is not None:
         _check_saved_config(ckpt, "unet_config", unet_cfg.to_dict())
-        _check_saved_augment(ckpt, recipe.augment)
+        _check_saved_run(ckpt, recipe, data)
         state = load_checkpoint(ckpt, model=unet, ema=ema, optimizer=opt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     unet, opt = accelerator.prepare(unet, opt)
@@ -319,7 +336,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
                                 ema=ema, optimizer=opt,
                                 trainer_state={**state, "recipe": recipe.to_dict(),
                                                "unet_config": unet_cfg.to_dict(),
-                                               "contract": contract.to_dict()})
+                                               "contract": contract.to_dict(),
+                                               "data": {k: (data or {}).get(k) for k in DATA_KEYS}})
                 _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
     if out_of_time:
@@ -398,6 +416,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         _check_saved_config(ckpt, "net_config", net_cfg.to_dict())
+        _check_saved_run(ckpt, recipe, data)
         state = load_checkpoint(ckpt, model=pair, ema=ema, optimizer=opt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     pair, opt = accelerator.prepare(pair, opt)
@@ -450,7 +469,8 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
             logs = []
             save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=model, ema=ema, optimizer=opt,
                             trainer_state={**state, "recipe": recipe.to_dict(),
-                                           "net_config": net_cfg.to_dict(), "contract": contract.to_dict()})
+                                           "net_config": net_cfg.to_dict(), "contract": contract.to_dict(),
+                                           "data": {k: (data or {}).get(k) for k in DATA_KEYS}})
             _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
     folder = out_dir / TEACHER_DIR
