@@ -74,8 +74,11 @@ class SessionConfig:
         min_iou: a face box overlapping the tracked one less than this is a new face: reset.
         max_missing: more than this many frames in a row without a scored face reset the
             session (the person left); fewer are skipped.
-        timeout_s: seconds from the first frame without a decision -> ``timeout``
-            (None: never). Time comes from the ``t`` passed with each frame, else a clock.
+        timeout_s: seconds from the first frame with a face without a decision ->
+            ``timeout`` (None: never); empty frames before a face appears do not count. Time
+            comes from the ``t`` passed with each frame, else the session's clock (one or the
+            other for a whole session). ``timeout`` is reported while there is still no
+            decision; a kiosk stops there (or calls :meth:`Session.reset`).
         aggregate: "mean" or "median" of the window's scores.
         min_similarity: a scored face whose appearance signature is less similar than this
             to the tracked face's (the mean direction of its signatures so far) is another
@@ -122,7 +125,11 @@ class Verdict:
         threshold: the bundle threshold the score is compared with.
         frames: scored frames of the tracked face so far (the window holds the last ones).
         resets: how many times the session restarted (new face, face lost).
-        elapsed_s: time since the session (re)started.
+        elapsed_s: time since a face first appeared in this attempt (0 before one did): the
+            clock ``timeout_s`` is measured on. A new face at the place of the old one (box
+            jump, other appearance) does not restart it, or a flickering face would never time
+            out; a face gone for more than ``max_missing`` frames (the person left) and
+            :meth:`Session.reset` do.
         reasons: why it stands where it stands.
     """
 
@@ -178,7 +185,6 @@ class _Track:
     signature_sum: np.ndarray | None = None
     frames: int = 0
     missing: int = 0
-    started: float | None = None
     reasons: list[str] = field(default_factory=list)
 
 
@@ -210,14 +216,20 @@ class Session:
         self.clock = clock
         self.resets = 0
         self._track = self._new_track()
+        self._started: float | None = None      # when a face first appeared in this attempt
+        self._explicit_t: bool | None = None    # frames come with t (True) or use the clock
 
     def _new_track(self) -> _Track:
         return _Track(deque(maxlen=self.config.window))
 
-    def reset(self, reason: str | None = None) -> None:
-        """Forget the tracked face; the next scored frame starts a new one."""
+    def reset(self, reason: str | None = None, *, restart_clock: bool = True) -> None:
+        """Forget the tracked face; the next scored frame starts a new one. The timeout clock
+        starts again at the next face unless ``restart_clock`` is False (the session's own
+        resets for a face that jumped or changed at the same place)."""
         self.resets += 1
         self._track = self._new_track()
+        if restart_clock:
+            self._started = None
         if reason:
             self._track.reasons.append(reason)
 
@@ -232,16 +244,25 @@ class Session:
         if not isinstance(result, Result):
             raise InputTypeError(f"feed() takes a Result (from the detector), got "
                                  f"{type(result).__name__}; call the session with a frame instead")
+        if self._explicit_t is None:
+            self._explicit_t = t is not None
+        elif self._explicit_t != (t is not None):
+            # a frame time from the source mixed with the clock's would make elapsed nonsense
+            raise EdgefasError("this session's frames came " + ("with" if self._explicit_t else "without")
+                               + " a time t; give every frame one, or none")
         now = self.clock() if t is None else float(t)
+        if self._started is None and result.box is not None:
+            self._started = now
         tr = self._track
         if result.decision in SCORED and result.box is not None:
             if tr.box is not None and box_iou(tr.box, result.box) < self.config.min_iou:
-                self.reset(f"face moved or changed (box IoU < {self.config.min_iou}): new session")
+                self.reset(f"face moved or changed (box IoU < {self.config.min_iou}): new session",
+                           restart_clock=False)
                 tr = self._track
             elif (sim := self._similarity(tr, result.signature)) is not None \
                     and sim < self.config.min_similarity:  # type: ignore[operator]
                 self.reset(f"another face at the same place (appearance similarity {sim:.2f} < "
-                           f"{self.config.min_similarity}): new session")
+                           f"{self.config.min_similarity}): new session", restart_clock=False)
                 tr = self._track
             tr.box = result.box
             if result.signature is not None:
@@ -255,8 +276,6 @@ class Session:
             if tr.missing > self.config.max_missing:
                 self.reset(f"no scored face for {tr.missing} frames: new session")
                 tr = self._track
-        if tr.started is None:
-            tr.started = now
         return Step(result, self._verdict(now))
 
     def _similarity(self, tr: _Track, new: np.ndarray | None) -> float | None:
@@ -268,7 +287,7 @@ class Session:
 
     def _verdict(self, now: float) -> Verdict:
         tr, cfg = self._track, self.config
-        elapsed = round(now - tr.started, 6)
+        elapsed = round(now - self._started, 6) if self._started is not None else 0.0
         score = None
         if tr.scores:
             agg = np.mean if cfg.aggregate == "mean" else np.median

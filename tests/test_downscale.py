@@ -96,3 +96,16 @@ def test_a_thin_wide_frame_is_answered_not_hung(detector):
     # 1 x 3000: too wide for the one-step letterbox, too thin to halve. It once looped forever.
     strip = np.random.default_rng(0).integers(0, 256, (1, 3000, 3), dtype=np.uint8)
     assert detector(strip).decision.value == "no_face"
+
+
+@pytest.mark.parametrize("w, h", [(1617, 2160), (1280, 195), (640, 480), (250, 250), (1920, 1080)])
+def test_letterbox_scales_map_the_resized_frame_back_onto_the_whole_frame(w, h):
+    # boxes are mapped back with the resize's own x/y scales: its far edges land on the frame's
+    from edgefas.runtime.face_detect import INPUT_SIZE, _letterbox
+
+    _, (sx, sy), pad_x, pad_y = _letterbox(np.zeros((h, w, 3), np.uint8))
+    nominal = INPUT_SIZE / max(h, w)
+    nw, nh = max(1, round(w * nominal)), max(1, round(h * nominal))
+    assert (pad_x + nw - pad_x) / sx == pytest.approx(w) and (pad_y + nh - pad_y) / sy == pytest.approx(h)
+    if w * nominal == round(w * nominal) and h * nominal == round(h * nominal):
+        assert sx == sy == nominal   # 4:3, 16:9, square: the old mapping, bit for bit

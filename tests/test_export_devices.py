@@ -151,3 +151,23 @@ def test_auto_prefers_litert_when_the_bundle_holds_its_classifier():
         pytest.skip("ai_edge_litert is not installed here")
     assert auto_backend(lambda key: key in ("onnx", "tflite_fp32")) == "litert"
     assert auto_backend(lambda key: key in ("onnx_int8", "tflite_fp32"), "int8") == "onnxruntime"
+
+
+def test_tensorrt_batches_larger_than_the_engine_profile_run_in_chunks():
+    # no TensorRT here: the chunking is checked with a stand-in for one engine call
+    from edgefas.runtime.backends.tensorrt_backend import TensorRtModel
+
+    model = object.__new__(TensorRtModel)
+    model.max_batch = 16
+    calls = []
+
+    def one_call(x):
+        assert len(x) <= 16
+        calls.append(len(x))
+        return [x.sum(axis=(1, 2, 3))[:, None]]
+
+    model._run = one_call
+    x = np.random.default_rng(0).normal(size=(37, 3, 4, 4)).astype(np.float32)
+    out = model.run(x)
+    assert calls == [16, 16, 5] and out[0].shape == (37, 1)
+    np.testing.assert_allclose(out[0][:, 0], x.sum(axis=(1, 2, 3)), rtol=1e-6)

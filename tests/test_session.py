@@ -74,11 +74,41 @@ def test_face_lost_for_too_long_resets_but_short_gaps_are_skipped():
     assert v.resets == 1 and v.frames == 0
 
 
-def test_timeout_when_no_face_is_scored():
+def test_timeout_when_a_face_is_there_but_never_scored():
     s = Session(threshold=0.5, min_frames=2, timeout_s=1.0)
-    assert s.feed(res(None, decision=Decision.NO_FACE), t=0.0).verdict.state is SessionState.PENDING
-    v = s.feed(res(None, decision=Decision.NO_FACE), t=1.5).verdict
-    assert v.state is SessionState.TIMEOUT and not v.decided
+    small = Result(Decision.FACE_TOO_SMALL, None, 0.5, BOX)
+    assert s.feed(small, t=0.0).verdict.state is SessionState.PENDING
+    v = s.feed(small, t=1.5).verdict
+    assert v.state is SessionState.TIMEOUT and not v.decided and v.elapsed_s == 1.5
+
+
+def test_the_timeout_clock_starts_with_a_face_and_survives_flicker_resets():
+    # an empty scene is not a timeout: the clock starts when someone appears
+    s = Session(threshold=0.5, min_frames=5, timeout_s=1.0)
+    for i in range(20):
+        v = s.feed(res(None, decision=Decision.NO_FACE), t=i).verdict
+    assert v.state is SessionState.PENDING and v.elapsed_s == 0.0
+    assert s.feed(res(0.9), t=20.0).verdict.state is SessionState.PENDING
+    # a face whose box keeps jumping resets its track every frame, but not the clock
+    s = Session(threshold=0.5, min_frames=5, timeout_s=1.0)
+    far = (300.0, 100.0, 400.0, 220.0)
+    for i in range(30):
+        v = s.feed(res(0.9, box=BOX if i % 2 else far), t=i * 0.1).verdict
+    assert v.state is SessionState.TIMEOUT and v.resets == 29
+    # the person leaving (more than max_missing empty frames) starts a new attempt
+    s = Session(threshold=0.5, min_frames=5, timeout_s=1.0, max_missing=2)
+    s.feed(res(0.9), t=0.0)
+    for i in range(3):
+        s.feed(res(None, decision=Decision.NO_FACE), t=5.0 + i)
+    v = s.feed(res(0.9), t=9.0).verdict
+    assert v.state is SessionState.PENDING and v.elapsed_s == 0.0 and v.resets == 1
+
+
+def test_frames_with_and_without_times_are_not_mixed():
+    s = Session(threshold=0.5)
+    s.feed(res(0.9), t=0.0)
+    with pytest.raises(EdgefasError, match="give every frame one, or none"):
+        s.feed(res(0.9))
 
 
 def test_clock_is_used_without_timestamps():
@@ -158,7 +188,7 @@ def test_detector_session_on_real_frames(detector, astronaut_bgr):
     assert steps[-1].verdict.state is SessionState.LIVE
     assert json.loads(json.dumps(steps[-1].to_dict()))["verdict"]["state"] == "live"
     # bad frames in a session are typed results too, never exceptions
-    assert s(b"not an image").result.decision is Decision.BAD_INPUT
+    assert s(b"not an image", t=0.2).result.decision is Decision.BAD_INPUT
 
 
 @pytest.fixture(scope="module")

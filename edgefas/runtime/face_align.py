@@ -20,7 +20,7 @@ ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.736
                         [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
 TEMPLATE_NAME = "arcface_112_5pt"
 #: Bumped whenever the crops this module makes change, so cached crops are rebuilt.
-ALIGN_VERSION = 3
+ALIGN_VERSION = 4   # 4: detector boxes mapped back with the resize's own x/y scales
 
 
 @dataclass(frozen=True)

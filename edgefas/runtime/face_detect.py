@@ -59,8 +59,12 @@ def ssd_anchors() -> np.ndarray:
 _ANCHORS = ssd_anchors()
 
 
-def _letterbox(image_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-    """Resize to fit 128x128 keeping the aspect ratio; return tensor, scale and padding."""
+def _letterbox(image_bgr: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float, float]:
+    """Resize to fit 128x128 keeping the aspect ratio; return tensor, (x, y) scale and padding.
+
+    The scales are those of the resize actually made (``nw / w``, ``nh / h``, after rounding to
+    whole pixels), so coordinates map back exactly; for 4:3, 16:9 and square frames they equal
+    the nominal scale bit for bit."""
     h, w = image_bgr.shape[:2]
     scale = INPUT_SIZE / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -79,7 +83,7 @@ def _letterbox(image_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     x0, y0 = int(pad_x), int(pad_y)
     canvas[y0:y0 + nh, x0:x0 + nw] = resized
     rgb = canvas[:, :, ::-1].astype(np.float32) / 127.5 - 1.0
-    return rgb.transpose(2, 0, 1)[None], scale, float(x0), float(y0)
+    return rgb.transpose(2, 0, 1)[None], (nw / w, nh / h), float(x0), float(y0)
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -171,8 +175,9 @@ class FaceDetector:
         h, w = image_bgr.shape[:2]
         for box, kp, score in _weighted_nms(boxes, kps, scores):
             # From normalised letterbox coordinates back to input pixels.
-            box_px = (box * INPUT_SIZE - [pad_x, pad_y, pad_x, pad_y]) / scale
-            kp_px = (kp * INPUT_SIZE - [pad_x, pad_y]) / scale
+            sx, sy = scale
+            box_px = (box * INPUT_SIZE - [pad_x, pad_y, pad_x, pad_y]) / [sx, sy, sx, sy]
+            kp_px = (kp * INPUT_SIZE - [pad_x, pad_y]) / [sx, sy]
             box_px = np.clip(box_px, 0, [w, h, w, h])
             faces.append(Face(tuple(float(v) for v in box_px), kp_px, score))
         return faces

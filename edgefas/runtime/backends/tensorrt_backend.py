@@ -73,9 +73,21 @@ class TensorRtModel:
         self.input_name: str = next(n for n in names if self._engine.get_tensor_mode(n) == mode)
         self._outputs = [n for n in names if self._engine.get_tensor_mode(n) != mode]
         self.input_shape = tuple(self._engine.get_tensor_shape(self.input_name))
+        # the largest batch the engine's optimisation profile takes (edgefas builds 1..16);
+        # Detector.batch() may send more faces than that, in one call
+        try:
+            self.max_batch = max(1, int(self._engine.get_tensor_profile_shape(self.input_name, 0)[2][0]))
+        except Exception:   # an engine without a profile (static shape)
+            self.max_batch = max(1, int(self.input_shape[0]))
         self._local = threading.local()
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
+        if len(x) > self.max_batch:
+            parts = [self._run(x[i:i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
+            return [np.concatenate(outs) for outs in zip(*parts)]
+        return self._run(x)
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
         cudart = self._cudart
         loc = self._local
         if getattr(loc, "ctx", None) is None:
@@ -83,7 +95,8 @@ class TensorRtModel:
             loc.stream = _check(cudart.cudaStreamCreate())
         x = np.ascontiguousarray(x, np.float32)
         ctx = loc.ctx
-        ctx.set_input_shape(self.input_name, x.shape)
+        if ctx.set_input_shape(self.input_name, x.shape) is False:   # TensorRT 10 says so, not raises
+            raise RuntimeError(f"TensorRT engine does not take an input of shape {x.shape}")
         host = {self.input_name: x}
         for n in self._outputs:
             host[n] = np.empty(tuple(ctx.get_tensor_shape(n)), np.float32)
