@@ -217,6 +217,7 @@ class Session:
         self.resets = 0
         self._track = self._new_track()
         self._started: float | None = None      # when a face first appeared in this attempt
+        self._no_face_run = 0                   # frames in a row without any face
         self._explicit_t: bool | None = None    # frames come with t (True) or use the clock
 
     def _new_track(self) -> _Track:
@@ -251,6 +252,7 @@ class Session:
             raise EdgefasError("this session's frames came " + ("with" if self._explicit_t else "without")
                                + " a time t; give every frame one, or none")
         now = self.clock() if t is None else float(t)
+        self._no_face_run = 0 if result.box is not None else self._no_face_run + 1
         if self._started is None and result.box is not None:
             self._started = now
         tr = self._track
@@ -274,8 +276,13 @@ class Session:
         elif tr.frames:
             tr.missing += 1
             if tr.missing > self.config.max_missing:
-                self.reset(f"no scored face for {tr.missing} frames: new session")
+                # the track is stale either way; the attempt (and its timeout clock) ends only
+                # if nobody is there: a face too small or too dark all along is still a person
+                self.reset(f"no scored face for {tr.missing} frames: new session",
+                           restart_clock=self._no_face_run > self.config.max_missing)
                 tr = self._track
+        if self._no_face_run > self.config.max_missing:
+            self._started = None   # the person left: the next face starts a new attempt
         return Step(result, self._verdict(now))
 
     def _similarity(self, tr: _Track, new: np.ndarray | None) -> float | None:

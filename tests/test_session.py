@@ -104,6 +104,19 @@ def test_the_timeout_clock_starts_with_a_face_and_survives_flicker_resets():
     assert v.state is SessionState.PENDING and v.elapsed_s == 0.0 and v.resets == 1
 
 
+def test_a_face_that_is_only_now_and_then_scorable_still_times_out():
+    # scored once, then too small for longer than max_missing, over and over: the track goes
+    # stale each time, but the person never left, so the clock runs on
+    s = Session(threshold=0.5, min_frames=5, timeout_s=1.0, max_missing=3)
+    small = Result(Decision.FACE_TOO_SMALL, None, 0.5, BOX)
+    t, v = 0.0, None
+    for _ in range(10):
+        for r in [res(0.9)] + [small] * 5:
+            v = s.feed(r, t=t).verdict
+            t += 0.05
+    assert v.state is SessionState.TIMEOUT and v.resets >= 5
+
+
 def test_frames_with_and_without_times_are_not_mixed():
     s = Session(threshold=0.5)
     s.feed(res(0.9), t=0.0)
