@@ -97,6 +97,12 @@ def default_bundle_path() -> Path:
 DEFAULT_MANIFEST_PIN = "default.manifest.sha256"
 
 
+def is_default_bundle(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is the bundle shipped inside edgefas (whose manifest is pinned, so
+    nothing may rewrite it in place)."""
+    return Path(path).resolve() == default_bundle_path().resolve()
+
+
 def manifest_sha256(path: str | os.PathLike[str]) -> str:
     """The sha256 of a bundle's manifest.json: pin it in your app to refuse edited bundles."""
     return sha256_file(Path(path) / MANIFEST)
@@ -127,7 +133,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
     if not mpath.is_file():
         raise BundleError(f"{root} is not a bundle: no {MANIFEST} in it")
     pin = manifest_sha256
-    if pin is None and root.resolve() == default_bundle_path().resolve():
+    if pin is None and is_default_bundle(root):
         pin = (default_bundle_path().parent / DEFAULT_MANIFEST_PIN).read_text().split()[0]
     got = sha256_file(mpath) if pin is not None else None
     if got is not None and got != pin:

@@ -157,16 +157,23 @@ def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int
     and then every live capture is out of the choice, so BPCER is measured on all of them.
     """
     rng = np.random.default_rng(seed)
-    bp, ap = [], []
+    bp, ap, ap_max = [], [], []
     sp = np.asarray(species if species is not None else [""] * len(attack))
+
+    def attack_rates(aout: np.ndarray, thr: float) -> None:
+        accepted = attack[aout] >= thr
+        ap.append(float(accepted.mean()))   # pooled over every left-out attack
+        ap_max.append(max(float(accepted[sp[aout] == name].mean())   # the worst species
+                          for name in np.unique(sp[aout])))
+
     for _ in range(n):
         if criterion == "apcer":
             ai = rng.integers(0, len(attack), len(attack))
             aout = np.setdiff1d(np.arange(len(attack)), ai)
             if not len(aout):
                 continue
-            thr = threshold_for_apcer(attack[ai], sp[ai], target)
-            ap.append(float((attack[aout] >= thr).mean()))
+            thr = min(threshold_for_apcer(attack[ai], sp[ai], target), 1.0)
+            attack_rates(aout, thr)
             bp.append(float((live < thr).mean()))
             continue
         li = rng.integers(0, len(live), len(live))
@@ -179,7 +186,7 @@ def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int
             ai = rng.integers(0, len(attack), len(attack))
             aout = np.setdiff1d(np.arange(len(attack)), ai)
             if len(aout):
-                ap.append(float((attack[aout] >= thr).mean()))
+                attack_rates(aout, thr)
 
     def summary(v: list[float]) -> dict[str, Any] | None:
         if not v:
@@ -187,7 +194,10 @@ def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int
         lo, hi = np.percentile(v, [2.5, 97.5])
         return {"mean": float(np.mean(v)), "ci95": [float(lo), float(hi)], "resamples": len(v)}
 
-    return {"bpcer": summary(bp), "apcer": summary(ap)}
+    # "apcer" pools every attack; "apcer_max" is the worst species of each resample, the
+    # figure --target-apcer bounds (a large easy species hides a small hard one in the pool)
+    return {"bpcer": summary(bp), "apcer": summary(ap),
+            "apcer_max": summary(ap_max) if len(np.unique(sp)) > 1 else None}
 
 
 def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike[str],
@@ -235,6 +245,12 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
             raise EdgefasError(f"no attack capture with a usable face under {attack_dir} "
                                f"(failures: {attack.failed}); --target-apcer needs some")
         thr = threshold_for_apcer(as_, attack.species, target_apcer)
+        if thr > 1.0:
+            # attacks scored exactly 1.0 (the calibration saturates): no live score can be
+            # required above them, so the target cannot be met by a threshold
+            raise EdgefasError(f"some attack captures score 1.0, so no threshold keeps APCER <= "
+                               f"{target_apcer} for every species; let the calibration be refit "
+                               "on these captures (drop --no-refit) or raise the target")
         criterion = (f"lowest threshold with APCER <= {target_apcer} for every attack species "
                      "of the attack captures (edgefas calibrate --target-apcer)")
         boot = oob_bootstrap(ls, as_, target_apcer, n=bootstrap, criterion="apcer",
@@ -243,7 +259,7 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         thr = threshold_for_bpcer(ls, target_bpcer)
         criterion = (f"highest threshold with BPCER <= {target_bpcer} on the live captures "
                      "(edgefas calibrate)")
-        boot = oob_bootstrap(ls, as_, target_bpcer, n=bootstrap)
+        boot = oob_bootstrap(ls, as_, target_bpcer, n=bootstrap, species=attack.species)
     bp_err = int((ls < thr).sum())
     report: dict[str, Any] = {
         "bundle": det.bundle.name, "target_bpcer": None if target_apcer is not None else target_bpcer,

@@ -92,9 +92,11 @@ def _rates(accepted: np.ndarray, is_attack: np.ndarray, species: np.ndarray) -> 
     for sp in sorted(set(species[is_attack])):
         m = is_attack & (species == sp)
         ap[sp] = Rate(float(accepted[m].mean()), int(accepted[m].sum()), int(m.sum()))
-    pooled = Rate(float(accepted[is_attack].mean()), int(accepted[is_attack].sum()),
-                  int(is_attack.sum()))
-    worst = max(ap.values(), key=lambda r: r.value)
+    n_att = int(is_attack.sum())
+    pooled = Rate(float(accepted[is_attack].mean()) if n_att else float("nan"),
+                  int(accepted[is_attack].sum()), n_att)
+    # no attacks (a live-only tree): NaN rates, as for BPCER without bona fide
+    worst = max(ap.values(), key=lambda r: r.value) if ap else pooled
     return {"bpcer": bp.to_dict(), "apcer": {k: v.to_dict() for k, v in ap.items()},
             "apcer_pooled": pooled.to_dict(), "apcer_max": worst.to_dict(),
             "hter": (pooled.value + bp.value) / 2, "hter_max": (worst.value + bp.value) / 2}

@@ -46,6 +46,19 @@ def test_oob_bootstrap_apcer_criterion_is_near_its_target():
                                               species=sp)["bpcer"]["mean"]  # stricter costs more
 
 
+def test_oob_bootstrap_reports_the_worst_species_beside_the_pool():
+    # a large easy species hides a small hard one in the pooled rate; APCER_max does not
+    rng = np.random.default_rng(0)
+    live = rng.uniform(0.5, 1.0, 300)
+    att = np.concatenate([rng.uniform(0, 0.3, 200), rng.uniform(0.2, 0.9, 20)])
+    sp = np.array(["print"] * 200 + ["screen"] * 20)
+    r = oob_bootstrap(live, att, 0.05, n=200, criterion="apcer", species=sp)
+    assert r["apcer"]["mean"] < 0.02 < 0.05 < r["apcer_max"]["mean"]
+    assert oob_bootstrap(live, att, 0.05, n=20)["apcer_max"] is None   # one species: no max
+    # saturated attack scores: no threshold in [0, 1] meets the target
+    assert threshold_for_apcer(np.array([0.1, 0.5, 1.0]), ["s"] * 3, 0.0) > 1.0
+
+
 def test_oob_bootstrap_is_reproducible_and_sane():
     rng = np.random.default_rng(1)
     live, att = rng.beta(8, 2, 300), rng.beta(2, 8, 300)

@@ -97,29 +97,24 @@ def test_teacher_trains_from_a_crop_pack_in_time_slots(replay_tree, tmp_path, mo
               str(tmp_path / "x")])
 
 
-def test_teacher_with_the_structure_condition(replay_tree, tmp_path, monkeypatch):
+@pytest.mark.parametrize("option, check, refusal", [
+    (["--condition", "lowpass", "--condition-sigma", "1.5"],
+     lambda info: info["condition"] == {"kind": "lowpass", "sigma": 1.5}
+     and info["unet_config"]["in_channels"] == 6, "AG-FAS generator"),
+    (["--condition", "lowpass", "--augment", "camera"],
+     lambda info: info["recipe"]["augment"] == "camera" and info["condition"]["kind"] == "lowpass",
+     "diffusion teachers"),
+])
+def test_teacher_options_are_recorded_and_refused_for_the_ds_net(replay_tree, tmp_path, monkeypatch,
+                                                                 option, check, refusal):
     frames, _ = replay_tree
     monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "lowpass"
-    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--condition", "lowpass",
-                 "--condition-sigma", "1.5", "--out", str(out), "--replay-root", str(frames)]) == 0
-    info = json.loads((out / "teacher" / "teacher.json").read_text())
-    assert info["condition"] == {"kind": "lowpass", "sigma": 1.5} and info["unet_config"]["in_channels"] == 6
-    with pytest.raises(SystemExit, match="AG-FAS generator"):
-        main(["teacher", "--model", "despoof", "--recipe", "tiny", "--condition", "lowpass", "--out",
-              str(tmp_path / "x"), "--replay-root", str(frames)])
-
-
-def test_teacher_with_camera_augmentation(replay_tree, tmp_path, monkeypatch):
-    frames, _ = replay_tree
-    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "camaug"
-    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", "--condition", "lowpass",
-                 "--augment", "camera", "--out", str(out), "--replay-root", str(frames)]) == 0
-    info = json.loads((out / "teacher" / "teacher.json").read_text())
-    assert info["recipe"]["augment"] == "camera" and info["condition"]["kind"] == "lowpass"
-    with pytest.raises(SystemExit, match="diffusion teachers"):
-        main(["teacher", "--model", "despoof", "--recipe", "tiny", "--augment", "camera", "--out",
+    out = tmp_path / "teacher_run"
+    assert main(["teacher", "--model", "agfas", "--recipe", "tiny", *option, "--out", str(out),
+                 "--replay-root", str(frames)]) == 0
+    assert check(json.loads((out / "teacher" / "teacher.json").read_text()))
+    with pytest.raises(SystemExit, match=refusal):
+        main(["teacher", "--model", "despoof", "--recipe", "tiny", *option[-2:], "--out",
               str(tmp_path / "x"), "--replay-root", str(frames)])
 
 

@@ -277,3 +277,11 @@ def test_video_eval_says_when_the_tie_break_chose_the_rule():
     assert "2 of them (min_frames 3) tie" in tie_note(search)
     search[4]["hter"] = 0.01
     assert "alone has the lowest" in tie_note(search)
+
+
+def test_video_rates_of_a_live_only_tree_are_nan_not_a_crash():
+    from edgefas.video_eval import _rates
+
+    r = _rates(np.array([True, False]), np.array([False, False]), np.array(["bona_fide"] * 2))
+    assert r["bpcer"]["errors"] == 1 and r["apcer_max"]["count"] == 0
+    assert np.isnan(r["apcer_pooled"]["value"])

@@ -94,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
           f"{rep['criterion']}; score calibration "
           f"{'refit on these captures' if rep['calibration_refit'] else 'kept'}")
     print(f"BPCER at the old threshold: {_fmt(rep['bpcer_at_previous_threshold'])}")
-    print(f"in sample:   BPCER {_fmt(ins['bpcer'])}   APCER {_fmt(ins.get('apcer'))}")
+    worst = ""
+    if ins.get("apcer_per_species"):
+        name, rate = max(ins["apcer_per_species"].items(), key=lambda kv: kv[1]["value"] or 0)
+        worst = f"   APCER_max {_fmt(rate)} ({name})"
+    print(f"in sample:   BPCER {_fmt(ins['bpcer'])}   APCER pooled {_fmt(ins.get('apcer'))}{worst}")
     print(f"expected on new captures (out-of-bag bootstrap, {args.bootstrap} resamples): "
-          f"BPCER {_exp(exp['bpcer'])}   APCER {_exp(exp['apcer'])}")
+          f"BPCER {_exp(exp['bpcer'])}   APCER pooled {_exp(exp['apcer'])}"
+          + (f"   APCER_max {_exp(exp['apcer_max'])}" if exp.get("apcer_max") else ""))
     return 0

@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from .eval_table import protocol_table
 
     if args.record:   # checked before minutes of evaluation
-        from ..bundle import default_bundle_path
+        from ..bundle import default_bundle_path, is_default_bundle
 
         if args.runs or args.folder:
             raise EdgefasError("--record works with one bundle and one protocol")
-        if Path(args.bundle or default_bundle_path()).resolve() == default_bundle_path().resolve():
+        if is_default_bundle(args.bundle or default_bundle_path()):
             # its manifest is pinned: rewriting it would leave every Detector() refusing it
             raise EdgefasError(f"--record writes into the bundle's manifest, and the shipped "
                                f"bundle's is pinned: copy {default_bundle_path()} to a folder of "

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_bundle(args: argparse.Namespace) -> int:
-    from ..bundle import default_bundle_path
+    from ..bundle import is_default_bundle
     from ..data.protocols import get_protocol
     from ..data.sources import CropStore, DataRoots
     from ..detector import Detector
@@ -87,7 +87,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
     for target, precision in exports:  # fail fast on names, precisions and missing tools
         check_target(get_target(target), precision)
     out = args.out or args.path
-    if out.resolve() == default_bundle_path().resolve():
+    if is_default_bundle(out):
         # its manifest is pinned beside it: an in-place export would leave an installation
         # whose Detector() refuses the default bundle
         raise ExportError(f"{out} is the bundle shipped inside edgefas and is not changed in place; "

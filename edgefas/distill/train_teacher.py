@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..runtime.preprocess import Contract, to_tensor
 from ..train.camera_aug import capture_batch
-from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ..train.checkpoint import changed_settings, latest_checkpoint, load_checkpoint, save_checkpoint
 from ..train.ema import ema_update
 from .agfas import StructureCondition
 from .crop_pack import cut_region
@@ -189,14 +189,12 @@ def _check_saved_run(ckpt: Path, recipe, data: dict | None) -> None:
     """Refuse to resume a run under another recipe or on other faces: the result would carry the
     new settings' name (in teacher.json) with weights mostly learnt under the old ones."""
     state = json.loads((ckpt / "trainer_state.json").read_text())
-    saved, now = state.get("recipe") or {}, recipe.to_dict()
-    saved = {"augment": "none", **saved}    # runs from before the option had none
-    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(now)
-               if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]]
-    old_data = state.get("data")
-    if old_data is not None and data is not None:
-        changed += [f"{k} {old_data.get(k)!r} -> {data.get(k)!r}" for k in DATA_KEYS
-                    if old_data.get(k) != data.get(k)]
+    saved = state.get("recipe")
+    if saved is not None and "augment" not in saved and hasattr(recipe, "augment"):
+        saved = {**saved, "augment": "none"}    # runs from before the option had none
+    changed = changed_settings(saved, recipe.to_dict(), RESUMABLE_CHANGES)
+    if state.get("data") is not None and data is not None:
+        changed += changed_settings(state["data"], {k: data.get(k) for k in DATA_KEYS})
     if changed:
         raise TeacherConfigError(f"{ckpt} was trained with another recipe or data "
                                  f"({', '.join(changed)}): use a new out_dir or resume=False")

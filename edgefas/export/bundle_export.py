@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import MANIFEST, default_bundle_path, load_bundle, write_manifest
+from ..bundle import MANIFEST, is_default_bundle, load_bundle, write_manifest
 from ..data.face_cache import CropSet
 from ..errors import ExportError
 from ..runtime.backends import load_model
@@ -85,7 +85,7 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
     src = load_bundle(bundle)
     out = Path(out)
     in_place = out.resolve() == src.path.resolve()
-    if out.resolve() == default_bundle_path().resolve():
+    if is_default_bundle(out):
         raise ExportError(f"{out} is the bundle shipped inside edgefas (its manifest is pinned): "
                           "export into a new folder")
     if not in_place and out.exists():

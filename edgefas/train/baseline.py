@@ -24,7 +24,7 @@ from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
 from .camera_aug import capture_batch
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import changed_settings, latest_checkpoint, load_checkpoint, save_checkpoint
 from .ema import ema_update
 from .recipes import BaselineRecipe
 
@@ -125,14 +125,6 @@ def build_model(recipe: BaselineRecipe, contract: Contract):
 RESUMABLE_CHANGES = ("steps", "threads", "name")
 
 
-def _changed_recipe_fields(saved: dict | None, recipe: BaselineRecipe) -> list[str]:
-    if not saved:
-        return []
-    now = recipe.to_dict()
-    return [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(now)
-            if k in saved and k not in RESUMABLE_CHANGES and saved[k] != now[k]]
-
-
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
@@ -160,7 +152,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
             # Crops of another geometry would be mixed into one model without a word.
             raise EdgefasError(f"{ckpt} was trained with the contract {state['contract']}, not "
                                f"{contract.to_dict()}: use another --out or --no-resume")
-        changed = _changed_recipe_fields(state.get("recipe"), recipe)
+        changed = changed_settings(state.get("recipe"), recipe.to_dict(), RESUMABLE_CHANGES)
         if changed:
             # another seed, augmentation, data or model would continue the old run under the
             # new recipe's name; only the length of the run (and threads) may change on resume

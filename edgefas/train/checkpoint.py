@@ -77,3 +77,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     cands = sorted(p for p in Path(run_dir).glob("epoch_*") if p.is_dir()
                    and not p.name.endswith(".tmp") and (p / "trainer_state.json").is_file())
     return cands[-1] if cands else None
+
+
+def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
+                     may_change: tuple[str, ...] = ()) -> list[str]:
+    """``"key old -> new"`` for each setting a checkpoint recorded that differs now (outside
+    ``may_change``): what resuming that run under ``now`` would silently mix in."""
+    if not saved:
+        return []
+    return [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in sorted(saved)
+            if k not in may_change and saved[k] != now.get(k)]
