@@ -61,8 +61,10 @@ def evaluate_pad(det: Detector, cs: CropSet, *, split: str, bootstrap: int = 100
     is_attack = np.array([s.is_attack for s in usable.samples])
     species = np.array([s.species for s in usable.samples])
     groups = np.array([s.subject or s.key for s in usable.samples])
+    # a folder of images names no subjects: every image is its own group, which is the plain
+    # bootstrap, and is reported as that rather than as "resampling groups"
     report = evaluate(scores, is_attack, det.threshold, species=species, bootstrap=bootstrap,
-                      groups=groups)
+                      groups=groups if len(np.unique(groups)) < len(groups) else None)
     return {"split": split, "fta": _fta(cs), "report": report.to_dict(),
             "markdown": report.to_markdown(), "_scores": scores, "_is_attack": is_attack}
 
