@@ -251,6 +251,10 @@ def write_manifest(root: str | os.PathLike[str], manifest: dict[str, Any]) -> Pa
     """Hash every file in ``root`` (except the manifest) into ``manifest["files"]`` and
     write ``manifest.json`` atomically. Refuses pickle-type files."""
     root = Path(root)
+    if is_default_bundle(root):
+        # every writer of a bundle comes through here: the shipped bundle's manifest is pinned,
+        # and rewriting it would leave every Detector() refusing the installation's bundle
+        raise BundleError(f"{root} is the bundle shipped inside edgefas: write a copy elsewhere")
     files = {}
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
         if f.suffix not in ALLOWED_SUFFIXES:

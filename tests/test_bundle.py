@@ -158,3 +158,10 @@ def test_bundles_whose_models_do_not_load_or_fit_fail_at_load_not_per_frame(bund
     write_manifest(bundle_copy, m)
     with pytest.raises(BundleError, match=match):
         edgefas.Detector(bundle_copy)
+
+
+def test_nothing_rewrites_the_shipped_bundles_manifest():
+    # export, eval --record and calibrate all write through write_manifest
+    with pytest.raises(BundleError, match="shipped inside edgefas"):
+        write_manifest(default_bundle_path(), {"name": "x"})
+    load_bundle()   # still the pinned one

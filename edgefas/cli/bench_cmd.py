@@ -90,7 +90,7 @@ def _devel(args: argparse.Namespace, bundle: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench_table import PRECISIONS, plan_variants, run_bench, table_markdown
+    from ..bench_table import PRECISIONS, run_bench, table_markdown
     from ..bundle import load_bundle
     from ..errors import unknown_name
     from ..runtime.backends import BACKENDS, get_backend
@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
         if prec not in PRECISIONS:
             raise EdgefasError(unknown_name("precision", prec, list(PRECISIONS)))
     bundles = args.bundle or [None]
-    for b in bundles:  # before any timing: is there anything to time?
-        if not plan_variants(load_bundle(b), backends, precisions, args.threads):
+    for b in bundles:  # before any timing (and without loading models): anything to time?
+        have = load_bundle(b).manifest["models"]["classifier"]
+        if not any(get_backend(n).model_key(p) in have for n in backends for p in precisions):
             raise EdgefasError(f"bundle {b or 'default'} has no classifier for "
                                f"{', '.join(backends)} in {', '.join(precisions)}; "
                                "`edgefas export BUNDLE --target T --precision P --out B2` adds one")
