@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .checks import is_finite_number, is_whole_number
 from .errors import BundleError
 from .runtime.face_align import TEMPLATE_NAME
 from .runtime.face_stage import FacePolicy
@@ -151,7 +151,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
         if key not in manifest:
             raise BundleError(f"{mpath} lacks the required key {key!r}")
     version = manifest["schema_version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not is_whole_number(version, 1):
         raise BundleError(f"{mpath}: schema_version must be a whole number >= 1, got {version!r}")
     if version > SCHEMA_VERSION:
         raise BundleError(f"{mpath} has schema {version}; this edgefas "
@@ -169,10 +169,6 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, verify: bool = Tr
                     f"!= {info['sha256'][:12]}...); the file was changed or corrupted. "
                     "Restore it or re-create the bundle.")
     return Bundle(root, manifest)
-
-
-def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _inside(rel: object) -> bool:
@@ -207,11 +203,11 @@ def check_manifest_values(manifest: dict[str, Any], mpath: Path | str = MANIFEST
     if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
         raise bad("'models' must map each role to its files per format")
     thr = manifest["threshold"]
-    if not isinstance(thr, dict) or not _finite(thr.get("value")) or not 0 <= thr["value"] <= 1:
+    if not isinstance(thr, dict) or not is_finite_number(thr.get("value")) or not 0 <= thr["value"] <= 1:
         raise bad(f"threshold.value must be a number in [0, 1], got "
                   f"{thr.get('value') if isinstance(thr, dict) else thr!r}")
     cal = manifest["calibration"]
-    if not isinstance(cal, dict) or not (_finite(cal.get("a")) and _finite(cal.get("b"))):
+    if not isinstance(cal, dict) or not (is_finite_number(cal.get("a")) and is_finite_number(cal.get("b"))):
         raise bad("calibration needs finite numbers 'a' and 'b' (live = sigmoid(a * logit + b))")
     pre, pol = manifest["preprocess"], manifest["face_policy"]
     if not isinstance(pre, dict) or not isinstance(pol, dict):
@@ -225,9 +221,9 @@ def check_manifest_values(manifest: dict[str, Any], mpath: Path | str = MANIFEST
         policy = FacePolicy.from_dict(pol)
     except (TypeError, ValueError) as exc:
         raise bad(f"preprocess or face_policy: {exc}") from None
-    if not (isinstance(c.size, int) and not isinstance(c.size, bool) and 16 <= c.size <= 1024):
+    if not (is_whole_number(c.size, 16) and c.size <= 1024):
         raise bad(f"preprocess.size must be a whole number of pixels in [16, 1024], got {c.size!r}")
-    if not (_finite(c.crop_scale) and 0.5 <= c.crop_scale <= 8):
+    if not (is_finite_number(c.crop_scale) and 0.5 <= c.crop_scale <= 8):
         raise bad(f"preprocess.crop_scale must be in [0.5, 8], got {c.crop_scale!r}")
     if c.template != TEMPLATE_NAME:
         raise bad(f"preprocess.template {c.template!r} is not one this edgefas aligns to "
@@ -238,12 +234,12 @@ def check_manifest_values(manifest: dict[str, Any], mpath: Path | str = MANIFEST
         raise bad(f"preprocess.layout must be 'NCHW' or 'NHWC', got {c.layout!r}")
     triples = (c.value_range, c.mean, c.std)
     if not (len(c.value_range) == 2 and len(c.mean) == 3 and len(c.std) == 3
-            and all(_finite(v) for t in triples for v in t) and all(v != 0 for v in c.std)
+            and all(is_finite_number(v) for t in triples for v in t) and all(v != 0 for v in c.std)
             and c.value_range[0] != c.value_range[1]):
         raise bad("preprocess needs value_range (2 numbers, not equal), mean and std (3 finite "
                   "numbers each, std non-zero)")
     for name, value in policy.to_dict().items():
-        if not _finite(value) or value < 0:
+        if not is_finite_number(value) or value < 0:
             raise bad(f"face_policy.{name} must be a non-negative number, got {value!r}")
 
 

@@ -7,7 +7,6 @@ concurrent calls give the same results as sequential ones.
 """
 from __future__ import annotations
 
-import numbers
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .bundle import Bundle, load_bundle
+from .checks import is_whole_number
 from .errors import BundleError, EdgefasError, InputTypeError
 from .result import Decision, Result
 from .runtime.backends import auto_backend, get_backend, load_model
@@ -75,7 +75,7 @@ class Detector:
         if bundle is not None and not isinstance(bundle, (str, os.PathLike, Bundle)):
             raise InputTypeError(f"bundle must be a folder path or a Bundle, got {type(bundle).__name__}")
         for name, value, low in (("threads", threads, 1), ("max_side_px", max_side_px, 64)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            if not is_whole_number(value, low):
                 raise InputTypeError(f"{name} must be a whole number >= {low}, got {value!r}")
         self.bundle = (bundle if isinstance(bundle, Bundle)
                        else load_bundle(bundle, manifest_sha256=manifest_sha256))

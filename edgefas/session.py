@@ -27,8 +27,6 @@ Example:
 from __future__ import annotations
 
 import enum
-import math
-import numbers
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .checks import is_finite_number, is_whole_number
 from .errors import EdgefasError, InputTypeError
 from .result import Decision, Result
 from .runtime.face_signature import signature_similarity
@@ -58,10 +57,6 @@ class SessionState(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-def _number(x: object) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -100,15 +95,15 @@ class SessionConfig:
     def __post_init__(self) -> None:
         for name, low in (("window", 1), ("min_frames", 1), ("max_missing", 0)):
             v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+            if not is_whole_number(v, low):
                 raise EdgefasError(f"{name} must be a whole number >= {low}, got {v!r}")
-        if not _number(self.min_iou) or not 0.0 <= self.min_iou <= 1.0:
+        if not is_finite_number(self.min_iou) or not 0.0 <= self.min_iou <= 1.0:
             raise EdgefasError(f"min_iou must be in [0, 1], got {self.min_iou!r}")
-        if self.timeout_s is not None and not (_number(self.timeout_s) and self.timeout_s > 0):
+        if self.timeout_s is not None and not (is_finite_number(self.timeout_s) and self.timeout_s > 0):
             # NaN would never time out; a string would fail on the first frame
             raise EdgefasError(f"timeout_s must be a positive number of seconds or None, got "
                                f"{self.timeout_s!r}")
-        if self.min_similarity is not None and not (_number(self.min_similarity)
+        if self.min_similarity is not None and not (is_finite_number(self.min_similarity)
                                                     and -1.0 <= self.min_similarity <= 1.0):
             raise EdgefasError(f"min_similarity must be in [-1, 1] or None, got {self.min_similarity!r}")
         if self.aggregate not in ("mean", "median"):
@@ -207,7 +202,7 @@ class Session:
             if detector is None:
                 raise EdgefasError("Session needs a detector or a threshold")
             threshold = detector.threshold
-        if not _number(threshold) or not 0.0 <= threshold <= 1.0:
+        if not is_finite_number(threshold) or not 0.0 <= threshold <= 1.0:
             raise EdgefasError(f"threshold must be a live score in [0, 1], got {threshold!r}")
         self.detector = detector
         self.threshold = float(threshold)

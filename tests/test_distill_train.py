@@ -248,8 +248,9 @@ def test_the_command_line_parser_does_not_import_torch_and_its_teacher_choices_a
             "print(any(m == 'torch' or m.startswith('torch.') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    from edgefas.cli.teacher_cmd import MIXED_PRECISION_CHOICES, MODEL_CHOICES
-    from edgefas.distill.recipes import MIXED_PRECISIONS
+    from edgefas.cli.teacher_cmd import AUGMENT_CHOICES, MIXED_PRECISION_CHOICES, MODEL_CHOICES
+    from edgefas.distill.recipes import DIFFUSION_AUGMENTS, MIXED_PRECISIONS
     from edgefas.distill.teacher_data import TEACHER_MODELS
 
     assert MODEL_CHOICES == tuple(TEACHER_MODELS) and MIXED_PRECISION_CHOICES == MIXED_PRECISIONS
+    assert AUGMENT_CHOICES == DIFFUSION_AUGMENTS

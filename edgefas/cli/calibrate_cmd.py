@@ -73,8 +73,6 @@ def _exp(e: dict | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..calibrate import calibrate
 
-    if args.bootstrap < 1:
-        raise EdgefasError("--bootstrap must be >= 1")
     if args.json_out and not Path(args.json_out).resolve().parent.is_dir():
         # checked before the captures are scored and the bundle is written
         raise EdgefasError(f"--json {args.json_out}: its folder does not exist")

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from ..data.image_files import find_images, suffix_list
-from ..errors import EdgefasError, InputTypeError
+from ..errors import EdgefasError
 from . import add_far_faces_argument
 from .argtypes import positive_int
 
@@ -46,8 +46,6 @@ def _expand(inputs: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from ..detector import Detector
 
-    if args.threads < 1:
-        raise InputTypeError("--threads must be >= 1")
     det = Detector(args.bundle, backend=args.backend, threads=args.threads,
                    far_faces=args.far_faces)
     paths = _expand(args.inputs)

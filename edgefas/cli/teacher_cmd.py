@@ -34,6 +34,7 @@ from .argtypes import positive_int
 #: imports torch, and every edgefas command builds this parser (a test keeps them in step)
 MODEL_CHOICES = ("ddm-live", "ddm-all", "agfas", "despoof")
 MIXED_PRECISION_CHOICES = ("no", "bf16", "fp16")
+AUGMENT_CHOICES = ("none", "camera")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stand-in for the paper's identity embedding: it keeps who the face is at large t0)")
     p.add_argument("--condition-sigma", type=float, help="blur sigma of --condition lowpass, in pixels "
                    "(default: the recipe's, 2.0)")
-    p.add_argument("--augment", choices=["none", "camera"],
+    p.add_argument("--augment", choices=list(AUGMENT_CHOICES),
                    help="diffusion teachers: 'camera' sends each training face through a random capture "
                         "pipeline (resolution, blur/sharpening, noise, gamma, JPEG; as `edgefas train "
                         "--augment camera`) so the live prior also knows other cameras' live faces "

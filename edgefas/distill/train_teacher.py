@@ -185,6 +185,11 @@ RESUMABLE_CHANGES = ("name", "steps", "threads", "mixed_precision", "save_every"
 DATA_KEYS = ("model", "protocol", "faces", "with_lfw", "max_lfw")
 
 
+def _data_identity(data: dict | None) -> dict:
+    """The fields of a teacher's data record that say which faces it learns from."""
+    return {k: (data or {}).get(k) for k in DATA_KEYS}
+
+
 def _check_saved_run(ckpt: Path, recipe, data: dict | None) -> None:
     """Refuse to resume a run under another recipe or on other faces: the result would carry the
     new settings' name (in teacher.json) with weights mostly learnt under the old ones."""
@@ -194,7 +199,7 @@ def _check_saved_run(ckpt: Path, recipe, data: dict | None) -> None:
         saved = {**saved, "augment": "none"}    # runs from before the option had none
     changed = changed_settings(saved, recipe.to_dict(), RESUMABLE_CHANGES)
     if state.get("data") is not None and data is not None:
-        changed += changed_settings(state["data"], {k: data.get(k) for k in DATA_KEYS})
+        changed += changed_settings(state["data"], _data_identity(data))
     if changed:
         raise TeacherConfigError(f"{ckpt} was trained with another recipe or data "
                                  f"({', '.join(changed)}): use a new out_dir or resume=False")
@@ -335,7 +340,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
                                 trainer_state={**state, "recipe": recipe.to_dict(),
                                                "unet_config": unet_cfg.to_dict(),
                                                "contract": contract.to_dict(),
-                                               "data": {k: (data or {}).get(k) for k in DATA_KEYS}})
+                                               "data": _data_identity(data)})
                 _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
     if out_of_time:
@@ -468,7 +473,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
             save_checkpoint(out_dir / f"epoch_{state['round']:03d}", model=model, ema=ema, optimizer=opt,
                             trainer_state={**state, "recipe": recipe.to_dict(),
                                            "net_config": net_cfg.to_dict(), "contract": contract.to_dict(),
-                                           "data": {k: (data or {}).get(k) for k in DATA_KEYS}})
+                                           "data": _data_identity(data)})
             _prune(out_dir, recipe.keep_checkpoints)
     bar.close()
     folder = out_dir / TEACHER_DIR

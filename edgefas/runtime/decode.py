@@ -117,8 +117,9 @@ def decode_image(image: object, *, color_order: str = "bgr",
         h, w = decoded.image.shape[:2]
         if max(h, w) > max_side_px:
             return _bad(f"image is {w}x{h}; the longest side allowed is {max_side_px} px")
-        if _is_colourless(decoded.image):
-            if _is_blank(decoded.image):
+        sample = decoded.image[::4, ::4]   # a strided sample: cheap on any frame size
+        if _is_colourless(sample):
+            if _is_blank(sample):
                 # a colour camera's covered lens, start-up or blown-out frame: no face to find,
                 # not a grey camera; scored on (it comes back no_face) with the reason said
                 return Decoded(decoded.image, decoded.reasons + (BLANK_REASON,))
@@ -157,14 +158,14 @@ BLANK_REASON = ("blank frame: every pixel has about the same grey level (lens co
 BLANK_SPAN = 4
 
 
-def _is_blank(img: np.ndarray) -> bool:
-    sample = img[::4, ::4, 0]
-    return int(sample.max()) - int(sample.min()) <= BLANK_SPAN
+def _is_blank(sample: np.ndarray) -> bool:
+    """True when a colourless frame's sampled grey levels span at most BLANK_SPAN."""
+    grey = sample[..., 0]
+    return int(grey.max()) - int(grey.min()) <= BLANK_SPAN
 
 
-def _is_colourless(img: np.ndarray) -> bool:
-    """True when all three channels are equal (a grey image stored as colour, e.g. a grey
-    JPEG that OpenCV expands). Checked on a strided sample: cheap on any frame size."""
-    sample = img[::4, ::4]
+def _is_colourless(sample: np.ndarray) -> bool:
+    """True when all three channels of the sampled frame are equal (a grey image stored as
+    colour, e.g. a grey JPEG that OpenCV expands)."""
     return bool(np.array_equal(sample[..., 0], sample[..., 1])
                 and np.array_equal(sample[..., 1], sample[..., 2]))

@@ -81,9 +81,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
                      may_change: tuple[str, ...] = ()) -> list[str]:
-    """``"key old -> new"`` for each setting a checkpoint recorded that differs now (outside
-    ``may_change``): what resuming that run under ``now`` would silently mix in."""
+    """``"key old -> new"`` for each setting both record that differs now (outside
+    ``may_change``): what resuming that run under ``now`` would silently mix in. Settings only
+    one side knows (added or retired since the checkpoint) are not compared."""
     if not saved:
         return []
-    return [f"{k} {saved[k]!r} -> {now.get(k)!r}" for k in sorted(saved)
-            if k not in may_change and saved[k] != now.get(k)]
+    return [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(saved)
+            if k in now and k not in may_change and saved[k] != now[k]]
