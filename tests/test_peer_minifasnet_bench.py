@@ -1,0 +1,82 @@
+"""benchmarks/peer_minifasnet.py: the figures it reports for each model, from given scores."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgefas.data.samples import BONA_FIDE, Sample
+
+from .conftest import benchmark_module
+
+
+def _samples(n_live: int, species: list[str]) -> list[Sample]:
+    out = [Sample(f"/x/live{i}.jpg", False, BONA_FIDE, "devel", "replay-attack")
+           for i in range(n_live)]
+    out += [Sample(f"/x/{sp}{i}.jpg", True, sp, "devel", "replay-attack")
+            for i, sp in enumerate(species)]
+    return out
+
+
+def test_minifasnet_live_score_and_own_rule():
+    pm = benchmark_module("peer_minifasnet")
+    summed = np.array([[0.2, 1.6, 0.2],    # class 1 wins
+                       [1.0, 0.9, 0.1],    # class 0 wins although live has 0.45
+                       [0.1, 0.9, 1.0]])   # class 2 wins
+    np.testing.assert_allclose(pm.live_score(summed), [0.8, 0.45, 0.45])
+    assert pm.own_rule_live(summed).tolist() == [True, False, False]
+
+
+def test_pad_figures_count_per_species_and_bona_fide():
+    pm = benchmark_module("peer_minifasnet")
+    is_attack = np.array([False] * 4 + [True] * 5)
+    species = np.array([BONA_FIDE] * 4 + ["print", "print", "mobile", "mobile", "mobile"])
+    accepted = np.array([True, True, True, False, True, False, False, True, True])
+    f = pm.pad_figures(np.zeros(9), is_attack, species, accepted)
+    assert f["bpcer"] == {"errors": 1, "count": 4, "value": 0.25}
+    assert f["apcer"]["print"]["errors"] == 1 and f["apcer"]["mobile"]["errors"] == 2
+    assert f["apcer_max"]["value"] == pytest.approx(2 / 3)
+    assert f["apcer_overall"]["errors"] == 3
+    assert f["hter_legacy"] == pytest.approx((3 / 5 + 1 / 4) / 2)
+
+
+def test_compare_chooses_thresholds_on_devel_only_and_reports_every_set():
+    pm = benchmark_module("peer_minifasnet")
+    devel = _samples(4, ["print", "mobile", "print", "mobile"])
+    devel_scores = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4])   # separable at 0.5
+    test = _samples(2, ["print", "mobile", "highdef"])
+    test_scores = np.array([0.65, 0.3, 0.55, 0.1, 0.9])
+    live = [Sample(f"/l/{i}.jpg", False, BONA_FIDE, "heldout", "lfw") for i in range(3)]
+    silent = [Sample("/s/image_F1.jpg", True, "attack", "fixture", "silentface"),
+              Sample("/s/image_T1.jpg", False, BONA_FIDE, "fixture", "silentface")]
+    ok2 = np.array([True, False])   # the second photo had no usable face
+    sets = {"devel": (devel, devel_scores, np.ones(8, bool)),
+            "test": (test, test_scores, np.ones(5, bool)),
+            "lfw_heldout": (live, np.array([0.7, 0.5, 0.2]), np.ones(3, bool)),
+            "london": (live, np.array([0.9, 0.9, 0.9]), np.ones(3, bool)),
+            "silentface": (silent, np.array([0.3]), ok2)}
+    own = {"test": test_scores >= 0.5, "lfw_heldout": np.array([True, True, False]),
+           "london": np.array([True, True, True]), "silentface": np.array([False])}
+    rep = pm.compare("m", sets, own, {"devel": 0})
+    deer = rep["devel"]["deer"]
+    # the D-EER threshold lies in devel's gap: between the highest attack and lowest live
+    assert 0.4 < deer["threshold"] <= 0.6 and deer["d_eer"] == 0
+    t = rep["test"]["deer"]
+    assert t["apcer"]["highdef"]["errors"] == 1 and t["apcer"]["print"]["errors"] == 0
+    assert t["bpcer"]["count"] == 2
+    assert rep["lfw_heldout"]["own_rule"]["errors"] == 1
+    assert rep["lfw_heldout"]["deer"]["errors"] == (np.array([0.7, 0.5, 0.2]) < deer["threshold"]).sum()
+    assert rep["london"]["deer"]["errors"] == 0
+    assert rep["silentface"]["image_F1.jpg"] == {"attack": True, "live_score": 0.3,
+                                                "own_rule_live": False}
+    assert rep["silentface"]["image_T1.jpg"]["live_score"] is None
+    doc = {"command": "c", "edgefas_bundle": "b", "edgefas_threshold": 0.5,
+           "minifasnet_models": ["a.pth"], "note": "n", "edgefas": rep, "minifasnet": rep}
+    md = pm.to_markdown(doc)
+    assert "| m | devel D-EER |" in md and "no usable face" in md and "class 1 wins" in md
+
+
+def test_a_folder_that_is_not_the_minifasnet_repository_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    pm = benchmark_module("peer_minifasnet")
+    with pytest.raises(SystemExit, match="not a copy of minivision"):
+        pm.MiniFASNet(tmp_path)
