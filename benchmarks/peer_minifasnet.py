@@ -176,6 +176,8 @@ def compare(name: str, sets: dict[str, tuple[list, np.ndarray, np.ndarray]],
     """One model's figures. ``sets[key] = (samples, scores, scored)``: ``scored`` marks the
     samples that got a score (the rest are failures to acquire, counted apart);
     ``own_accept[key]`` is the out-of-the-box decision on the scored samples."""
+    from edgefas.metrics.iso30107 import auc
+
     out: dict[str, Any] = {"model": name, "fta": fta}
     samples, scores, ok = sets["devel"]
     is_attack, species = _labels([s for s, k in zip(samples, ok) if k])
@@ -183,8 +185,6 @@ def compare(name: str, sets: dict[str, tuple[list, np.ndarray, np.ndarray]],
     out["devel"] = thr
     samples, scores, ok = sets["test"]
     is_attack, species = _labels([s for s, k in zip(samples, ok) if k])
-    from edgefas.metrics.iso30107 import auc
-
     out["test"] = {"auc": auc(scores, is_attack), "own_rule": pad_figures(
         scores, is_attack, species, own_accept["test"])}
     for op in ("deer", "apcer1"):
