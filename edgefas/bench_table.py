@@ -69,7 +69,7 @@ def plan_variants(bundle: Bundle, backends: Sequence[str] | None = None,
     for name in backends or list(BACKENDS):
         spec = BACKENDS[name]
         for prec in precisions:
-            key = spec.model_key(prec)
+            key = spec.model_key(prec, have)
             if key not in have:
                 continue
             v = Variant(name, prec, parity=bundle.manifest.get("parity", {}).get(key))

@@ -243,6 +243,18 @@ def check_manifest_values(manifest: dict[str, Any], mpath: Path | str = MANIFEST
             raise bad(f"face_policy.{name} must be a non-negative number, got {value!r}")
 
 
+def check_bundle_files(root: str | os.PathLike[str]) -> list[Path]:
+    """The files of bundle folder ``root`` the manifest lists (all but itself), sorted;
+    refuses pickle-type and other unlisted kinds of file."""
+    files = sorted(p for p in Path(root).rglob("*") if p.is_file() and p.name != MANIFEST)
+    for f in files:
+        if f.suffix not in ALLOWED_SUFFIXES:
+            kind = f"{f.suffix} files" if f.suffix else "files without a suffix"
+            raise BundleError(f"{f.relative_to(root)}: {kind} may not go in a bundle "
+                              f"(allowed: {', '.join(sorted(ALLOWED_SUFFIXES))})")
+    return files
+
+
 def write_manifest(root: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
     """Hash every file in ``root`` (except the manifest) into ``manifest["files"]`` and
     write ``manifest.json`` atomically. Refuses pickle-type files."""
@@ -251,13 +263,8 @@ def write_manifest(root: str | os.PathLike[str], manifest: dict[str, Any]) -> Pa
         # every writer of a bundle comes through here: the shipped bundle's manifest is pinned,
         # and rewriting it would leave every Detector() refusing the installation's bundle
         raise BundleError(f"{root} is the bundle shipped inside edgefas: write a copy elsewhere")
-    files = {}
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST):
-        if f.suffix not in ALLOWED_SUFFIXES:
-            raise BundleError(f"{f.name}: {f.suffix} files may not go in a bundle "
-                              f"(allowed: {', '.join(sorted(ALLOWED_SUFFIXES))})")
-        files[f.relative_to(root).as_posix()] = {"sha256": sha256_file(f),
-                                                 "bytes": f.stat().st_size}
+    files = {f.relative_to(root).as_posix(): {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+             for f in check_bundle_files(root)}
     manifest = {"schema_version": SCHEMA_VERSION, **manifest, "files": files}
     fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:

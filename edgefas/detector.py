@@ -93,7 +93,8 @@ class Detector:
         face_key, face_backend = spec.face
         face_model = _load(self.bundle, "face_detector", face_key, face_backend, threads)
         self.precision = precision
-        self._classifier = _load(self.bundle, "classifier", spec.model_key(precision), backend, threads)
+        key = spec.model_key(precision, self.bundle.manifest["models"]["classifier"])
+        self._classifier = _load(self.bundle, "classifier", key, backend, threads)
         self._check_classifier_input()
         self.face_stage = FaceStage(FaceDetector(face_model), self.bundle.face_policy,
                                     size=self.contract.size, crop_scale=self.contract.crop_scale,

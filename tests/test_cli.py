@@ -112,3 +112,24 @@ def test_train_without_torch_says_which_extra(monkeypatch, tmp_path, capsys):
                         lambda name, *a: None if name == "torch" else real(name, *a))
     assert main(["train", "--out", str(tmp_path / "r")]) == 1
     assert "edgefas[train]" in capsys.readouterr().err
+
+
+def test_export_refuses_options_that_would_be_ignored_or_mislabel(tmp_path, capsys):
+    from edgefas.bundle import default_bundle_path
+
+    bundle, out = str(default_bundle_path()), str(tmp_path / "out")
+    for extra, message in ((["--target", "onnx", "--device", "android"], "not both"),
+                           (["--target", "onnx", "--atol", "1e-3"], "--atol: only for packaging"),
+                           (["--target", "onnx", "--name", "x"], "--name: only for packaging"),
+                           (["--target", "onnx", "--precision", " , "], "names no precision")):
+        assert main(["export", bundle, "--out", out, *extra]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # a run trained on P1 is not packaged as a P2-print bundle
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    (run / "best" / "trainer_state.json").write_text("{}")
+    (run / "protocol.txt").write_text("P1\n")
+    pytest.importorskip("torch")
+    assert main(["export", str(run), "--protocol", "P2-print"]) == 1
+    assert "trained on protocol P1" in capsys.readouterr().err

@@ -137,6 +137,17 @@ def test_target_table_and_presets_are_consistent():
         get_preset("androd")
 
 
+def test_each_backend_runs_the_file_its_export_wrote():
+    """Every export's manifest key is the one its backend loads: an OpenVINO fp32 IR, once
+    exported and gated, is what the openvino backend runs (not the ONNX graph beside it)."""
+    for t in TARGETS.values():
+        for p in t.precisions:
+            key = t.model_key(p)
+            assert BACKENDS[t.backend].model_key(p, {"onnx", key}) == key
+    assert BACKENDS["openvino"].model_key("fp32", {"onnx"}) == "onnx"   # reads ONNX directly
+    assert BACKENDS["onnxruntime"].model_key("fp32", {"onnx", "openvino_fp32"}) == "onnx"
+
+
 def test_auto_backend_picks_an_installed_one_with_files(detector):
     det = edgefas.Detector(backend="auto")
     assert det.backend in available_backends()
@@ -171,3 +182,14 @@ def test_tensorrt_batches_larger_than_the_engine_profile_run_in_chunks():
     out = model.run(x)
     assert calls == [16, 16, 5] and out[0].shape == (37, 1)
     np.testing.assert_allclose(out[0][:, 0], x.sum(axis=(1, 2, 3)), rtol=1e-6)
+
+
+def test_tensorrt_networks_are_explicit_batch_on_tensorrt_8_and_10():
+    from types import SimpleNamespace
+
+    from edgefas.export.tensorrt_export import network_flags
+
+    flag = SimpleNamespace(EXPLICIT_BATCH=0)   # TensorRT 8's enum value for it
+    assert network_flags(SimpleNamespace(__version__="8.6.2",
+                                         NetworkDefinitionCreationFlag=flag)) == 1
+    assert network_flags(SimpleNamespace(__version__="10.3.0")) == 0   # the flag is gone there

@@ -14,7 +14,7 @@ from edgefas.data.face_cache import CropSet  # noqa: E402
 from edgefas.data.samples import Sample  # noqa: E402
 from edgefas.errors import ExportError  # noqa: E402
 from edgefas.export import targets as targets_mod  # noqa: E402
-from edgefas.export.bundle_export import export_bundle  # noqa: E402
+from edgefas.export.bundle_export import export_bundle, export_bundle_many  # noqa: E402
 from edgefas.runtime.face_stage import FacePolicy  # noqa: E402
 from edgefas.runtime.preprocess import Contract  # noqa: E402
 from edgefas.train.baseline import DevelSet, TrainSet, load_trained, train_baseline  # noqa: E402
@@ -66,25 +66,28 @@ def test_openvino_fp16_export_is_gated_recorded_and_runs(tiny_bundle, tmp_path, 
     assert abs(a.live_score - b.live_score) < 0.05
 
 
-def test_failed_gate_writes_nothing(tiny_bundle, tmp_path, monkeypatch):
-    """A conversion that changes the model is refused and its files removed."""
-    bundle, cs = tiny_bundle
+def _failing_target(monkeypatch, name: str, filename: str) -> None:
+    """Make target ``name`` convert to a model that fails its gate (the logit negated)."""
+    import onnx
+    from onnx import helper
 
-    def broken(src, out_dir, precision, calib):  # a 'conversion' that returns another model
-        import onnx
-        from onnx import helper
-
+    def broken(src, out_dir, precision, calib):
         m = onnx.load(str(src.onnx))
-        neg = helper.make_node("Neg", [m.graph.output[0].name], ["neg_out"])
-        m.graph.node.append(neg)
+        m.graph.node.append(helper.make_node("Neg", [m.graph.output[0].name], ["neg_out"]))
         m.graph.output[0].name = "neg_out"
-        dst = out_dir / "classifier_int8.onnx"
+        dst = out_dir / filename
         onnx.save(m, str(dst))
         return dst
 
-    tgt = targets_mod.TARGETS["onnx"]
-    monkeypatch.setitem(targets_mod.TARGETS, "onnx",
+    tgt = targets_mod.TARGETS[name]
+    monkeypatch.setitem(targets_mod.TARGETS, name,
                         targets_mod.Target(**{**tgt.__dict__, "convert": broken}))
+
+
+def test_failed_gate_writes_nothing(tiny_bundle, tmp_path, monkeypatch):
+    """A conversion that changes the model is refused and its files removed."""
+    bundle, cs = tiny_bundle
+    _failing_target(monkeypatch, "onnx", "classifier_int8.onnx")
     out = tmp_path / "bad"
     with pytest.raises(ExportError, match="failed its parity gate"):
         export_bundle(bundle, target="onnx", precision="int8", out=out, devel=cs)
@@ -97,6 +100,58 @@ def test_failed_gate_writes_nothing(tiny_bundle, tmp_path, monkeypatch):
         export_bundle(inplace, target="onnx", precision="int8", out=inplace, devel=cs)
     assert not (inplace / "classifier_int8.onnx").exists()
     assert (inplace / "manifest.json").read_text() == before
+
+
+def test_a_failed_re_export_keeps_the_file_it_would_have_replaced(tiny_bundle, tmp_path,
+                                                                  monkeypatch):
+    bundle, cs = tiny_bundle
+    out = tmp_path / "b"
+    export_bundle(bundle, target="onnx", precision="fp16", out=out, devel=cs)
+    good = (out / "classifier_fp16.onnx").read_bytes()
+    manifest = (out / "manifest.json").read_text()
+    _failing_target(monkeypatch, "onnx", "classifier_fp16.onnx")
+    with pytest.raises(ExportError, match="failed its parity gate"):
+        export_bundle(out, target="onnx", precision="fp16", out=out, devel=cs)
+    assert (out / "classifier_fp16.onnx").read_bytes() == good
+    assert (out / "manifest.json").read_text() == manifest
+    edgefas.Detector(out, precision="fp16")   # still a whole bundle: every hash matches
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]   # no staging folder left
+
+
+def test_several_exports_are_written_all_or_none(tiny_bundle, tmp_path, monkeypatch):
+    bundle, cs = tiny_bundle
+    out = tmp_path / "many"
+    live = cs.subset(np.array([not s.is_attack for s in cs.samples]))
+    reports = export_bundle_many(bundle, [("onnx", "fp32"), ("onnx", "fp16")], out=out, devel=cs,
+                                 other_bona_fide=live)
+    assert [(r.target, r.precision, r.passed) for r in reports] == [
+        ("onnx", "fp32", True), ("onnx", "fp16", True)]
+    parity = json.loads((out / "manifest.json").read_text())["parity"]["onnx_fp16"]
+    # the other-camera bona fide faces are scored and recorded beside the gate
+    assert parity["other_faces"] == 20 and 0.9 <= parity["other_decisions_agree"] <= 1
+    assert parity["other_bpcer_fp32"] == reports[1].other_bpcer_fp32
+    _failing_target(monkeypatch, "onnx", "classifier_int8.onnx")
+    second = tmp_path / "second"
+    with pytest.raises(ExportError, match="failed its parity gate"):
+        export_bundle_many(bundle, [("onnx", "fp16"), ("onnx", "int8")], out=second, devel=cs)
+    assert not second.exists()   # the fp16 that passed is not left as a half-made bundle
+
+
+def test_a_file_no_manifest_can_list_is_refused_before_converting(tiny_bundle, tmp_path,
+                                                                 monkeypatch):
+    bundle, cs = tiny_bundle
+    src = tmp_path / "src"
+    shutil.copytree(bundle, src)
+    (src / ".DS_Store").write_bytes(b"x")
+
+    def never(*a):
+        raise AssertionError("converted although the bundle cannot be written")
+
+    tgt = targets_mod.TARGETS["onnx"]
+    monkeypatch.setitem(targets_mod.TARGETS, "onnx",
+                        targets_mod.Target(**{**tgt.__dict__, "convert": never}))
+    with pytest.raises(edgefas.BundleError, match="files without a suffix may not go"):
+        export_bundle(src, target="onnx", precision="fp16", out=src, devel=cs)
 
 
 def test_an_existing_out_folder_is_refused_and_left_as_it_is(tiny_bundle, tmp_path):

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     bundles = args.bundle or [None]
     for b in bundles:  # before any timing (and without loading models): anything to time?
         have = load_bundle(b).manifest["models"]["classifier"]
-        if not any(get_backend(n).model_key(p) in have for n in backends for p in precisions):
+        if not any(get_backend(n).model_key(p, have) in have for n in backends for p in precisions):
             raise EdgefasError(f"bundle {b or 'default'} has no classifier for "
                                f"{', '.join(backends)} in {', '.join(precisions)}; "
                                "`edgefas export BUNDLE --target T --precision P --out B2` adds one")

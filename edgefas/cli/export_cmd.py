@@ -7,7 +7,10 @@ PyTorch on real devel faces (max |diff| <= 1e-4, no decision flipped), then writ
 From a bundle, with --target (or --device): convert its classifier for a runtime and
 precision, calibrated on devel faces, and keep it only if it passes its parity gate against
 PyTorch on labelled devel faces (fp32: max |diff| <= 1e-4; fp16/int8: APCER and BPCER at the
-bundle threshold within 0.5 points). The gate's figures go into the manifest under "parity".
+bundle threshold within 0.5 points). The gate's figures go into the manifest under "parity",
+with, beside them, the decision agreement and BPCER on 1,000 bona fide LFW faces of the train
+identities (other cameras; devel scores are too saturated to show drift near the threshold).
+Several exports in one command are written together or not at all.
 Run it with edgefas.Detector(bundle, backend=..., precision=...).
 
 targets (edgefas/export/targets.py):
@@ -29,16 +32,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ExportError, unknown_name
+from ..errors import DatasetError, ExportError, unknown_name
 
 FORMATS = ("onnx",)
+DEFAULT_ATOL = 1e-4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..data.protocols import PROTOCOLS
 
     p.add_argument("path", type=Path, help="a run folder (from 'edgefas train') or a bundle")
-    p.add_argument("--format", default="onnx", help="run -> bundle format (default: %(default)s)")
+    p.add_argument("--format", help="run -> bundle format: onnx (the default and only one)")
     p.add_argument("--target", help="bundle -> target: onnx, openvino, tflite, coreml, tensorrt")
     p.add_argument("--precision", default="fp32",
                    help="fp32, fp16, int8, or several comma-separated (default: %(default)s)")
@@ -49,10 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                             "changed in place: give --out for it)")
     p.add_argument("--protocol", choices=list(PROTOCOLS),
                    help="whose devel split calibrates and gates (default: the run's own, or P1)")
-    p.add_argument("--name", help="bundle name (default: baseline-PROTOCOL)")
-    p.add_argument("--atol", type=float, default=1e-4,
-                   help="fp32 ONNX-vs-PyTorch tolerance on the logit (default: %(default)s); a "
-                        "larger value is recorded in the manifest's parity report")
+    p.add_argument("--name", help="run -> bundle: bundle name (default: baseline-PROTOCOL)")
+    p.add_argument("--atol", type=float,
+                   help=f"run -> bundle: fp32 ONNX-vs-PyTorch tolerance on the logit (default: "
+                        f"{DEFAULT_ATOL:g}); a larger value is recorded in the manifest's parity "
+                        "report")
     p.add_argument("--lfw-root", type=Path)
     p.add_argument("--replay-root", type=Path)
 
@@ -67,21 +72,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export_bundle(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..bundle import is_default_bundle
     from ..data.protocols import get_protocol
     from ..data.sources import CropStore, DataRoots
     from ..detector import Detector
     from ..evaluation import crop_store_for
-    from ..export.bundle_export import export_bundle
+    from ..export.bundle_export import export_bundle_many
     from ..export.presets import get_preset
     from ..export.targets import check_target, get_target
 
+    ignored = [f"--{k}" for k in ("format", "name", "atol") if getattr(args, k) is not None]
+    if ignored:
+        raise ExportError(f"{', '.join(ignored)}: only for packaging a training run, and "
+                          f"{args.path} is a bundle")
+    if args.device and args.target:
+        raise ExportError("give --target (with --precision) or --device, not both: a device "
+                          "preset chooses its own targets and precisions")
     if args.device:
         preset = get_preset(args.device)
         exports = list(preset.exports)
         print(f"{preset.name}: {', '.join(f'{t} {p}' for t, p in exports)} ({preset.why})")
     elif args.target:
-        exports = [(args.target, p.strip()) for p in args.precision.split(",")]
+        precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+        if not precisions:
+            raise ExportError(f"--precision {args.precision!r} names no precision")
+        exports = [(args.target, p) for p in precisions]
     else:
         raise ExportError("exporting a bundle needs --target or --device")
     for target, precision in exports:  # fail fast on names, precisions and missing tools
@@ -100,10 +117,17 @@ def _export_bundle(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol or det.bundle.manifest.get("training", {}).get("protocol", "P1"))
     replay = store.replay(frames="20")
     devel = replay.subset(protocol.devel_mask(replay.samples))
-    src = args.path
-    for target, precision in exports:
-        rep = export_bundle(src, target=target, precision=precision, out=out, devel=devel)
-        src = out  # later exports add to the same output bundle
+    try:   # bona fide faces from other cameras, to show decision drift near the threshold
+        lfw = store.lfw()
+        other = lfw.subset(np.array([s.split == "train" for s in lfw.samples]))
+    except DatasetError as exc:
+        other = None
+        print(f"note: no other-camera bona fide faces to report decision drift on ({exc})")
+    print(f"exporting {', '.join(f'{t} {p}' for t, p in exports)}, each gated on devel faces "
+          "(minutes each); the bundle is written when all have passed")
+    # all of them or none: a later export failing leaves no half-made bundle behind
+    for rep in export_bundle_many(args.path, exports, out=out, devel=devel, other_bona_fide=other):
+        target, precision = rep.target, rep.precision
         if rep.passed is None:
             print(f"{target} {precision}: converted, written to {out}; {rep.reason}")
             continue
@@ -113,13 +137,17 @@ def _export_bundle(args: argparse.Namespace) -> int:
               f"(reference {100 * rep.apcer_fp32:.2f}%), BPCER {100 * rep.bpcer:.2f}% "
               f"(reference {100 * rep.bpcer_fp32:.2f}%), max |diff| "
               f"{rep.max_abs_diff_logit:.2e}; written to {out}")
+        if rep.other_faces:
+            print(f"  {rep.other_faces} bona fide LFW faces (train identities, other cameras): "
+                  f"decisions agree {100 * rep.other_decisions_agree:.2f}%, BPCER "
+                  f"{100 * rep.other_bpcer:.2f}% (reference {100 * rep.other_bpcer_fp32:.2f}%)")
     return 0
 
 
 def _package_run(args: argparse.Namespace) -> int:
     import json
 
-    if args.format not in FORMATS:
+    if args.format is not None and args.format not in FORMATS:
         raise ExportError(unknown_name("format", args.format, FORMATS))
     from . import require_training_extra
 
@@ -130,11 +158,17 @@ def _package_run(args: argparse.Namespace) -> int:
     state_file = args.path / "best" / "trainer_state.json"
     if not state_file.is_file():
         raise ExportError(f"{args.path} has no best/ checkpoint: train it first")
-    protocol = args.protocol or _run_protocol(args.path) or "P1"
+    trained_on = _run_protocol(args.path)
+    if args.protocol and trained_on and args.protocol != trained_on:
+        # the bundle would be labelled (and thresholded) for data its model was trained on
+        raise ExportError(f"{args.path} was trained on protocol {trained_on} "
+                          f"(protocol.txt), not {args.protocol}")
+    protocol = args.protocol or trained_on or "P1"
     out = args.out or args.path / "bundle"
     bundle = package_run(args.path, out, protocol=protocol,
                          name=args.name or f"baseline-{protocol}",
-                         roots=DataRoots(args.replay_root, None, args.lfw_root), atol=args.atol)
+                         roots=DataRoots(args.replay_root, None, args.lfw_root),
+                         atol=DEFAULT_ATOL if args.atol is None else args.atol)
     manifest = json.loads((bundle / "manifest.json").read_text())
     par = manifest["parity"]["classifier.onnx"]
     print(f"wrote {bundle}: threshold {manifest['threshold']['value']:.4f} "

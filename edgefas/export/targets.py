@@ -19,6 +19,9 @@ import numpy as np
 from ..errors import BackendUnavailable, ExportError, unknown_name
 from .source import ExportSource
 
+#: What building the bundle's PyTorch model takes (converters that read PyTorch need them).
+TORCH_MODULES = ("torch", "timm", "safetensors")
+
 Convert = Callable[[ExportSource, Path, str, np.ndarray], Path]  # (source, out, precision, calib)
 
 
@@ -98,13 +101,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            _onnx_convert, note="int8: onnxruntime static QDQ, per-channel 7-bit weights"),
     Target("openvino", "openvino", ("fp32", "fp16", "int8"), ("openvino", "nncf"),
            "edgefas[openvino-export]", _openvino_convert, note="int8: NNCF, TRANSFORMER preset"),
-    Target("tflite", "litert", ("fp32", "int8"), ("litert_torch", "ai_edge_litert"),
+    Target("tflite", "litert", ("fp32", "int8"), ("litert_torch", "ai_edge_litert", *TORCH_MODULES),
            "edgefas[export]", _tflite_convert, source="torch",
            note="litert-torch; int8: PT2E, symmetric per-channel"),
-    Target("coreml", "coreml", ("fp16", "fp32"), ("coremltools",), "edgefas[coreml]",
+    Target("coreml", "coreml", ("fp16", "fp32"), ("coremltools", *TORCH_MODULES), "edgefas[export]",
            _coreml_convert, source="torch", predicts_on="Darwin",
            note="mlprogram, iOS 17; converts anywhere, predicts (and is gated) on macOS only"),
-    Target("tensorrt", "tensorrt", ("fp16", "int8"), ("tensorrt",), "edgefas[tensorrt]",
+    Target("tensorrt", "tensorrt", ("fp16", "int8"), ("tensorrt", "cuda"), "edgefas[tensorrt]",
            _tensorrt_convert, precheck=_tensorrt_precheck,
            note="engine built on the device that runs it (ONNX parser)"),
 )}

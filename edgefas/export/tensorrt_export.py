@@ -21,6 +21,15 @@ from ..runtime.backends.tensorrt_backend import require_tensorrt
 BATCH_PROFILE = (1, 1, 16)
 
 
+def network_flags(trt) -> int:
+    """``create_network`` flags: explicit batch, which TensorRT 10 always uses and 8.x (JetPack
+    5 and 6.0 on Orin) must be asked for: its default implicit-batch network is one the ONNX
+    parser refuses."""
+    if int(str(trt.__version__).split(".")[0]) >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
 def build_engine(onnx_path: Path, dst: Path, precision: str, calib: np.ndarray) -> Path:
     """Serialize an engine for ``onnx_path`` at ``precision`` (fp16 or int8) into ``dst``."""
     require_tensorrt()
@@ -34,7 +43,7 @@ def build_engine(onnx_path: Path, dst: Path, precision: str, calib: np.ndarray) 
             src = quantize_onnx_int8(onnx_path, Path(tmp) / "qdq.onnx", calib)
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode since TRT 10
+        network = builder.create_network(network_flags(trt))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse(Path(src).read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,11 +44,14 @@ class BackendSpec:
     face_backend: str | None = None
     runs_on: str | None = None  # platform.system() the engine predicts on, when only one
 
-    def model_key(self, precision: str) -> str:
-        """Manifest key of the classifier this backend runs at ``precision``."""
-        if precision == "fp32" and self.file_key == "onnx":
-            return "onnx"  # the bundle's own graph (OpenVINO reads ONNX directly)
-        return f"{self.export_target}_{precision}"
+    def model_key(self, precision: str, have: Container[str] = ()) -> str:
+        """Manifest key of the classifier this backend runs at ``precision``; ``have``: the
+        bundle's classifier keys. fp32 for an engine that reads ONNX is the bundle's own graph,
+        unless the bundle holds this engine's own gated fp32 file (an OpenVINO IR)."""
+        own = f"{self.export_target}_{precision}"
+        if precision == "fp32" and self.file_key == "onnx" and own not in have:
+            return "onnx"
+        return own
 
     @property
     def face(self) -> tuple[str, str]:
