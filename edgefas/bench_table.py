@@ -28,9 +28,7 @@ from .bench import DEFAULT_FRAME, STAGES, frame_label, load_frames
 from .bundle import Bundle, load_bundle
 from .detector import Detector
 from .errors import BackendUnavailable, BundleError, EdgefasError
-from .runtime.backends import BACKENDS, why_unavailable
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from .runtime.backends import BACKENDS, PRECISIONS, why_unavailable
 
 
 @dataclass
@@ -203,6 +201,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _mb(size: float | None) -> str:
+    return "-" if size is None else f"{size:.2f}"
+
+
 def table_markdown(res: dict[str, Any]) -> str:
     """``Format | Status | Size MB | APCER max | BPCER | ms/face p50/p90 ... | FPS``."""
     stages = [s for s in STAGES if s != "decode"]
@@ -225,7 +227,7 @@ def table_markdown(res: dict[str, Any]) -> str:
                  for s in stages]
         fps = f"{r['fps']:.1f}" if "fps" in r else "-"
         fmt = f"{r['bundle']} {r['backend']}" if res.get("bundles") else r["backend"]
-        lines.append(f"| {fmt} {r['precision']} | {r['status']} | {r['size_mb']} | "
+        lines.append(f"| {fmt} {r['precision']} | {r['status']} | {_mb(r['size_mb'])} | "
                      f"{_pct(d.get('apcer_max'))} | {_pct(d.get('bpcer'))} | "
                      + " | ".join(cells) + f" | {fps} |")
     if "compare" in res:

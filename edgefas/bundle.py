@@ -70,7 +70,11 @@ class Bundle:
         try:
             rel = self.manifest["models"][role][file_key]
         except KeyError:
-            have = sorted(self.manifest.get("models", {}).get(role, {}))
+            entries = self.manifest.get("models", {}).get(role, {})
+            files = self.manifest.get("files", {})
+            # only the entries that name files (not "arch", "input", ...)
+            have = sorted(k for k, v in entries.items() if isinstance(v, str) and (
+                v in files or any(f.startswith(v.rstrip("/") + "/") for f in files)))
             target, _, precision = file_key.partition("_")
             hint = (f"; make one with 'edgefas export {self.path} --target {target} --precision "
                     f"{precision} --out NEW_BUNDLE'" if role == "classifier" and precision else "")

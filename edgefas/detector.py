@@ -18,7 +18,7 @@ from .bundle import Bundle, load_bundle
 from .checks import is_whole_number
 from .errors import BundleError, EdgefasError, InputTypeError
 from .result import Decision, Result
-from .runtime.backends import auto_backend, get_backend, load_model
+from .runtime.backends import PRECISIONS, auto_backend, get_backend, load_model
 from .runtime.calibration import apply_platt
 from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
@@ -74,6 +74,9 @@ class Detector:
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
         if bundle is not None and not isinstance(bundle, (str, os.PathLike, Bundle)):
             raise InputTypeError(f"bundle must be a folder path or a Bundle, got {type(bundle).__name__}")
+        if precision not in PRECISIONS:
+            raise InputTypeError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                                 f"got {precision!r}")
         for name, value, low in (("threads", threads, 1), ("max_side_px", max_side_px, 64)):
             if not is_whole_number(value, low):
                 raise InputTypeError(f"{name} must be a whole number >= {low}, got {value!r}")

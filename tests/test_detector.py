@@ -133,3 +133,11 @@ def test_silentface_fixtures_are_scored(detector, shared):
     for f in sorted((shared / "fixtures" / "silentface").glob("*.jpg")):
         r = detector(f)
         assert r.decision in (Decision.LIVE, Decision.SPOOF), (f.name, r.reasons)
+
+
+def test_an_unknown_precision_is_named_not_sent_to_export():
+    with pytest.raises(edgefas.InputTypeError, match="precision must be one of fp32, fp16, int8"):
+        edgefas.Detector(precision="FP32")
+    # a missing export lists the bundle's files, not its metadata entries
+    with pytest.raises(edgefas.BundleError, match=r"\(it has: onnx, pytorch\); make one"):
+        edgefas.Detector(precision="int8")

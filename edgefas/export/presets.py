@@ -31,7 +31,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "LiteRT fp32 (XNNPACK) was the fastest end to end on x86 here, int8 included; "
            "ONNX fp32 for onnxruntime and OpenVINO"),
     Preset("intel", (("openvino", "int8"), ("openvino", "fp32")), "openvino", "x86",
-           "OpenVINO with NNCF int8 on Intel CPUs (reads ONNX for fp32)"),
+           "OpenVINO with NNCF int8 on Intel CPUs, and its fp32 IR"),
 )}
 
 

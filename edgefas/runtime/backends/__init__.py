@@ -29,6 +29,10 @@ class Model(Protocol):
         ...
 
 
+#: Classifier precisions a bundle's exports come in.
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
 @dataclass(frozen=True)
 class BackendSpec:
     """One row of the backend table."""
