@@ -94,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
         contract = Contract(crop_scale=args.crop_scale)
     best = run_training(args.protocol, recipe, args.out, roots=roots, contract=contract,
                         resume=not args.no_resume)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        # under accelerate launch every process trains; train_baseline returns once the main one
+        # has written the run, which only it reports on and packages (N writers of one bundle
+        # folder race for its files)
+        return 0
     print(f"best checkpoint: {best}")
     if args.package:
         from ..train.package import package_run
