@@ -130,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"crop pack written to {path} ({path.stat().st_size / 2**20:.1f} MiB, {len(cut)} faces of "
               f"{cut.shape[1]} px, the central {region:g} of the crop)")
         return 0
+    if args.init_from is not None:
+        from ..data.sources import DataRoots
+        from ..distill.teacher_data import check_init_fits
+
+        check_init_fits(args.init_from, data["protocol"], DataRoots(args.replay_root).resolve().replay_frames)
     budget = None if args.time_budget is None else max(0.0, args.time_budget) * 60
     if kind == "despoof_net":
         if crops_region != 1.0 or budget is not None:

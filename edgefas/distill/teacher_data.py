@@ -6,6 +6,8 @@ sees the protocol's train split. Live-only teachers may add LFW's train identiti
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..data.protocols import get_protocol
@@ -88,6 +90,27 @@ def check_teacher_fits(data: dict, protocol: str, samples) -> None:
         raise TeacherConfigError(f"the {data['model']} teacher was trained on {data['protocol']} train "
                                  f"{faces} faces, {int(outside.sum())} of which {protocol} does not train "
                                  f"on (held out or devel/test): train a teacher for {protocol}")
+
+
+def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path | None) -> None:
+    """Refuse an ``--init-from`` teacher that saw what ``protocol`` holds out: the weights it
+    hands on carry what it learnt (a P1 all-faces teacher has seen print attacks, so a P2-print
+    teacher fine-tuned from it is no P2-print teacher). Compared as :func:`check_teacher_fits`
+    does on the Replay-Attack samples under ``replay_root``; where that tree is not here (training
+    from a crop pack), only a teacher of the same protocol is accepted."""
+    import json
+
+    from ..data.replay_attack import load_replay_attack
+
+    data = json.loads((Path(init_dir) / "teacher.json").read_text()).get("data")
+    try:
+        if replay_root is not None and Path(replay_root).is_dir():
+            check_teacher_fits(data, protocol, load_replay_attack(replay_root))
+        elif (data or {}).get("protocol") != protocol:
+            raise TeacherConfigError(f"it was trained on {(data or {}).get('protocol')}, and without the "
+                                     "Replay-Attack tree only a teacher of the same protocol can be checked")
+    except TeacherConfigError as exc:
+        raise TeacherConfigError(f"--init-from {init_dir} cannot start a {protocol} teacher: {exc}") from None
 
 
 def training_faces(model: str, protocol: str, roots: DataRoots, contract, *, with_lfw: bool = False,
