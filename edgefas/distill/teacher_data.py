@@ -70,8 +70,9 @@ def teacher_data_record(model: str, protocol: str, crops: np.ndarray, is_live: n
             "weights_licence": "derived from research-only data: research use only"}
 
 
-def check_teacher_fits(data: dict, protocol: str, samples) -> None:
+def check_teacher_fits(data: dict, protocol: str, samples, advice: str | None = None) -> None:
     """Raise unless every face the teacher was trained on is in ``protocol``'s train split.
+    ``advice`` ends the message (default: train a teacher for ``protocol``).
 
     A live-only teacher trained on P1 saw P1's train bona fide faces, which are also in every
     P2 train split: it may be evaluated on P2 without seeing the held-out species. An all-faces
@@ -86,10 +87,11 @@ def check_teacher_fits(data: dict, protocol: str, samples) -> None:
     if faces == "live":
         seen &= np.array([not s.is_attack for s in samples])
     outside = seen & ~get_protocol(protocol).train_mask(samples)
+    advice = advice or f"train a teacher for {protocol}"
     if outside.any():
         raise TeacherConfigError(f"the {data['model']} teacher was trained on {data['protocol']} train "
                                  f"{faces} faces, {int(outside.sum())} of which {protocol} does not train "
-                                 f"on (held out or devel/test): train a teacher for {protocol}")
+                                 f"on (held out or devel/test): {advice}")
 
 
 def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path | None) -> None:

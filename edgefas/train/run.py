@@ -52,12 +52,12 @@ def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
             if not data or "protocol" not in data:   # written before data records: nothing to compare
                 continue
             try:
-                check_teacher_fits(data, protocol, samples)
+                # one piece of advice, this command's, not also the teachers' own
+                check_teacher_fits(data, protocol, samples, advice=f"train it on {protocol} (e.g. edgefas "
+                                   f"distill --protocol {protocol}) before using it here")
             except TeacherConfigError as exc:
                 faces = "bona fide faces only" if data.get("faces") == "live" else "live and attack faces"
-                raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}; train it on "
-                                   f"{protocol} (e.g. edgefas distill --protocol {protocol}) before "
-                                   "using it here") from None
+                raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}") from None
         return
 
 
