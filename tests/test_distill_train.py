@@ -317,3 +317,11 @@ def test_init_from_a_teacher_that_saw_the_held_out_species_is_refused(tmp_path, 
     check_init_fits(all_p1, "P1", None)
     with pytest.raises(TeacherConfigError, match="same protocol"):
         check_init_fits(live_p1, "P2-print", tmp_path / "absent")
+
+
+def test_teacher_json_records_the_precision_it_ran_at(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("ddm", "tiny").with_overrides(steps=1, mixed_precision="bf16")
+    teacher = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path, progress=False))
+    # bf16 autocast is for a GPU; on the CPU the run is fp32 and its teacher.json says so
+    assert teacher.info["recipe"]["mixed_precision"] == ("bf16" if torch.cuda.is_available() else "no")

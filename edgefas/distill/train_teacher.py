@@ -142,6 +142,17 @@ def _optimise(accelerator, opt, loss: torch.Tensor, model, ema, recipe, step: in
     return float(loss.item()) if sync else loss.detach()
 
 
+def _out_of_time(accelerator, t_start: float, budget_s: float) -> bool:
+    """Whether the time budget is spent, as the main process sees it: every process must stop
+    at the same step, or the ones still training wait for the others' gradients for ever."""
+    spent = time.time() - t_start > budget_s
+    if accelerator.num_processes == 1:
+        return spent
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(spent)], device=accelerator.device), from_process=0).item())
+
+
 def _close_round(state: dict, losses: list, t_start: float) -> None:
     """Count a checkpoint round and log its mean loss into ``state["history"]``."""
     state["round"] += 1
@@ -361,7 +372,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         bar.update(1)
         if state["step"] % 50 == 0 or state["step"] == recipe.steps:
             bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
-        out_of_time = time_budget_s is not None and time.time() - t_start > time_budget_s
+        out_of_time = time_budget_s is not None and _out_of_time(accelerator, t_start, time_budget_s)
         if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps or out_of_time:
             _close_round(state, losses, t_start)
             if accelerator.is_main_process:
@@ -383,7 +394,9 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         _write_teacher_json(folder, {
             "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
             "complete": state["step"] >= recipe.steps, "history": state["history"],
-            "recipe": recipe.to_dict(), "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
+            # the precision it ran at: the CPU ignores the recipe's bf16 and runs fp32
+            "recipe": recipe.with_overrides(mixed_precision=accelerator.mixed_precision).to_dict(),
+            "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
             "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
             "trained_on": {"crops": n, "side": side}, "init_from": state.get("init_from"),
             "data": data or {}})
