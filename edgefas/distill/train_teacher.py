@@ -394,8 +394,9 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         _write_teacher_json(folder, {
             "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
             "complete": state["step"] >= recipe.steps, "history": state["history"],
-            # the precision it ran at: the CPU ignores the recipe's bf16 and runs fp32
-            "recipe": recipe.with_overrides(mixed_precision=accelerator.mixed_precision).to_dict(),
+            "recipe": recipe.to_dict(),
+            # the precision it ran at, beside the recipe's request: the CPU runs fp32 whatever that says
+            "mixed_precision": accelerator.mixed_precision,
             "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
             "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
             "trained_on": {"crops": n, "side": side}, "init_from": state.get("init_from"),
