@@ -270,7 +270,7 @@ def test_the_manifest_records_a_schedule_other_than_the_recipes_steps():
     from edgefas.train.package import _schedule_record
 
     recipe = get_recipe("tiny").to_dict()
-    assert _schedule_record({"recipe": recipe}) == {}
+    assert _schedule_record({"recipe": recipe}) == {} and _schedule_record({"recipe": {}}) == {}
     assert _schedule_record({"recipe": recipe, "lr_schedule_steps": 4}) == {}
     longer = {"recipe": {**recipe, "steps": 6}, "lr_schedule_steps": 4}
     assert _schedule_record(longer) == {"lr_schedule_steps": 4}

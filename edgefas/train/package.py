@@ -57,8 +57,9 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
 def _schedule_record(state: dict) -> dict:
     """``lr_schedule_steps`` when a run was resumed with other --steps than it began with: its
     learning rate followed the first schedule (edgefas.train.baseline), not the recorded steps."""
-    steps = state.get("lr_schedule_steps", state["recipe"]["steps"])
-    return {"lr_schedule_steps": steps} if steps != state["recipe"]["steps"] else {}
+    steps = state.get("recipe", {}).get("steps")
+    schedule = state.get("lr_schedule_steps", steps)
+    return {"lr_schedule_steps": schedule} if schedule != steps else {}
 
 
 def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_dir: Path, *,
