@@ -164,8 +164,10 @@ def test_components_trained_on_held_out_data_are_refused(tmp_path):
     check(all_p1, "P1")
     check({**all_p1, "protocol": "P2-print"}, "P1")   # a subset of P1 train
     check({**all_p1, "protocol": "P2-print"}, "P2-print")
-    with pytest.raises(EdgefasError, match="P2-mobile"):
+    with pytest.raises(EdgefasError, match="P2-mobile") as refused:
         check(all_p1, "P2-mobile")
+    # one piece of advice, not the teachers' "train a teacher for" before it as well
+    assert "train it on P2-mobile" in str(refused.value) and "train a teacher" not in str(refused.value)
     with pytest.raises(EdgefasError, match="P2-print"):
         check({**all_p1, "protocol": "P2-mobile"}, "P2-print")
     with pytest.raises(EdgefasError, match="bona fide"):     # P3 holds out live faces too

@@ -144,3 +144,66 @@ def test_student_cue_graph_matches_pytorch_in_onnx(tmp_path, condition):
                           output_names=["cue"], dynamic_axes={"x": {0: "n"}, "cue": {0: "n"}})
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
     assert np.abs(got - want).max() < 1e-4
+
+
+class _Wrapper(torch.nn.Module):
+    """What accelerate's prepare gives under a multi-process launch (DDP): the student inside,
+    called through the wrapper (that call is what averages gradients), none of its attributes."""
+
+    def __init__(self, student: ConsistencyStudent) -> None:
+        super().__init__()
+        self.module, self.calls = student, 0
+
+    def forward(self, *args):
+        self.calls += 1
+        return self.module(*args)
+
+
+@pytest.mark.parametrize("objective", ["consistency", "regression"])
+def test_the_loss_runs_the_student_through_its_training_wrapper(objective):
+    recipe = get_student_recipe("tiny", objective=objective)
+    s, target, teacher = _student(), _student(seed=1), _teacher()
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    wrapped = _Wrapper(s)
+    loss = student_loss(recipe, wrapped, target, teacher, x0, torch.Generator().manual_seed(0))
+    assert wrapped.calls == 1
+    bare = student_loss(recipe, s, target, teacher, x0, torch.Generator().manual_seed(0))
+    assert torch.equal(loss, bare)
+
+
+def test_train_student_passes_the_prepared_model_to_the_loss(tmp_path, monkeypatch):
+    from edgefas.distill import train_student as ts
+
+    seen = []
+
+    def spy(recipe, student, *rest):
+        seen.append(student)
+        return student_loss(recipe, student, *rest)
+
+    monkeypatch.setattr(ts, "student_loss", spy)
+    monkeypatch.setattr("accelerate.Accelerator.prepare", lambda self, *objs: (_Wrapper(objs[0]), objs[1]))
+    monkeypatch.setattr("accelerate.Accelerator.unwrap_model", lambda self, m, **kw: getattr(m, "module", m))
+    crops = np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
+    train_student(get_student_recipe("tiny", steps=1), _teacher(), crops, tmp_path, progress=False)
+    assert seen and all(isinstance(s, _Wrapper) for s in seen)
+
+
+def test_resuming_a_student_with_another_objective_protocol_or_teacher_is_refused(tmp_path):
+    crops = np.random.default_rng(0).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)
+    data = {"model": "student", "protocol": "P1", "faces": "labelled", "with_lfw": False, "max_lfw": None}
+    recipe = get_student_recipe("tiny", steps=2)
+    train_student(recipe, _teacher(), crops, tmp_path, progress=False, data=data)
+    with pytest.raises(TeacherConfigError, match="objective 'consistency' -> 'regression'"):
+        train_student(get_student_recipe("tiny", steps=4, objective="regression"), _teacher(), crops,
+                      tmp_path, progress=False, data=data)
+    with pytest.raises(TeacherConfigError, match="protocol 'P1' -> 'P2-print'"):
+        train_student(recipe.with_overrides(steps=4), _teacher(), crops, tmp_path, progress=False,
+                      data={**data, "protocol": "P2-print"})
+    other = _teacher()
+    other.info = {**other.info, "step": 99}
+    with pytest.raises(TeacherConfigError, match="another teacher \\(step None -> 99"):
+        train_student(recipe.with_overrides(steps=4), other, crops, tmp_path, progress=False, data=data)
+    # the same student, faces and teacher resume
+    _, info = load_student(train_student(recipe.with_overrides(steps=4), _teacher(), crops, tmp_path,
+                                         progress=False, data=data))
+    assert info["step"] == 4

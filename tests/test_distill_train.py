@@ -254,3 +254,75 @@ def test_the_command_line_parser_does_not_import_torch_and_its_teacher_choices_a
 
     assert MODEL_CHOICES == tuple(TEACHER_MODELS) and MIXED_PRECISION_CHOICES == MIXED_PRECISIONS
     assert AUGMENT_CHOICES == DIFFUSION_AUGMENTS
+
+
+def test_device_batches_of_another_process_differ_and_process_0_draws_as_before():
+    from edgefas.distill.train_teacher import _DeviceBatches
+
+    crops, _ = _crops()
+    kw = {"patch": 16, "hflip": True, "t_max": 650, "seed": 0}
+    # process 0's entropy is the old [seed, step, 1] (test_train checks step_entropy)
+    one = _DeviceBatches(crops, Contract(size=32), torch.device("cpu"), **kw)
+    rank0 = _DeviceBatches(crops, Contract(size=32), torch.device("cpu"), process_index=0, **kw)
+    rank1 = _DeviceBatches(crops, Contract(size=32), torch.device("cpu"), process_index=1, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(one(3, 6), rank0(3, 6)))
+    assert not torch.equal(rank0(3, 6)[1], rank1(3, 6)[1])
+
+
+def test_a_teacher_started_over_does_not_leave_the_old_runs_checkpoints(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("ddm", "tiny")
+    train_diffusion(recipe.with_overrides(steps=4), crops, tmp_path, progress=False)   # epoch_001, 002
+    train_diffusion(recipe.with_overrides(steps=2, seed=1), crops, tmp_path, resume=False, progress=False)
+    assert latest_checkpoint(tmp_path).name == "epoch_001" and _state(tmp_path)["recipe"]["seed"] == 1
+
+
+def test_init_from_is_kept_on_resume_and_another_one_refused(tmp_path):
+    crops, live = _crops()
+    recipe = get_recipe("ddm", "tiny").with_overrides(steps=2)
+    eps_g = train_diffusion(recipe, crops[live], tmp_path / "eps_g", progress=False)
+    other = train_diffusion(recipe.with_overrides(seed=1), crops[live], tmp_path / "other", progress=False)
+    train_diffusion(recipe, crops, tmp_path / "eps_s", init_from=eps_g, progress=False)
+    # the same command without --init-from resumes, and the teacher still says where it began
+    tuned = load_diffusion_teacher(train_diffusion(recipe.with_overrides(steps=4), crops, tmp_path / "eps_s",
+                                                   progress=False))
+    assert tuned.info["step"] == 4 and tuned.info["init_from"] == str(eps_g)
+    with pytest.raises(TeacherConfigError, match="was started from"):
+        train_diffusion(recipe.with_overrides(steps=6), crops, tmp_path / "eps_s", init_from=other,
+                        progress=False)
+    with pytest.raises(TeacherConfigError, match="started from scratch"):
+        train_diffusion(recipe.with_overrides(steps=6, seed=1), crops[live], tmp_path / "other",
+                        init_from=eps_g, progress=False)
+
+
+def test_init_from_a_teacher_that_saw_the_held_out_species_is_refused(tmp_path, replay_tree):
+    from edgefas.distill.teacher_data import check_init_fits
+
+    frames, _ = replay_tree
+
+    def teacher(name, model, faces, protocol):
+        folder = tmp_path / name
+        folder.mkdir()
+        data = {"model": model, "protocol": protocol, "faces": faces, "with_lfw": False, "max_lfw": None}
+        (folder / "teacher.json").write_text(json.dumps({"data": data}))
+        return folder
+
+    all_p1 = teacher("all_p1", "ddm-all", "all", "P1")
+    live_p1 = teacher("live_p1", "ddm-live", "live", "P1")
+    with pytest.raises(TeacherConfigError, match="cannot start a P2-print teacher: the ddm-all teacher"):
+        check_init_fits(all_p1, "P2-print", frames)
+    check_init_fits(live_p1, "P2-print", frames)          # P1's bona fide faces are P2-print's too
+    check_init_fits(all_p1, "P1", frames)
+    # without the tree (a crop pack elsewhere): only the same protocol
+    check_init_fits(all_p1, "P1", None)
+    with pytest.raises(TeacherConfigError, match="same protocol"):
+        check_init_fits(live_p1, "P2-print", tmp_path / "absent")
+
+
+def test_teacher_json_records_the_precision_it_ran_at(tmp_path):
+    crops, _ = _crops()
+    recipe = get_recipe("ddm", "tiny").with_overrides(steps=1, mixed_precision="bf16")
+    teacher = load_diffusion_teacher(train_diffusion(recipe, crops, tmp_path, progress=False))
+    # bf16 autocast is for a GPU; on the CPU the run is fp32 and its teacher.json says so
+    assert teacher.info["recipe"]["mixed_precision"] == "bf16"
+    assert teacher.info["mixed_precision"] == ("bf16" if torch.cuda.is_available() else "no")

@@ -68,6 +68,11 @@ def test_resume_continues_where_it_stopped(tiny_run):
     train_baseline(longer, train, devel, contract, out, progress=False)
     hist = json.loads((out / "history.json").read_text())
     assert [h["step"] for h in hist] == [2, 4, 6]  # resumed at 4, not restarted
+    # the cosine schedule of the 4-step run it continues (at its end, 0), not a new 6-step one
+    # that would warm the learning rate up again; recorded beside the longer recipe
+    state = json.loads((latest_checkpoint(out) / "trainer_state.json").read_text())
+    assert state["recipe"]["steps"] == 6 and state["lr_schedule_steps"] == 4
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.0
 
 
 def test_resume_refuses_another_crop_geometry(tiny_run):
@@ -79,7 +84,8 @@ def test_resume_refuses_another_crop_geometry(tiny_run):
         train_baseline(recipe.with_overrides(steps=8), train, devel, other, out, progress=False)
 
 
-@pytest.mark.parametrize("change", [{"seed": 3}, {"augment": "camera"}, {"use_lfw": False}, {"lr": 0.5}])
+@pytest.mark.parametrize("change", [{"seed": 3}, {"augment": "camera"}, {"use_lfw": False}, {"lr": 0.5},
+                                    {"arch": "mobilevit_xs"}])
 def test_resume_refuses_another_recipe_but_not_a_longer_run(tiny_run, change):
     from edgefas.errors import EdgefasError
 
@@ -160,3 +166,111 @@ def test_export_gate_refuses_a_mismatching_model(tmp_path):
     with pytest.raises(ExportError, match="parity gate failed"):
         export_onnx(Noisy(), x, tmp_path / "m.onnx")
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def _tiny_sets() -> tuple[TrainSet, DevelSet]:
+    crops, live = synthetic_crops(48, 0)
+    dcrops, dlive = synthetic_crops(24, 1)
+    return (TrainSet(crops, live, np.zeros(len(live), bool)),
+            DevelSet(dcrops, ~dlive, np.where(dlive, "bona_fide", "print")))
+
+
+def _weights(folder) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def test_each_process_draws_its_own_batches_and_process_0_the_one_process_batches():
+    from edgefas.train.baseline import _batch_indices
+    from edgefas.train.seeding import step_entropy, step_rng
+
+    train, _ = _tiny_sets()
+    recipe = get_recipe("tiny")
+    before = _batch_indices(train, recipe, np.random.default_rng([recipe.seed, 5]))   # the old draw
+    assert np.array_equal(_batch_indices(train, recipe, step_rng(recipe.seed, 5, 0)), before)
+    assert not np.array_equal(_batch_indices(train, recipe, step_rng(recipe.seed, 5, 1)), before)
+    # the teachers' device batches: stream 1, as before for process 0, and apart from the host
+    # stream of any process (numpy pads entropy with zeros: [s, t, 1] must not reappear)
+    assert step_entropy(0, 5, 0, stream=1) == [0, 5, 1]
+    states = {tuple(np.random.SeedSequence(step_entropy(0, 5, p, s)).generate_state(4))
+              for p in range(3) for s in range(2)}
+    assert len(states) == 6
+
+
+def test_an_interrupted_and_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
+    import shutil
+
+    train, devel = _tiny_sets()
+    contract = Contract(size=SIZE)
+    recipe = get_recipe("tiny")
+    train_baseline(recipe, train, devel, contract, tmp_path, progress=False)
+    whole = _weights(tmp_path / "epoch_002")
+    # stopped after the first evaluation: the same command resumes from epoch_001. Dropout
+    # draws from torch's RNG, which set_seed restarts: the checkpoint brings it back.
+    shutil.rmtree(tmp_path / "epoch_002")
+    train_baseline(recipe, train, devel, contract, tmp_path, progress=False)
+    resumed = _weights(tmp_path / "epoch_002")
+    for name, w in whole.items():
+        assert np.array_equal(w.numpy(), resumed[name].numpy()), name
+
+
+def test_no_resume_clears_the_earlier_runs_checkpoints(tmp_path):
+    from edgefas.errors import EdgefasError
+
+    train, devel = _tiny_sets()
+    contract = Contract(size=SIZE)
+    recipe = get_recipe("tiny")
+    train_baseline(recipe, train, devel, contract, tmp_path, progress=False)       # epoch_001, 002
+    train_baseline(recipe.with_overrides(steps=2, seed=1), train, devel, contract, tmp_path,
+                   resume=False, progress=False)
+    # the next plain call must continue the new run, not the old one's epoch_002
+    assert latest_checkpoint(tmp_path).name == "epoch_001"
+    state = json.loads((latest_checkpoint(tmp_path) / "trainer_state.json").read_text())
+    assert state["recipe"]["seed"] == 1 and state["step"] == 2
+    # another kind of run's folder is not emptied by --no-resume
+    foreign = tmp_path / "teacher_run" / "epoch_001"
+    foreign.mkdir(parents=True)
+    (foreign / "trainer_state.json").write_text(json.dumps({"step": 1, "unet_config": {}}))
+    with pytest.raises(EdgefasError, match="another kind of run"):
+        train_baseline(recipe, train, devel, contract, tmp_path / "teacher_run", resume=False,
+                       progress=False)
+    assert foreign.is_dir()
+
+
+def test_checkpoints_are_ordered_by_round_not_by_name(tmp_path):
+    from edgefas.distill.train_teacher import _prune
+
+    for r in (998, 999, 1000):
+        (tmp_path / f"epoch_{r:03d}").mkdir()
+        (tmp_path / f"epoch_{r:03d}" / "trainer_state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path).name == "epoch_1000"
+    _prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*")) == ["epoch_1000", "epoch_999"]
+
+
+def test_resume_refuses_a_foreign_folder_before_loading_or_marking_it(tmp_path, monkeypatch):
+    from edgefas.errors import EdgefasError
+    from edgefas.train import run as run_mod
+
+    train, devel = _tiny_sets()
+    ckpt = tmp_path / "epoch_001"      # what a teacher run leaves: no model_config, other weights
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 2, "recipe": {"name": "tiny"},
+                                                          "unet_config": {}}))
+    with pytest.raises(EdgefasError, match="not a checkpoint of edgefas train"):
+        train_baseline(get_recipe("tiny"), train, devel, Contract(size=SIZE), tmp_path, progress=False)
+    monkeypatch.setattr(run_mod, "face_stage_for", lambda contract: pytest.fail("cropping started"))
+    with pytest.raises(EdgefasError, match="not a checkpoint of edgefas train"):
+        run_mod.run_training("P1", get_recipe("tiny"), tmp_path, roots=None)
+    assert not (tmp_path / "protocol.txt").exists()
+
+
+def test_the_manifest_records_a_schedule_other_than_the_recipes_steps():
+    from edgefas.train.package import _schedule_record
+
+    recipe = get_recipe("tiny").to_dict()
+    assert _schedule_record({"recipe": recipe}) == {} and _schedule_record({"recipe": {}}) == {}
+    assert _schedule_record({"recipe": recipe, "lr_schedule_steps": 4}) == {}
+    longer = {"recipe": {**recipe, "steps": 6}, "lr_schedule_steps": 4}
+    assert _schedule_record(longer) == {"lr_schedule_steps": 4}

@@ -34,3 +34,8 @@ positive_float = _number(float, lambda v: v > 0, "a finite number > 0")
 non_negative_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
 #: a number in [0, 1] (overlaps, shares)
 fraction = _number(float, lambda v: 0 <= v <= 1, "in [0, 1]")
+
+
+#: --no-resume of the training commands: starting over clears the old run's checkpoints, which a
+#: later plain call would otherwise resume
+NO_RESUME_HELP = "start over even if checkpoints exist (deletes the earlier run's epoch_* folders)"

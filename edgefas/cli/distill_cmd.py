@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import positive_int
+from .argtypes import NO_RESUME_HELP, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="P1", choices=list(PROTOCOLS),
                    help="whose train faces to learn from (default: %(default)s)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import positive_int
+from .argtypes import NO_RESUME_HELP, positive_int
 
 #: the choices of --model and --mixed-precision, spelled here because importing edgefas.distill
 #: imports torch, and every edgefas command builds this parser (a test keeps them in step)
@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--augment camera`) so the live prior also knows other cameras' live faces "
                         "(default: the recipe's, none)")
     p.add_argument("--init-from", type=Path, help="a teacher folder to start from (ddm-all)")
-    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--lfw-root", type=Path)
 
@@ -130,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"crop pack written to {path} ({path.stat().st_size / 2**20:.1f} MiB, {len(cut)} faces of "
               f"{cut.shape[1]} px, the central {region:g} of the crop)")
         return 0
+    if args.init_from is not None:
+        from ..data.sources import DataRoots
+        from ..distill.teacher_data import check_init_fits
+
+        check_init_fits(args.init_from, data["protocol"], DataRoots(args.replay_root).resolve().replay_frames)
     budget = None if args.time_budget is None else max(0.0, args.time_budget) * 60
     if kind == "despoof_net":
         if crops_region != 1.0 or budget is not None:

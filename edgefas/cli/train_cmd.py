@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 from ..data.protocols import PROTOCOLS
-from .argtypes import positive_int
+from .argtypes import NO_RESUME_HELP, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="cpu", choices=list(RECIPES),
                    help="tiny (seconds, for tests), cpu (12-15 min on 2 cores), gpu")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, history)")
-    p.add_argument("--steps", type=positive_int, help="override the recipe's number of steps")
+    p.add_argument("--steps", type=positive_int, help="override the recipe's number of steps (a resumed "
+                   "run keeps the learning-rate schedule it began with: added steps run at its end rate)")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
     p.add_argument("--augment", choices=AUGMENTS,
@@ -56,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or a DS Net teacher folder with --cue-kind despoof)")
     p.add_argument("--cue-kind", default="student", choices=["student", "despoof"])
     p.add_argument("--cue-nfe", type=int, default=1, choices=[1, 2, 4], help="student evaluations")
-    p.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
     p.add_argument("--lfw-root", type=Path, help="LFW images folder")
@@ -94,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
         contract = Contract(crop_scale=args.crop_scale)
     best = run_training(args.protocol, recipe, args.out, roots=roots, contract=contract,
                         resume=not args.no_resume)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        # under accelerate launch every process trains; train_baseline returns once the main one
+        # has written the run, which only it reports on and packages (N writers of one bundle
+        # folder race for its files)
+        return 0
     print(f"best checkpoint: {best}")
     if args.package:
         from ..train.package import package_run

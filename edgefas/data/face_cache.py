@@ -123,7 +123,9 @@ def build_crops(samples: Sequence[Sample], stage: FaceStage, folder: str | Path,
                 if crop is not None:
                     c[i] = crop
                 bar.update(1)
-            tmp = f.with_suffix(".tmp.npz")
+            # one temporary file per process: under a multi-process launch every process crops
+            # and writes the same chunk, and a shared name let one rename the other's half-written file
+            tmp = f.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez(tmp, crops=c, status=st.astype(str), face_score=sc)
             os.replace(tmp, f)
         crops[start:start + len(part)] = c

@@ -6,6 +6,8 @@ sees the protocol's train split. Live-only teachers may add LFW's train identiti
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..data.protocols import get_protocol
@@ -68,8 +70,9 @@ def teacher_data_record(model: str, protocol: str, crops: np.ndarray, is_live: n
             "weights_licence": "derived from research-only data: research use only"}
 
 
-def check_teacher_fits(data: dict, protocol: str, samples) -> None:
+def check_teacher_fits(data: dict, protocol: str, samples, advice: str | None = None) -> None:
     """Raise unless every face the teacher was trained on is in ``protocol``'s train split.
+    ``advice`` ends the message (default: train a teacher for ``protocol``).
 
     A live-only teacher trained on P1 saw P1's train bona fide faces, which are also in every
     P2 train split: it may be evaluated on P2 without seeing the held-out species. An all-faces
@@ -84,10 +87,32 @@ def check_teacher_fits(data: dict, protocol: str, samples) -> None:
     if faces == "live":
         seen &= np.array([not s.is_attack for s in samples])
     outside = seen & ~get_protocol(protocol).train_mask(samples)
+    advice = advice or f"train a teacher for {protocol}"
     if outside.any():
         raise TeacherConfigError(f"the {data['model']} teacher was trained on {data['protocol']} train "
                                  f"{faces} faces, {int(outside.sum())} of which {protocol} does not train "
-                                 f"on (held out or devel/test): train a teacher for {protocol}")
+                                 f"on (held out or devel/test): {advice}")
+
+
+def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path | None) -> None:
+    """Refuse an ``--init-from`` teacher that saw what ``protocol`` holds out: the weights it
+    hands on carry what it learnt (a P1 all-faces teacher has seen print attacks, so a P2-print
+    teacher fine-tuned from it is no P2-print teacher). Compared as :func:`check_teacher_fits`
+    does on the Replay-Attack samples under ``replay_root``; where that tree is not here (training
+    from a crop pack), only a teacher of the same protocol is accepted."""
+    import json
+
+    from ..data.replay_attack import load_replay_attack
+
+    data = json.loads((Path(init_dir) / "teacher.json").read_text()).get("data")
+    try:
+        if replay_root is not None and Path(replay_root).is_dir():
+            check_teacher_fits(data, protocol, load_replay_attack(replay_root))
+        elif (data or {}).get("protocol") != protocol:
+            raise TeacherConfigError(f"it was trained on {(data or {}).get('protocol')}, and without the "
+                                     "Replay-Attack tree only a teacher of the same protocol can be checked")
+    except TeacherConfigError as exc:
+        raise TeacherConfigError(f"--init-from {init_dir} cannot start a {protocol} teacher: {exc}") from None
 
 
 def training_faces(model: str, protocol: str, roots: DataRoots, contract, *, with_lfw: bool = False,

@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..runtime.preprocess import Contract, to_tensor
-from ..train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ..train.checkpoint import (
+    changed_settings,
+    load_checkpoint,
+    restore_rng_state,
+    resume_point,
+    save_checkpoint,
+)
+from ..train.seeding import step_rng
 from .cue_features import centre_region
 from .errors import TeacherConfigError
 from .recipes import StudentRecipe
@@ -33,7 +40,9 @@ from .train_teacher import (
     DiffusionTeacher,
     _check_contract,
     _check_crops,
+    _check_saved_run,
     _close_round,
+    _data_identity,
     _optimise,
     _patches,
     _prune,
@@ -60,8 +69,12 @@ def _teacher_ddim_step(teacher: DiffusionTeacher, alphas: torch.Tensor, x_hi: to
 
 def student_loss(recipe: StudentRecipe, student: ConsistencyStudent, target_net: ConsistencyStudent,
                  teacher: DiffusionTeacher, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """The recipe's objective on a batch of clean faces ``x0`` (see the module docstrings)."""
-    alphas = student.alphas_cumprod
+    """The recipe's objective on a batch of clean faces ``x0`` (see the module docstrings).
+
+    ``student`` may be the training wrapper (DDP under a multi-process launch): it is called as
+    it is, so its gradients are averaged across processes. The schedule is read from
+    ``target_net``, a bare student of the same config."""
+    alphas = target_net.alphas_cumprod
     n = x0.shape[0]
     # the structure condition of the clean face: what both networks see at inference
     cond = teacher.condition(x0) if teacher.condition is not None else None
@@ -82,6 +95,14 @@ def student_loss(recipe: StudentRecipe, student: ConsistencyStudent, target_net:
         target = ddim_generate(teacher.unet, x_t, teacher.schedule,
                                timestep_grid(teacher.schedule, recipe.t0, recipe.teacher_steps), cond)
     return F.mse_loss(student(x_t, t, cond), target)
+
+
+#: what identifies the teacher a student is distilled from (not its folder, which may move)
+TEACHER_KEYS = ("kind", "step", "recipe", "unet_config", "schedule", "condition", "data", "init_from")
+
+
+def _teacher_identity(teacher: DiffusionTeacher) -> dict:
+    return {k: teacher.info.get(k) for k in TEACHER_KEYS}
 
 
 def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8: np.ndarray,
@@ -112,12 +133,22 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
     opt = torch.optim.AdamW(student.parameters(), lr=recipe.lr, weight_decay=0.0)
     ema = copy.deepcopy(student).requires_grad_(False)
     state: dict = {"step": 0, "round": 0, "history": []}
-    ckpt = latest_checkpoint(out_dir) if resume else None
+    teacher_id = _teacher_identity(teacher)
+    ckpt = resume_point(out_dir, resume, "student_config", accelerator)
     if ckpt is not None:
-        saved = json.loads((ckpt / "trainer_state.json").read_text()).get("student_config")
-        if saved != config.to_dict():
-            raise TeacherConfigError(f"{ckpt} holds another student ({saved}); use a new out_dir")
+        saved = json.loads((ckpt / "trainer_state.json").read_text())
+        if saved.get("student_config") != config.to_dict():
+            raise TeacherConfigError(f"{ckpt} holds another student ({saved.get('student_config')}); "
+                                     "use a new out_dir")
+        # the objective, the faces (protocol) and the teacher, as for the teachers' own runs: a
+        # P1 student resumed as a P2-print one would carry a label its weights do not have
+        _check_saved_run(ckpt, recipe, data)
+        changed = changed_settings(saved.get("teacher"), teacher_id)
+        if changed:
+            raise TeacherConfigError(f"{ckpt} was distilled from another teacher ({', '.join(changed)}): "
+                                     "use a new out_dir or resume=False")
         state = load_checkpoint(ckpt, model=student, ema=ema, optimizer=opt)
+        restore_rng_state(ckpt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     student, opt = accelerator.prepare(student, opt)
     device = accelerator.device
@@ -128,12 +159,13 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
     t_start, losses = time.time(), []
     while state["step"] < recipe.steps:
         step = state["step"]
-        rng = np.random.default_rng([recipe.seed, step])
+        rng = step_rng(recipe.seed, step, accelerator.process_index)   # each process its own batches
         idx = rng.integers(0, len(region), recipe.batch_size)
         x0 = torch.from_numpy(to_tensor(_patches(region, idx, patch, recipe.hflip, rng), contract)).to(device)
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         student.train()
-        loss = student_loss(recipe, accelerator.unwrap_model(student), ema, teacher, x0, g)
+        # the wrapped model: unwrapped, DDP would not average the gradients across processes
+        loss = student_loss(recipe, student, ema, teacher, x0, g)
         losses.append(_optimise(accelerator, opt, loss, student, ema, recipe, step))
         state["step"] = step + 1
         bar.update(1)
@@ -142,7 +174,7 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
             _close_round(state, losses, t_start)
             if accelerator.is_main_process:
                 saved = {**state, "recipe": recipe.to_dict(), "student_config": config.to_dict(),
-                         "contract": contract.to_dict()}
+                         "contract": contract.to_dict(), "data": _data_identity(data), "teacher": teacher_id}
                 save_checkpoint(out_dir / f"epoch_{state['round']:03d}", ema=ema, optimizer=opt,
                                 model=accelerator.unwrap_model(student), trainer_state=saved)
                 _prune(out_dir, recipe.keep_checkpoints)

@@ -28,8 +28,16 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..runtime.preprocess import Contract, to_tensor
 from ..train.camera_aug import capture_batch
-from ..train.checkpoint import changed_settings, latest_checkpoint, load_checkpoint, save_checkpoint
+from ..train.checkpoint import (
+    changed_settings,
+    checkpoint_folders,
+    load_checkpoint,
+    restore_rng_state,
+    resume_point,
+    save_checkpoint,
+)
 from ..train.ema import ema_update
+from ..train.seeding import step_entropy, step_rng
 from .agfas import StructureCondition
 from .crop_pack import cut_region
 from .despoof_net import (
@@ -88,21 +96,25 @@ class _DeviceBatches:
 
     The crops are normalised once by the contract (``to_tensor``, the runtime's own code) and
     kept on the device; each step's faces, patches, flips, noise and timesteps are drawn there
-    from a generator seeded by (seed, step), so a resumed run draws the same batches. On the lent
+    from a generator seeded by (seed, step, process), so a resumed run draws the same batches and
+    each process of a multi-process launch its own. On the lent
     H100 the host-side numpy path (about 30 ms a batch of 128 faces) and a sync every step left
     the GPU 23 % busy at 9.8 steps/s.
     """
 
     def __init__(self, crops_uint8: np.ndarray, contract: Contract, device: torch.device, *,
-                 patch: int, hflip: bool, t_max: int, seed: int) -> None:
+                 patch: int, hflip: bool, t_max: int, seed: int, process_index: int = 0) -> None:
         self.x = torch.from_numpy(to_tensor(crops_uint8, contract)).to(device)
         self.device, self.patch, self.hflip, self.t_max, self.seed = device, patch, hflip, t_max, seed
+        self.process_index = process_index
         self.gen = torch.Generator(device=device)
 
     def __call__(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x0, eps, t) of ``step``: x0 (B, 3, patch, patch) in the contract's range."""
         g, dev, p = self.gen, self.device, self.patch
-        g.manual_seed(int(np.random.default_rng([self.seed, step, 1]).integers(2**62)))
+        # stream 1: not the host path's generator of the same step
+        g.manual_seed(int(np.random.default_rng(step_entropy(self.seed, step, self.process_index, stream=1))
+                          .integers(2**62)))
         n, _, side, _ = self.x.shape
         idx = torch.randint(0, n, (batch_size,), generator=g, device=dev)
         oy, ox = torch.randint(0, side - p + 1, (2, batch_size, 1), generator=g, device=dev)
@@ -130,6 +142,17 @@ def _optimise(accelerator, opt, loss: torch.Tensor, model, ema, recipe, step: in
     return float(loss.item()) if sync else loss.detach()
 
 
+def _out_of_time(accelerator, t_start: float, budget_s: float) -> bool:
+    """Whether the time budget is spent, as the main process sees it: every process must stop
+    at the same step, or the ones still training wait for the others' gradients for ever."""
+    spent = time.time() - t_start > budget_s
+    if accelerator.num_processes == 1:
+        return spent
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(spent)], device=accelerator.device), from_process=0).item())
+
+
 def _close_round(state: dict, losses: list, t_start: float) -> None:
     """Count a checkpoint round and log its mean loss into ``state["history"]``."""
     state["round"] += 1
@@ -142,7 +165,7 @@ def _close_round(state: dict, losses: list, t_start: float) -> None:
 
 @torch.no_grad()
 def _prune(out_dir: Path, keep: int) -> None:
-    done = sorted(p for p in out_dir.glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    done = checkpoint_folders(out_dir)     # oldest round first, epoch_1000 after epoch_999
     for old in done[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
 
@@ -203,6 +226,19 @@ def _check_saved_run(ckpt: Path, recipe, data: dict | None) -> None:
     if changed:
         raise TeacherConfigError(f"{ckpt} was trained with another recipe or data "
                                  f"({', '.join(changed)}): use a new out_dir or resume=False")
+
+
+def _check_saved_init(ckpt: Path, init_from: str | Path | None) -> None:
+    """A resumed run keeps the teacher it was started from (recorded in its checkpoints); asking
+    for another one would be silently ignored, so it is refused. Without ``init_from`` the
+    recorded one stands."""
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    if "init_from" not in state:      # saved before it was recorded: nothing to compare with
+        return
+    saved = state["init_from"]
+    if init_from is not None and (saved is None or Path(saved).resolve() != Path(init_from).resolve()):
+        raise TeacherConfigError(f"{ckpt} was started from {saved or 'scratch'}, not from {init_from}: "
+                                 "use a new out_dir or resume=False")
 
 
 def _write_weights(folder: Path, module: torch.nn.Module, filename: str) -> None:
@@ -272,8 +308,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     out_dir, accelerator = _start(recipe, out_dir)
     unet = build_unet(unet_cfg)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
-    state: dict = {"step": 0, "round": 0, "history": []}
-    ckpt = latest_checkpoint(out_dir) if resume else None
+    state: dict = {"step": 0, "round": 0, "history": [], "init_from": str(init_from) if init_from else None}
+    ckpt = resume_point(out_dir, resume, "unet_config", accelerator)
     if ckpt is None and init_from is not None:
         start = load_diffusion_teacher(init_from)
         if replace(UNetConfig.from_dict(start.info["unet_config"]), sample_size=patch) != unet_cfg:
@@ -283,7 +319,10 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     if ckpt is not None:
         _check_saved_config(ckpt, "unet_config", unet_cfg.to_dict())
         _check_saved_run(ckpt, recipe, data)
+        _check_saved_init(ckpt, init_from)
         state = load_checkpoint(ckpt, model=unet, ema=ema, optimizer=opt)
+        state.setdefault("init_from", str(init_from) if init_from else None)
+        restore_rng_state(ckpt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     unet, opt = accelerator.prepare(unet, opt)
     ema.to(accelerator.device)
@@ -291,12 +330,14 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     device, n = accelerator.device, len(crops_uint8)
     if batches_on_device is None:
         batches_on_device = device.type == "cuda" and recipe.augment == "none"
+    rank = accelerator.process_index
     if batches_on_device and recipe.augment != "none":
         # the capture pipeline is OpenCV on uint8 crops: it runs on the host only
         raise TeacherConfigError(f"augment={recipe.augment!r} draws its batches on the host; "
                                  "use batches_on_device=False")
     batches = (_DeviceBatches(crops_uint8, contract, device, patch=patch, hflip=recipe.hflip,
-                              t_max=recipe.t_max, seed=recipe.seed) if batches_on_device else None)
+                              t_max=recipe.t_max, seed=recipe.seed, process_index=rank)
+               if batches_on_device else None)
     bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"{recipe.kind} {recipe.name}",
                disable=not (progress and accelerator.is_local_main_process))
     t_start, losses = time.time(), []
@@ -306,7 +347,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         if batches is not None:
             x0, eps, t = batches(step, recipe.batch_size)
         else:
-            rng = np.random.default_rng([recipe.seed, step])
+            rng = step_rng(recipe.seed, step, rank)    # each process its own batches
             idx = rng.integers(0, n, recipe.batch_size)
             if recipe.augment == "camera":
                 # whole faces through the capture pipeline, then patches: resolution and JPEG act
@@ -331,7 +372,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         bar.update(1)
         if state["step"] % 50 == 0 or state["step"] == recipe.steps:
             bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
-        out_of_time = time_budget_s is not None and time.time() - t_start > time_budget_s
+        out_of_time = time_budget_s is not None and _out_of_time(accelerator, t_start, time_budget_s)
         if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps or out_of_time:
             _close_round(state, losses, t_start)
             if accelerator.is_main_process:
@@ -353,9 +394,12 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         _write_teacher_json(folder, {
             "class": "DiffusionTeacher", "kind": recipe.kind, "step": state["step"],
             "complete": state["step"] >= recipe.steps, "history": state["history"],
-            "recipe": recipe.to_dict(), "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
+            "recipe": recipe.to_dict(),
+            # the precision it ran at, beside the recipe's request: the CPU runs fp32 whatever that says
+            "mixed_precision": accelerator.mixed_precision,
+            "unet_config": unet_cfg.to_dict(), "schedule": schedule.to_dict(),
             "condition": cond.to_dict() if cond else None, "contract": contract.to_dict(),
-            "trained_on": {"crops": n, "side": side}, "init_from": str(init_from) if init_from else None,
+            "trained_on": {"crops": n, "side": side}, "init_from": state.get("init_from"),
             "data": data or {}})
     accelerator.wait_for_everyone()
     return folder
@@ -416,11 +460,12 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
     base_lrs = (recipe.lr, recipe.lr_disc)
     ema = copy.deepcopy(pair).requires_grad_(False)
     state: dict = {"step": 0, "round": 0, "history": []}
-    ckpt = latest_checkpoint(out_dir) if resume else None
+    ckpt = resume_point(out_dir, resume, "net_config", accelerator)
     if ckpt is not None:
         _check_saved_config(ckpt, "net_config", net_cfg.to_dict())
         _check_saved_run(ckpt, recipe, data)
         state = load_checkpoint(ckpt, model=pair, ema=ema, optimizer=opt)
+        restore_rng_state(ckpt)
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     pair, opt = accelerator.prepare(pair, opt)
     ema.to(accelerator.device)
@@ -432,7 +477,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
     t_start, logs = time.time(), []
     while state["step"] < recipe.steps:
         step = state["step"]
-        rng = np.random.default_rng([recipe.seed, step])
+        rng = step_rng(recipe.seed, step)      # one process (checked above)
         half = recipe.batch_size // 2
         idx = np.concatenate([rng.choice(live_idx, half), rng.choice(attack_idx, recipe.batch_size - half)])
         x = torch.from_numpy(to_tensor(_patches(crops, idx, patch, recipe.hflip, rng), contract)).to(device)

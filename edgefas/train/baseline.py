@@ -24,9 +24,17 @@ from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
 from .camera_aug import capture_batch
-from .checkpoint import changed_settings, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    changed_settings,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    resume_point,
+    save_checkpoint,
+)
 from .ema import ema_update
 from .recipes import BaselineRecipe
+from .seeding import step_rng
 
 
 @dataclass
@@ -77,17 +85,20 @@ def _batch_indices(data: TrainSet, recipe: BaselineRecipe, rng: np.random.Genera
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, crops: np.ndarray, contract: Contract,
                    batch: int = 128) -> np.ndarray:
-    """Live logits of uint8 crops, in eval mode."""
+    """Live logits of uint8 crops, in eval mode, on the device the model's weights are on."""
     model.eval()
-    out = [model(torch.from_numpy(to_tensor(crops[i:i + batch], contract))).float().numpy()
+    device = next(model.parameters()).device
+    out = [model(torch.from_numpy(to_tensor(crops[i:i + batch], contract)).to(device)).float().cpu().numpy()
            for i in range(0, len(crops), batch)]
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _lr_at(step: int, recipe: BaselineRecipe) -> float:
+def _lr_at(step: int, recipe: BaselineRecipe, schedule_steps: int | None = None) -> float:
+    """Warm-up, then cosine decay to 0 at ``schedule_steps`` (default ``recipe.steps``); 0 after."""
     if step < recipe.warmup_steps:
         return recipe.lr * (step + 1) / recipe.warmup_steps
-    t = (step - recipe.warmup_steps) / max(recipe.steps - recipe.warmup_steps, 1)
+    total = recipe.steps if schedule_steps is None else schedule_steps
+    t = (step - recipe.warmup_steps) / max(total - recipe.warmup_steps, 1)
     return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
@@ -121,8 +132,55 @@ def build_model(recipe: BaselineRecipe, contract: Contract):
     return FusionClassifier(config, cue_module=cue), config
 
 
-#: recipe fields a resumed run may change: how long it runs and on how many threads
+#: recipe fields a resumed run may change: how long it runs and on how many threads. The
+#: learning-rate schedule stays the one the run started with (``lr_schedule_steps`` in the
+#: trainer state): steps added to a run go on at its final rate instead of warming it up again.
 RESUMABLE_CHANGES = ("steps", "threads", "name")
+
+
+def _saved_state(ckpt: Path) -> dict:
+    return json.loads((Path(ckpt) / "trainer_state.json").read_text())
+
+
+def _check_resume(ckpt: Path, saved: dict, recipe: BaselineRecipe, contract: Contract,
+                  config=None) -> None:
+    """Refuse to resume ``ckpt`` under another recipe, crop geometry or model, before any weights
+    are loaded (a state dict of another network only gives a key-mismatch traceback)."""
+    if "model_config" not in saved or "recipe" not in saved:
+        # a teacher or student folder (or anything else with epoch_* folders) given as --out
+        raise EdgefasError(f"{ckpt} is not a checkpoint of edgefas train (a teacher or distill run?): "
+                           "use another --out")
+    if saved.get("contract") and Contract.from_dict(saved["contract"]) != contract:
+        # Crops of another geometry would be mixed into one model without a word.
+        raise EdgefasError(f"{ckpt} was trained with the contract {saved['contract']}, not "
+                           f"{contract.to_dict()}: use another --out or --no-resume")
+    changed = changed_settings(saved["recipe"], recipe.to_dict(), RESUMABLE_CHANGES)
+    if changed:
+        # another seed, augmentation, data or model would continue the old run under the
+        # new recipe's name; only the length of the run (and threads) may change on resume
+        raise EdgefasError(f"{ckpt} was trained with another recipe ({', '.join(changed)}): "
+                           "use another --out or --no-resume")
+    if config is not None and saved["model_config"] != config.to_dict():
+        changed = changed_settings(saved["model_config"], config.to_dict()) or ["model_config"]
+        raise EdgefasError(f"{ckpt} holds another model ({', '.join(changed)}): "
+                           "use another --out or --no-resume")
+
+
+def check_resume(out_dir: str | Path, recipe: BaselineRecipe, contract: Contract, *,
+                 resume: bool = True) -> None:
+    """What :func:`train_baseline` will check of the newest checkpoint in ``out_dir`` (less the
+    model config, which needs the model built), for callers with minutes of work before it:
+    with ``resume`` that the run may be resumed, without it that the folder is a baseline run
+    (whose checkpoints starting over deletes)."""
+    ckpt = latest_checkpoint(Path(out_dir))
+    if ckpt is None:
+        return
+    saved = _saved_state(ckpt)
+    if resume:
+        _check_resume(ckpt, saved, recipe, contract)
+    elif "model_config" not in saved:
+        raise EdgefasError(f"{ckpt} is not a checkpoint of edgefas train (a teacher or distill run?): "
+                           "use another --out")
 
 
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
@@ -144,20 +202,15 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
                             weight_decay=recipe.weight_decay)
-    state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": []}
-    ckpt = latest_checkpoint(out_dir) if resume else None
+    state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": [],
+             "lr_schedule_steps": recipe.steps}
+    ckpt = resume_point(out_dir, resume, "model_config", accelerator)
     if ckpt is not None:
+        _check_resume(ckpt, _saved_state(ckpt), recipe, contract, config)
         state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=opt)
-        if state.get("contract") and Contract.from_dict(state["contract"]) != contract:
-            # Crops of another geometry would be mixed into one model without a word.
-            raise EdgefasError(f"{ckpt} was trained with the contract {state['contract']}, not "
-                               f"{contract.to_dict()}: use another --out or --no-resume")
-        changed = changed_settings(state.get("recipe"), recipe.to_dict(), RESUMABLE_CHANGES)
-        if changed:
-            # another seed, augmentation, data or model would continue the old run under the
-            # new recipe's name; only the length of the run (and threads) may change on resume
-            raise EdgefasError(f"{ckpt} was trained with another recipe ({', '.join(changed)}): "
-                               "use another --out or --no-resume")
+        restore_rng_state(ckpt)
+        # runs saved before the schedule was recorded ran on their recipe's steps
+        state.setdefault("lr_schedule_steps", state["recipe"]["steps"])
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
@@ -168,7 +221,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     t0 = time.time()
     while state["step"] < recipe.steps:
         step = state["step"]
-        rng = np.random.default_rng([recipe.seed, step])
+        # each process its own batches; process 0 draws what a one-process run draws
+        rng = step_rng(recipe.seed, step, accelerator.process_index)
         idx = _batch_indices(train, recipe, rng)
         crops = train.crops[idx]
         if recipe.augment == "camera":
@@ -176,7 +230,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)
         y = torch.from_numpy(train.is_live[idx].astype(np.float32)).to(accelerator.device)
         for g in opt.param_groups:
-            g["lr"] = _lr_at(step, recipe)
+            g["lr"] = _lr_at(step, recipe, state["lr_schedule_steps"])
         model.train()
         loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -210,6 +264,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
                 (out_dir / "history.json").write_text(json.dumps(state["history"], indent=2))
                 del folder
     bar.close()
+    # the other processes return only once the main one has written its checkpoints and best
+    accelerator.wait_for_everyone()
     return out_dir / "best"
 
 

@@ -2,7 +2,8 @@
 
 A checkpoint folder holds ``model.safetensors``, ``ema.safetensors``, ``optimizer.safetensors``
 (every tensor of the optimizer state, flattened to ``state.<param>.<name>``), and
-``trainer_state.json`` (epoch, step, best score, RNG seed, config, optimizer hyper-parameters).
+``trainer_state.json`` (epoch, step, best score, RNG seed, config, optimizer hyper-parameters)
+and ``rng.safetensors`` (torch's generator states: dropout and other draws of the global RNG).
 """
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..errors import EdgefasError
+
+
+class CheckpointError(EdgefasError):
+    """A run folder that cannot be resumed or started over as asked."""
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -51,6 +58,7 @@ def save_checkpoint(folder: Path, *, model: torch.nn.Module, ema: torch.nn.Modul
                   tmp / "ema.safetensors")
     tensors, meta = _flatten_optimizer(optimizer)
     save_file(tensors, tmp / "optimizer.safetensors")
+    save_file(_rng_state(), tmp / RNG_FILE)
     (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "optimizer": meta},
                                                        indent=2, default=str))
     shutil.rmtree(folder, ignore_errors=True)
@@ -72,11 +80,63 @@ def load_checkpoint(folder: Path, *, model: torch.nn.Module, ema: torch.nn.Modul
     return state
 
 
+RNG_FILE = "rng.safetensors"
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(folder: Path) -> None:
+    """Put torch's generators back where they were when ``folder`` was saved, so that a resumed
+    run draws the dropout masks an uninterrupted one would (``set_seed`` at the start of a run
+    restarts them from the seed). Checkpoints written before the state was saved leave them be."""
+    path = Path(folder) / RNG_FILE
+    if not path.is_file():
+        return
+    state = load_file(path)
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _round(folder: Path) -> int:
+    try:
+        return int(folder.name.removeprefix("epoch_"))
+    except ValueError:
+        return -1
+
+
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """The ``epoch_NNN`` folders of a run (finished writes only), oldest round first: by the
+    round number, as names sort ``epoch_1000`` before ``epoch_999``."""
+    return sorted((p for p in Path(run_dir).glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp")
+                   and _round(p) >= 0), key=_round)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest ``epoch_NNN`` checkpoint in a run folder, or None."""
-    cands = sorted(p for p in Path(run_dir).glob("epoch_*") if p.is_dir()
-                   and not p.name.endswith(".tmp") and (p / "trainer_state.json").is_file())
+    cands = [p for p in checkpoint_folders(run_dir) if (p / "trainer_state.json").is_file()]
     return cands[-1] if cands else None
+
+
+def clear_checkpoints(run_dir: Path, key: str) -> None:
+    """Delete the ``epoch_NNN`` checkpoints of an earlier run in ``run_dir`` (a run started over):
+    left there, a later resuming call would continue the old run, not this one. ``key`` is the
+    trainer-state entry every checkpoint of this kind of run has (``model_config`` for the
+    baseline...): a folder holding another kind of run is refused, not emptied."""
+    old = sorted(Path(run_dir).glob("epoch_*"))
+    for folder in old:
+        path = folder / "trainer_state.json"
+        if path.is_file() and key not in json.loads(path.read_text()):
+            raise CheckpointError(f"{run_dir} holds checkpoints of another kind of run ({folder.name} "
+                                  f"has no {key}): use another output folder")
+    for folder in old:
+        if folder.is_dir():
+            shutil.rmtree(folder)
 
 
 def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
@@ -88,3 +148,15 @@ def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
         return []
     return [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(saved)
             if k in now and k not in may_change and saved[k] != now[k]]
+
+
+def resume_point(run_dir: Path, resume: bool, key: str, accelerator) -> Path | None:
+    """The checkpoint a training call continues from: the newest in ``run_dir`` with ``resume``;
+    without it none, and the earlier run's checkpoints are cleared (:func:`clear_checkpoints`,
+    by the main process, the others waiting for it)."""
+    if resume:
+        return latest_checkpoint(run_dir)
+    if accelerator.is_main_process:
+        clear_checkpoints(run_dir, key)
+    accelerator.wait_for_everyone()
+    return None

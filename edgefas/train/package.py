@@ -54,6 +54,14 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
                          policy=stage.policy, atol=atol)
 
 
+def _schedule_record(state: dict) -> dict:
+    """``lr_schedule_steps`` when a run was resumed with other --steps than it began with: its
+    learning rate followed the first schedule (edgefas.train.baseline), not the recorded steps."""
+    steps = state.get("recipe", {}).get("steps")
+    schedule = state.get("lr_schedule_steps", steps)
+    return {"lr_schedule_steps": schedule} if schedule != steps else {}
+
+
 def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_dir: Path, *,
                   name: str, training: dict, devel_split: str, policy: FacePolicy,
                   atol: float = FP32_ATOL) -> Path:
@@ -122,6 +130,8 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
                         "bona_fide": n_live, "attack": n_att},
         "training": {**{k: v for k, v in training.items() if k != "licence"},
                      "recipe": state["recipe"], "best_step": _best_step(state),
+                     # a run resumed with more --steps kept the learning-rate schedule it began with
+                     **_schedule_record(state),
                      "selection": "checkpoint with the lowest devel D-EER (EMA weights)"},
         "licence": {"classifier": "weights derived from the training data; see data",
                     "face_detector": "Apache-2.0", "data": licence},

@@ -14,7 +14,7 @@ from ..errors import EdgefasError
 from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
 from ..runtime.preprocess import Contract
-from .baseline import DevelSet, TrainSet, train_baseline
+from .baseline import DevelSet, TrainSet, check_resume, train_baseline
 from .recipes import BaselineRecipe
 
 FACE_DETECTOR = "face_detector.onnx"
@@ -52,12 +52,12 @@ def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
             if not data or "protocol" not in data:   # written before data records: nothing to compare
                 continue
             try:
-                check_teacher_fits(data, protocol, samples)
+                # one piece of advice, this command's, not also the teachers' own
+                check_teacher_fits(data, protocol, samples, advice=f"train it on {protocol} (e.g. edgefas "
+                                   f"distill --protocol {protocol}) before using it here")
             except TeacherConfigError as exc:
                 faces = "bona fide faces only" if data.get("faces") == "live" else "live and attack faces"
-                raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}; train it on "
-                                   f"{protocol} (e.g. edgefas distill --protocol {protocol}) before "
-                                   "using it here") from None
+                raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}") from None
         return
 
 
@@ -95,6 +95,8 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
         raise EdgefasError(f"{out_dir} holds a {marker.read_text().strip()} run, not {protocol}: "
                            "use another --out or --no-resume")
     contract = contract or Contract()
+    # before minutes of cropping, and before protocol.txt marks the folder as this run's
+    check_resume(out_dir, recipe, contract, resume=resume)
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
     replay_root = store.roots.replay_frames
