@@ -37,6 +37,9 @@ def test_detect_table_and_json(tmp_path, astronaut_bgr, capsys):
     assert main(["detect", str(tmp_path / "a.jpg"), "--json"]) == 0
     rec = json.loads(capsys.readouterr().out.strip())
     assert rec["decision"] in ("live", "spoof") and 0 <= rec["live_score"] <= 1
+    # another precision runs that export, and a bundle without it says how to make one
+    assert main(["detect", str(tmp_path / "a.jpg"), "--precision", "int8"]) == 1
+    assert "no 'onnx_int8' file" in capsys.readouterr().err
 
 
 def test_detect_far_faces_flag(tmp_path, astronaut_bgr, capsys):

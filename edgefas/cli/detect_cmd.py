@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..data.image_files import find_images, suffix_list
 from ..errors import EdgefasError
+from ..runtime.backends import PRECISIONS
 from . import add_far_faces_argument
 from .argtypes import positive_int
 
@@ -27,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--bundle", help="bundle folder (default: the bundle shipped with edgefas)")
     p.add_argument("--backend", default="onnxruntime", help="inference backend (default: %(default)s)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="which export of the bundle to run (default: %(default)s; fp16 and int8 "
+                        "need 'edgefas export' first)")
     p.add_argument("--threads", type=positive_int, default=1, help="threads per model (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     add_far_faces_argument(p)
@@ -46,7 +50,7 @@ def _expand(inputs: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from ..detector import Detector
 
-    det = Detector(args.bundle, backend=args.backend, threads=args.threads,
+    det = Detector(args.bundle, backend=args.backend, precision=args.precision, threads=args.threads,
                    far_faces=args.far_faces)
     paths = _expand(args.inputs)
     if not paths:
