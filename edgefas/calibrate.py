@@ -225,6 +225,14 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
     out = Path(out_dir)
     if out.exists():
         raise EdgefasError(f"{out} exists: choose a new folder for the calibrated bundle")
+    if attack_dir:
+        if not Path(attack_dir).is_dir():
+            raise EdgefasError(f"--attack {attack_dir} is not a folder")
+        lr, ar = Path(live_dir).resolve(), Path(attack_dir).resolve()
+        if lr == ar or lr in ar.parents or ar in lr.parents:
+            # images of one would be scored as both live and attack
+            raise EdgefasError(f"--live {live_dir} and --attack {attack_dir} overlap: give two "
+                               "separate folders")
     det = Detector(bundle)
     live = collect(det, live_dir, progress=progress, desc="live captures")
     if len(live.logits) < max(min_live, 1):

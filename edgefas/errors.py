@@ -36,6 +36,10 @@ class ExportError(EdgefasError):
     """Exporting a model failed, or the exported model failed its parity check."""
 
 
+class DataWarning(UserWarning):
+    """Something in a user's data was left out (a folder outside the expected layout...)."""
+
+
 def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> str:
     """``unknown <kind> 'x'; known: a, b. Did you mean 'y'?`` for any table lookup."""
     import difflib

@@ -138,6 +138,12 @@ def run_protocol(bundle: str | Path, protocol: str, *, roots: DataRoots | None =
     proto = get_protocol(protocol)
     out["description"] = proto.description
     replay = store.replay(frames="1")
+    per_video = Counter((s.split, s.support, s.video) for s in replay.samples)
+    if max(per_video.values()) > 1:
+        # the report is labelled (and its counts read) as one frame per video
+        raise DatasetError(f"the test tree {store.roots.replay_1frame} holds up to "
+                           f"{max(per_video.values())} frames per video; eval's protocols test "
+                           "on the one-frame-per-video tree (frames_1frame, shared/DATA.md)")
     test = replay.subset(proto.test_mask(replay.samples))
     out["test"] = evaluate_pad(det, test, split=f"replay-attack test, 1 frame per video "
                                                 f"({protocol})", bootstrap=bootstrap)

@@ -17,6 +17,7 @@ watching once the session decides, so later frames do not get a say.
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 from collections import defaultdict
@@ -26,12 +27,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .bundle import sha256_file
+from .bundle import manifest_sha256
+from .data.face_cache import cache_root, file_stat
 from .data.replay_attack import load_replay_attack
 from .data.samples import Sample
 from .detector import Detector
+from .errors import DatasetError
 from .metrics.iso30107 import Rate
 from .result import Decision, Result
+from .runtime.face_align import ALIGN_VERSION
 from .session import Session, SessionConfig, SessionState, Verdict
 
 #: candidate rules searched on devel (20 frames per video, ~0.75 s apart in Replay-Attack)
@@ -47,10 +51,12 @@ def video_key(s: Sample) -> str:
 def frame_results(det: Detector, samples: list[Sample], cache: Path | None = None,
                   progress: bool = True) -> list[Result]:
     """Detector Results for ``samples`` (one batched call per video), cached as JSON."""
+    stats = [file_stat(s.path) for s in samples]
     if cache is not None and cache.is_file():
         rows = json.loads(cache.read_text())
-        # a cache from before sessions compared faces' appearance has no signatures: redo it
-        if [r["path"] for r in rows] == [s.path for s in samples] \
+        # the same files, unchanged since (a cache from before sessions compared faces'
+        # appearance, or before files' sizes and times were kept, is made again)
+        if [(r["path"], r.get("stat")) for r in rows] == [(s.path, st) for s, st in zip(samples, stats)] \
                 and all("signature" in r for r in rows):
             return [_result_from(r) for r in rows]
     by_video: dict[str, list[int]] = defaultdict(list)
@@ -63,9 +69,10 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
             out[i] = r
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps([{"path": s.path, **r.to_dict(),  # type: ignore[union-attr]
+        cache.write_text(json.dumps([{"path": s.path, "stat": st,
+                                      **r.to_dict(),  # type: ignore[union-attr]
                                       "signature": _pack(r.signature)}  # type: ignore[union-attr]
-                                     for s, r in zip(samples, out)]))
+                                     for s, st, r in zip(samples, stats, out)]))
     return out  # type: ignore[return-value]
 
 
@@ -170,13 +177,21 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
     """Choose the session rule on devel, report frame- and video-level figures on test."""
     det = Detector(bundle)
     thr = det.threshold
-    tag = sha256_file(det.bundle.model_file("classifier", "onnx"))[:12]
-    cache_dir = cache_dir or Path.home() / ".cache" / "edgefas" / "video_eval" / tag
+    # every score and decision depends on the whole bundle (threshold, calibration, face
+    # detector and policy: a calibrated copy shares the classifier file) and on the code that
+    # crops, and a cache holds one data tree
+    key = json.dumps([manifest_sha256(det.bundle.path), ALIGN_VERSION,
+                      str(Path(replay_frames).resolve())])
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+    cache_dir = cache_dir or cache_root() / "video_eval" / tag
     out: dict[str, Any] = {"bundle": det.bundle.name, "threshold": thr,
                            "threshold_source": det.bundle.manifest["threshold"]}
     data = {}
     for split in ("devel", "test"):
         samples = load_replay_attack(replay_frames, (split,))
+        if any(s.frame >= 0 for s in samples):
+            raise DatasetError(f"{replay_frames} holds videos: eval-video reads the tree of "
+                               "frames (frames/replay_attack, 20 per video; shared/DATA.md)")
         results = frame_results(det, samples, cache_dir / f"{split}.json", progress)
         data[split] = (samples, results, *_group(samples, results))
     # rule selection on devel only

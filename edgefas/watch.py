@@ -3,6 +3,7 @@ that ``edgefas watch`` draws."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from .data.image_files import find_images, suffix_list
 from .errors import EdgefasError
+from .runtime.decode import decode_image
 from .session import SessionState, Step
 
 _COLOURS = {SessionState.LIVE: (60, 200, 60), SessionState.SPOOF: (40, 40, 230),
@@ -48,13 +50,21 @@ def _capture_frames(cap: cv2.VideoCapture, fps: float, live: bool
 
 def _folder_frames(files: list[Path], fps: float) -> Iterator[tuple[np.ndarray, float]]:
     for i, f in enumerate(files):
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        # an unreadable file is passed on as an empty array: the Detector reports bad_input
+        # the Detector's own decoder: its size checks, and a truncated file is bad_input (an
+        # unreadable file is passed on as an empty array, which the Detector reports)
+        img = decode_image(str(f)).image
         yield (img if img is not None else np.zeros((0, 0, 3), np.uint8)), i / fps
 
 
+def _frame_order(path: Path) -> tuple:
+    """Numbers in names compare as numbers: ffmpeg's 1.jpg ... 10.jpg play in that order."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in re.split(r"(\d+)", path.name) if t)
+
+
 def open_source(source: str | os.PathLike[str], *, fps: float | None = None) -> FrameSource:
-    """Open a video file, a camera (``"0"``, ``"1"``...) or a folder of frames (sorted by name).
+    """Open a video file, a camera (``"0"``, ``"1"``...) or a folder of frames (in name order,
+    numbers compared as numbers).
 
     Args:
         fps: the frame rate to stamp folder frames with (default 25) or to assume for a video
@@ -73,7 +83,7 @@ def open_source(source: str | os.PathLike[str], *, fps: float | None = None) -> 
                            None)
     path = Path(src)
     if path.is_dir():
-        files = find_images(path, recursive=False)
+        files = sorted(find_images(path, recursive=False), key=_frame_order)
         if not files:
             raise EdgefasError(f"{path} holds no images ({suffix_list()})")
         rate = fps or 25.0

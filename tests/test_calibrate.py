@@ -131,6 +131,13 @@ def test_calibrate_live_only_keeps_the_mapping_and_refuses_bad_input(captures, t
     assert "need >= 50" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate", "--live", "x", "--out", "y", "--target-bpcer", "lots"])
+    # attacks inside the live folder would be scored as both: refused before any scoring
+    assert main(["calibrate", "--live", str(captures), "--attack", str(captures / "attack"),
+                 "--out", str(tmp_path / "y")]) == 1
+    assert "overlap" in capsys.readouterr().err
+    assert main(["calibrate", "--live", str(captures / "live"), "--attack",
+                 str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 1
+    assert "is not a folder" in capsys.readouterr().err
 
 
 def test_calibrate_to_a_target_apcer(captures, tmp_path, capsys):

@@ -136,3 +136,16 @@ def test_export_refuses_options_that_would_be_ignored_or_mislabel(tmp_path, caps
     pytest.importorskip("torch")
     assert main(["export", str(run), "--protocol", "P2-print"]) == 1
     assert "trained on protocol P1" in capsys.readouterr().err
+
+
+def test_eval_folder_whose_attacks_all_lose_their_face_says_so(tmp_path, astronaut_bgr, capsys):
+    live, att = tmp_path / "d" / "live", tmp_path / "d" / "attack" / "print"
+    live.mkdir(parents=True)
+    att.mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(live / f"{i}.jpg"), astronaut_bgr)
+    (att / "broken.jpg").write_bytes(b"not a jpeg")
+    assert main(["eval", "--folder", str(tmp_path / "d"), "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert "3 live and 0 attack images have a usable face (1 failed to acquire" in err
+    assert "Traceback" not in err

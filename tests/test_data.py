@@ -119,6 +119,30 @@ def test_folder_and_csv(tmp_path):
     csv.write_text("path,label\nx.jpg,maybe\n")
     with pytest.raises(DatasetError, match="neither live nor attack"):
         load_csv(csv)
+    # Excel's "CSV UTF-8" starts with a byte-order mark; a short row is named by its line
+    csv.write_bytes("\ufeffpath,label\nlive/a.jpg,live\n".encode())
+    assert len(load_csv(csv)) == 1
+    csv.write_text("path,label\nlive/a.jpg,live\nattack/print/b.jpg\n")
+    with pytest.raises(DatasetError, match=":3: the row has fewer columns"):
+        load_csv(csv)
+
+
+def test_folder_says_what_it_leaves_out(tmp_path):
+    from edgefas.errors import DataWarning
+
+    _img(tmp_path / "live" / "a.jpg")
+    _img(tmp_path / "attack" / "print" / "b.jpg")
+    _img(tmp_path / "Attack_extra" / "c.jpg")   # a misspelt class folder
+    _img(tmp_path / "d.jpg")                    # an image beside the class folders
+    (tmp_path / "notes").mkdir()                # a folder without images: not worth a word
+    with pytest.warns(DataWarning, match=r"not used: Attack_extra/ \(1 images\), d.jpg$"):
+        assert len(load_folder(tmp_path)) == 2
+
+
+def test_malformed_frame_folder_names_are_named(tmp_path):
+    _img(tmp_path / "test" / "test__old" / "frame_00000.jpg")
+    with pytest.raises(DatasetError, match="test__old: not a <split>__<label>"):
+        load_replay_attack(tmp_path, ("test",))
 
 
 def test_protocol_masks():
@@ -207,6 +231,10 @@ def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):
     np.testing.assert_array_equal(cs2.crops, cs.crops)
     assert chunks[0].stat().st_mtime_ns == mtimes[chunks[0]]
     assert chunks[1].is_file()
+    # An image replaced under the same name is cropped again, not served from the cache.
+    cv2.imwrite(str(img / "4.png"), np.full((80, 80, 3), 120, np.uint8))
+    cs3 = build_crops(samples, stage, cache, chunk_size=2, progress=False)
+    assert list(cs3.status) == ["ok", "ok", "ok", "bad_input", "no_face"]   # a blank frame now
 
 
 def test_image_folders_follow_symlinked_subfolders_once(tmp_path, astronaut_bgr):

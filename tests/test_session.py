@@ -3,6 +3,7 @@ the video-level evaluation on the synthetic Replay-style tree."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -243,7 +244,7 @@ def test_watch_reports_missing_sources(tmp_path, capsys):
     assert "holds no images" in capsys.readouterr().err
 
 
-def test_video_eval_on_synthetic_tree(replay_tree, tmp_path):
+def test_video_eval_on_synthetic_tree(replay_tree, tmp_path, monkeypatch):
     from edgefas.video_eval import run_video_eval, to_markdown
 
     frames, _ = replay_tree
@@ -256,6 +257,22 @@ def test_video_eval_on_synthetic_tree(replay_tree, tmp_path):
     assert (tmp_path / "test.json").is_file()  # per-frame results cached for replays
     again = run_video_eval(frames, cache_dir=tmp_path, progress=False)
     assert again["test"] == rep["test"]
+    # without cache_dir: one cache per bundle and data tree, under $EDGEFAS_CACHE
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "c"))
+    run_video_eval(frames, progress=False)
+    made = sorted((tmp_path / "c" / "video_eval").iterdir())
+    assert len(made) == 1 and (made[0] / "test.json").is_file()
+    # a copy with another threshold (a calibrated bundle shares the classifier file) gets its
+    # own scores: the cached ones hold the old threshold's decisions
+    from edgefas.bundle import default_bundle_path, write_manifest
+
+    other = tmp_path / "calibrated"
+    shutil.copytree(default_bundle_path(), other)
+    m = json.loads((other / "manifest.json").read_text())
+    m["threshold"]["value"] = 0.5
+    write_manifest(other, m)
+    assert run_video_eval(frames, bundle=other, progress=False)["threshold"] == 0.5
+    assert len(list((tmp_path / "c" / "video_eval").iterdir())) == 2
     md = to_markdown(rep, "edgefas eval-video")
     assert "| test | video (devel-chosen rule) |" in md and "| test | video (default session) |" in md
     # The default session needs 5 frames of a face; these videos have 2: every session is
@@ -285,3 +302,37 @@ def test_video_rates_of_a_live_only_tree_are_nan_not_a_crash():
     r = _rates(np.array([True, False]), np.array([False, False]), np.array(["bona_fide"] * 2))
     assert r["bpcer"]["errors"] == 1 and r["apcer_max"]["count"] == 0
     assert np.isnan(r["apcer_pooled"]["value"])
+
+
+def test_video_eval_refuses_the_video_tree_and_eval_a_many_frame_test_tree(replay_tree, tmp_path,
+                                                                          astronaut_bgr):
+    from edgefas.data.sources import DataRoots
+    from edgefas.errors import DatasetError
+    from edgefas.evaluation import run_protocol
+    from edgefas.video_eval import run_video_eval
+
+    vids = tmp_path / "videos"
+    for split in ("devel", "test"):
+        (vids / split / "real").mkdir(parents=True)
+        path = vids / split / "real" / "client001_session01_webcam_authenticate_controlled_1.avi"
+        w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (512, 512))
+        for _ in range(3):
+            w.write(astronaut_bgr)
+        w.release()
+    with pytest.raises(DatasetError, match="holds videos: eval-video reads the tree of frames"):
+        run_video_eval(vids, cache_dir=tmp_path / "c", progress=False)
+    # the 20-frames tree given as the one-frame test tree: refused, not reported as 1 frame/video
+    frames, _ = replay_tree
+    with pytest.raises(DatasetError, match="holds up to 2 frames per video"):
+        run_protocol(None, "P1", roots=DataRoots(None, frames), bootstrap=0, progress=False)
+
+
+def test_watch_plays_numbered_frames_in_number_order(tmp_path):
+    from edgefas.watch import open_source
+
+    for n in (1, 2, 10, 11):
+        cv2.imwrite(str(tmp_path / f"{n}.png"), np.full((40, 40, 3), n, np.uint8))
+    (tmp_path / "12.png").write_bytes(b"truncated")
+    src = open_source(tmp_path)
+    firsts = [int(frame[0, 0, 0]) if frame.size else None for frame, _ in src.frames]
+    assert firsts == [1, 2, 10, 11, None]   # not 1, 10, 11, 12, 2; the broken file stays empty

@@ -63,6 +63,25 @@ def require_training_extra(command: str) -> None:
                            "pip install -c constraints.txt 'edgefas[train]'")
 
 
+def _plain_data_warnings() -> None:
+    """Data warnings print as one 'note:' line, not as Python's file:line warning format."""
+    import warnings
+
+    from ..errors import DataWarning
+
+    default = warnings.formatwarning
+    if getattr(default, "edgefas", False):   # main() runs many times in one test process
+        return
+
+    def fmt(message, category, filename, lineno, line=None):
+        if issubclass(category, DataWarning):
+            return f"edgefas: note: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    fmt.edgefas = True  # type: ignore[attr-defined]
+    warnings.formatwarning = fmt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a reported error, 2 bad usage)."""
     argv = list(argv) if argv is not None else sys.argv[1:]
@@ -73,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
     args._argv = argv  # commands that record how a result was made quote it
+    _plain_data_warnings()
     try:
         return int(args._run(args) or 0)
     except EdgefasError as exc:  # expected failures: one line, no traceback

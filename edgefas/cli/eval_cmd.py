@@ -95,8 +95,16 @@ def run(args: argparse.Namespace) -> int:
                                "for live captures alone use 'edgefas calibrate' or 'edgefas detect'")
         det = Detector(args.bundle)
         store = crop_store_for(det, roots, True)
-        res = evaluate_pad(det, store.folder_set(args.folder), split=str(args.folder),
-                           bootstrap=args.bootstrap)
+        crops = store.folder_set(args.folder)
+        usable = [s.is_attack for s, ok in zip(crops.samples, crops.ok) if ok]
+        if sum(usable) in (0, len(usable)):
+            # both classes were there as files, but one lost every face to the face policy
+            raise EdgefasError(
+                f"{args.folder}: after face detection {len(usable) - sum(usable)} live and "
+                f"{sum(usable)} attack images have a usable face ({int((~crops.ok).sum())} "
+                "failed to acquire: no face, too small, low quality or unreadable); eval needs "
+                "both; 'edgefas detect' on the folder says why each failed")
+        res = evaluate_pad(det, crops, split=str(args.folder), bootstrap=args.bootstrap)
         results = {"folder": res}
         curves = {"folder": (res["_scores"], res["_is_attack"])}
     elif args.runs:

@@ -1,9 +1,9 @@
 """Video-level vs frame-level metrics on Replay-Attack's 20-frames-per-video tree.
 
 Every devel and test frame is scored once by the Detector (cached under
-~/.cache/edgefas/video_eval/), the session rule (window, min_frames, aggregate) is chosen on
-devel, and test is reported once: APCER per species, BPCER and HTER at the bundle's devel
-threshold, per frame and per video, with counts.
+$EDGEFAS_CACHE/video_eval/, default ~/.cache/edgefas, per bundle and data tree), the session
+rule (window, min_frames, aggregate) is chosen on devel, and test is reported once: APCER per
+species, BPCER and HTER at the bundle's devel threshold, per frame and per video, with counts.
 
 examples:
   edgefas eval-video

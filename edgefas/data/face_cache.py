@@ -26,8 +26,23 @@ from .samples import Sample
 OK = "ok"
 
 
+def cache_root() -> Path:
+    """Where edgefas keeps what it can rebuild: ``$EDGEFAS_CACHE``, else ~/.cache/edgefas."""
+    return Path(os.environ.get("EDGEFAS_CACHE", Path.home() / ".cache" / "edgefas"))
+
+
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("EDGEFAS_CACHE", Path.home() / ".cache" / "edgefas")) / "crops"
+    return cache_root() / "crops"
+
+
+def file_stat(path: str) -> list[int] | None:
+    """[size, mtime_ns] of a file, or None when it cannot be read: what a cache compares to
+    notice a file changed since it was cached."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def read_sample(sample: Sample) -> np.ndarray | None:
@@ -108,7 +123,9 @@ def build_crops(samples: Sequence[Sample], stage: FaceStage, folder: str | Path,
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not progress)
     for start in range(0, len(samples), chunk_size):
         part = samples[start:start + chunk_size]
-        keys = [p.key for p in part]
+        # the files' sizes and times join their names: an image replaced under the same name
+        # (re-captured, fixed, corrupted) is cropped again, not served from the old crop
+        keys = [[p.key, file_stat(p.path)] for p in part]
         digest = hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:16]
         f = folder / f"chunk_{start // chunk_size:05d}_{digest}.npz"
         if f.is_file():

@@ -10,10 +10,11 @@ optional ``species``, ``split``, ``subject``; relative paths are relative to the
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
-from ..errors import DatasetError
-from .image_files import find_images
+from ..errors import DatasetError, DataWarning
+from .image_files import IMAGE_SUFFIXES, find_images
 from .samples import BONA_FIDE, Sample
 
 LIVE_NAMES = {"live", "real", "bona_fide", "bonafide", "genuine", "0"}
@@ -25,22 +26,33 @@ def _images(folder: Path) -> list[Path]:
 
 
 def load_folder(root: str | Path, split: str = "all") -> list[Sample]:
-    """Samples from a ``live/`` + ``attack/<species>/`` tree (see module doc)."""
+    """Samples from a ``live/`` + ``attack/<species>/`` tree (see module doc). What the tree
+    holds outside those folders is listed in a warning, not silently left out."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"folder not found: {root}")
     out = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    ignored = []
+    for d in sorted(root.iterdir()):
         name = d.name.lower()
-        if name in LIVE_NAMES:
+        if not d.is_dir():
+            if d.suffix.lower() in IMAGE_SUFFIXES:
+                ignored.append(d.name)
+        elif name in LIVE_NAMES:
             out += [Sample(str(f), False, BONA_FIDE, split, "folder") for f in _images(d)]
         elif name in ATTACK_NAMES:
             for f in _images(d):
                 rel = f.relative_to(d).parts
                 species = rel[0] if len(rel) > 1 else "attack"
                 out.append(Sample(str(f), True, species, split, "folder"))
+        elif _images(d):
+            ignored.append(f"{d.name}/ ({len(_images(d))} images)")
     if not out:
         raise DatasetError(f"{root} has no live/ or attack/ sub-folder with images")
+    if ignored:
+        # a misspelt class folder would otherwise just be missing from every count
+        warnings.warn(f"{root}: not under live/ or attack/, so not used: {', '.join(ignored)}",
+                      DataWarning, stacklevel=2)
     return out
 
 
@@ -50,11 +62,14 @@ def load_csv(path: str | Path) -> list[Sample]:
     if not path.is_file():
         raise DatasetError(f"CSV not found: {path}")
     out = []
-    with open(path, newline="") as fh:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise DatasetError(f"{path} needs the columns 'path' and 'label'")
         for i, row in enumerate(reader, start=2):
+            if row["path"] is None or row["label"] is None:
+                raise DatasetError(f"{path}:{i}: the row has fewer columns than the header")
             label = row["label"].strip().lower()
             if label in LIVE_NAMES:
                 is_attack = False

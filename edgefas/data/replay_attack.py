@@ -79,7 +79,11 @@ def load_replay_attack(root: str | Path, splits: tuple[str, ...] = SPLITS, *,
         flat = sorted(d for d in sdir.iterdir() if d.is_dir() and d.name.startswith(f"{split}__"))
         if flat:  # many frames per video
             for d in flat:
-                _, _label, support, video = d.name.split("__", 3)
+                parts = d.name.split("__", 3)
+                if len(parts) != 4:
+                    raise DatasetError(f"{d}: not a <split>__<label>__<support>__<video> folder "
+                                       "of the Replay-Attack frame tree")
+                _, _label, support, video = parts
                 for f in sorted(d.iterdir()):
                     if f.suffix.lower() in IMAGE_SUFFIXES:
                         out.append(_sample(f, video, split, support))

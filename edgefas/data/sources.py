@@ -83,8 +83,9 @@ class CropStore:
         """Replay-Attack crops, all splits; ``frames`` is "20" (per video) or "1"."""
         root = self.roots.replay_frames if frames == "20" else self.roots.replay_1frame
         if root is None or not Path(root).is_dir():
+            option = "--replay-root" if frames == "20" else "--replay-1frame-root"
             raise DatasetError(f"Replay-Attack tree not found at {root}; see shared/DATA.md "
-                               "or pass --replay-root")
+                               f"or pass {option}")
         return self._build(f"replay_{frames}f", load_replay_attack(root))
 
     def lfw(self) -> CropSet:
