@@ -43,7 +43,17 @@ def crop_store_for(det: Detector, roots: DataRoots | None, progress: bool) -> Cr
 
 def _fta(cs: CropSet) -> dict[str, Any]:
     bad = Counter(str(s) for s in cs.status[~cs.ok])
-    return {"images": len(cs), "failed": int((~cs.ok).sum()), "by_reason": dict(bad)}
+    # which class lost the faces matters: an FTA bona fide is a rejected user, an FTA attack
+    # one that did not get through either
+    by_class = Counter("attack" if s.is_attack else "bona_fide"
+                       for s, ok in zip(cs.samples, cs.ok) if not ok)
+    return {"images": len(cs), "failed": int((~cs.ok).sum()), "by_reason": dict(bad),
+            "by_class": dict(by_class)}
+
+
+def _share(errors: int, count: int) -> float | None:
+    """errors / count, or None (no rate at all, not 0 %) when nothing was scored."""
+    return errors / count if count else None
 
 
 def score_crops(det: Detector, cs: CropSet) -> np.ndarray:
@@ -73,7 +83,7 @@ def evaluate_bona_fide(det: Detector, cs: CropSet, *, split: str) -> dict[str, A
     """BPCER at the bundle threshold on a bona-fide-only set, with a Wilson interval."""
     scores = score_crops(det, cs)
     errors = int((scores < det.threshold).sum())
-    return {"split": split, "fta": _fta(cs), "bpcer": errors / max(len(scores), 1),
+    return {"split": split, "fta": _fta(cs), "bpcer": _share(errors, len(scores)),
             "errors": errors, "bona_fide": int(len(scores)),
             "ci95": list(wilson_ci(errors, len(scores))), "threshold": det.threshold,
             "_scores": scores}
@@ -106,7 +116,7 @@ def p4_at_devel_apcer(det: Detector, store: CropStore, bona_fide: dict[str, dict
     for key, res in bona_fide.items():
         s = res["_scores"]
         errors = int((s < thr).sum())
-        out[key] = {"errors": errors, "bona_fide": int(len(s)), "bpcer": errors / max(len(s), 1),
+        out[key] = {"errors": errors, "bona_fide": int(len(s)), "bpcer": _share(errors, len(s)),
                     "ci95": list(wilson_ci(errors, len(s)))}
     return out
 

@@ -99,3 +99,17 @@ def test_summary_states_the_second_threshold_after_the_table():
     assert "(devel APCER_max 23/2399)" in after
     skipped = protocol_table({"P4": {**res["P4"], "at_devel_apcer": {"skipped": "no devel"}}})
     assert "second threshold" not in skipped
+
+
+def test_a_set_with_no_scored_face_has_no_bpcer_and_failures_are_counted_per_class():
+    from edgefas.evaluation import evaluate_bona_fide
+
+    samples = [Sample("a", False, "bona_fide", "heldout", "lfw"),
+               Sample("b", False, "bona_fide", "heldout", "lfw")]
+    cs = CropSet(samples, _crops([0, 0]), np.array(["no_face", "bad_input"]), np.zeros(2, np.float32))
+    res = evaluate_bona_fide(_FakeDet(), cs, split="lfw")
+    assert res["bpcer"] is None and res["bona_fide"] == 0   # not "0.00 %" of nothing
+    assert res["fta"]["by_class"] == {"bona_fide": 2}
+    res["ci95"] = [0.0, 1.0]
+    md = protocol_table({"P4": {"lfw_heldout": res}})
+    assert "| n/a (0/0;" in md

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{100 * v:.2f}%"   # None/NaN: nothing was scored
 
 
 def _rate(r: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ def load_lfw(root: str | Path, splits: tuple[str, ...] = ("train", "heldout")) -
     if not root.is_dir():
         raise DatasetError(f"LFW folder not found: {root}")
     out = []
-    for f in sorted(root.rglob("*.jpg")):
+    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
         m = _NAME.match(f.stem)
         if not m:
             continue

@@ -57,7 +57,7 @@ def find_shared_fixture(name: str) -> Path | None:
 def load_london(root: Path) -> list[Sample]:
     """The london fixture portraits: all bona fide, identity before the ``_``."""
     out = []
-    for f in sorted(root.rglob("*.jpg")):
+    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
         out.append(Sample(str(f), False, BONA_FIDE, "unseen", "london",
                           subject=f"{f.parent.name}/{f.stem.split('_')[0]}"))
     if not out:
