@@ -76,7 +76,8 @@ def evaluate_pad(det: Detector, cs: CropSet, *, split: str, bootstrap: int = 100
     report = evaluate(scores, is_attack, det.threshold, species=species, bootstrap=bootstrap,
                       groups=groups if len(np.unique(groups)) < len(groups) else None)
     return {"split": split, "fta": _fta(cs), "report": report.to_dict(),
-            "markdown": report.to_markdown(), "_scores": scores, "_is_attack": is_attack}
+            "markdown": report.to_markdown(), "_scores": scores, "_is_attack": is_attack,
+            "_species": species}
 
 
 def evaluate_bona_fide(det: Detector, cs: CropSet, *, split: str) -> dict[str, Any]:

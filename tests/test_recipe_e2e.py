@@ -52,11 +52,12 @@ def test_eval_on_a_labelled_folder(tmp_path, astronaut_bgr, monkeypatch):
         cv2.imwrite(str(tmp_path / "data" / "live" / f"{i}.png"), np.roll(astronaut_bgr, 5 * i, 1))
         cv2.imwrite(str(tmp_path / "data" / "attack" / "screen" / f"{i}.png"),
                     attack_like(np.roll(astronaut_bgr, 5 * i, 1), i))
-    out = tmp_path / "folder_report"
+    out = tmp_path / "folder_report.v2"
     assert main(["eval", "--folder", str(tmp_path / "data"), "--out", str(out),
                  "--bootstrap", "20"]) == 0
     rep = json.loads(out.with_suffix(".json").read_text())["folder"]["report"]
     assert rep["n_bona_fide"] == 3 and rep["species_counts"] == {"screen": 3}
+    assert (tmp_path / "folder_report_det.png").is_file()   # named like its .md and .json
 
 
 @pytest.mark.parametrize("model", ["ddm-live", "ddm-all", "agfas", "despoof"])

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 "both; 'edgefas detect' on the folder says why each failed")
         res = evaluate_pad(det, crops, split=str(args.folder), bootstrap=args.bootstrap)
         results = {"folder": res}
-        curves = {"folder": (res["_scores"], res["_is_attack"])}
+        curves = {"folder": _curve(res)}
     elif args.runs:
         names = ["P1", "P2-print", "P2-mobile", "P2-highdef", "P3-controlled-to-adverse",
                  "P3-adverse-to-controlled"]
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             results[name] = run_protocol(b, name, roots=roots, bootstrap=args.bootstrap)
             t = results[name]["test"]
-            curves[name] = (t["_scores"], t["_is_attack"])
+            curves[name] = _curve(t)
         if (args.runs / "P1" / "bundle" / "manifest.json").is_file():
             results["P4"] = run_protocol(args.runs / "P1" / "bundle", "P4", roots=roots)
     else:
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         results = {proto: run_protocol(args.bundle, proto, roots=roots, bootstrap=args.bootstrap)}
         if "test" in results[proto]:
             t = results[proto]["test"]
-            curves = {proto: (t["_scores"], t["_is_attack"])}
+            curves = {proto: _curve(t)}
         else:
             curves = {}
     if not results:
@@ -137,9 +137,15 @@ def run(args: argparse.Namespace) -> int:
     md = protocol_table(results)
     args.out.with_suffix(".md").write_text(md)
     args.out.with_suffix(".json").write_text(json.dumps(_clean(results), indent=2) + "\n")
+    det_png = args.out.with_name(args.out.with_suffix("").name + "_det.png")  # beside OUT.md
     if curves:
-        plot_det(curves, args.out.with_name(args.out.name + "_det.png"))
+        plot_det(curves, det_png)
     print(md)
     print(f"wrote {args.out.with_suffix('.md')}, {args.out.with_suffix('.json')}"
-          + (f", {args.out.with_name(args.out.name + '_det.png')}" if curves else ""))
+          + (f", {det_png}" if curves else ""))
     return 0
+
+
+def _curve(res: dict) -> tuple:
+    """A DET curve's data: with the species, it plots APCER_max, the figure the table reports."""
+    return res["_scores"], res["_is_attack"], res["_species"]
