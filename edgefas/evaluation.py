@@ -8,7 +8,6 @@ not silently dropped.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,8 @@ from .data.sources import CropStore, DataRoots
 from .detector import Detector
 from .errors import DatasetError
 from .metrics import evaluate
+from .metrics.bootstrap import wilson_ci
 from .metrics.iso30107 import bpcer_at_apcer
-
-
-def wilson_ci(errors: int, count: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion (sound even at 0 errors)."""
-    if count == 0:
-        return (float("nan"), float("nan"))
-    p = errors / count
-    den = 1 + z * z / count
-    mid = (p + z * z / (2 * count)) / den
-    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
 
 
 def crop_store_for(det: Detector, roots: DataRoots | None, progress: bool) -> CropStore:

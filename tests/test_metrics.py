@@ -359,3 +359,15 @@ def test_import_does_not_need_matplotlib():
 def test_value_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_rate_without_errors_gets_the_wilson_bound_not_a_zero_width_interval():
+    from edgefas.metrics import evaluate
+
+    scores = np.r_[np.linspace(0.6, 1, 79), np.linspace(0, 0.4, 160)]
+    is_attack = np.r_[np.zeros(79, bool), np.ones(160, bool)]
+    r = evaluate(scores, is_attack, 0.5, species=np.r_[["bona_fide"] * 79, ["mobile"] * 160],
+                 bootstrap=50)
+    assert r.bpcer.errors == 0 and r.bpcer.ci95[0] == 0
+    assert r.bpcer.ci95[1] == pytest.approx(0.0463, abs=1e-3)     # 0/79: up to 4.6 %
+    assert r.apcer["mobile"].ci95[1] == pytest.approx(0.0234, abs=1e-3)   # 0/160: 2.3 %

@@ -16,12 +16,13 @@ too narrow (cluster bootstrap). Counts then vary a little between resamples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["bootstrap_ci", "iter_resample_weights", "percentile_ci", "resample_weights"]
+__all__ = ["bootstrap_ci", "iter_resample_weights", "percentile_ci", "resample_weights", "wilson_ci"]
 
 # Cells of the weight matrix generated per chunk (~32 MiB of int64): bounds memory
 # for large evaluations while keeping chunks big enough to stay vectorised. The
@@ -152,3 +153,14 @@ def bootstrap_ci(
         for w in iter_resample_weights(strata, n_resamples, seed, groups)
     ]
     return percentile_ci(np.concatenate(values), confidence)
+
+
+def wilson_ci(errors: int, count: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (sound even at 0 errors)."""
+    if count == 0:
+        return (float("nan"), float("nan"))
+    p = errors / count
+    den = 1 + z * z / count
+    mid = (p + z * z / (2 * count)) / den
+    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))

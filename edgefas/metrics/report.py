@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from edgefas.metrics.bootstrap import iter_resample_weights, percentile_ci
+from edgefas.metrics.bootstrap import iter_resample_weights, percentile_ci, wilson_ci
 from edgefas.metrics.iso30107 import (  # noqa: F401  (private helpers shared on purpose)
     OVERALL,
     EerResult,
@@ -184,10 +184,17 @@ def evaluate(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
             for name, v in _batch_stats(d, d.curves(w), k, targets).items():
                 reps.setdefault(name, []).append(v)
         cis = {name: percentile_ci(np.concatenate(v)) for name, v in reps.items()}
-    ap = {name: replace(r, ci95=cis.get("apcer/" + name))
-          for name, r in _apcer_dict(d, c, k).items()}
+    def with_ci(r: Rate, key: str) -> Rate:
+        ci = cis.get(key)
+        if ci is not None and r.count and r.errors in (0, r.count):
+            # no resample of a set without errors has one: the percentile interval collapses
+            # to 0-0 %; the Wilson interval bounds what so few presentations can show
+            ci = wilson_ci(r.errors, r.count)
+        return replace(r, ci95=ci)
+
+    ap = {name: with_ci(r, "apcer/" + name) for name, r in _apcer_dict(d, c, k).items()}
     worst_name, worst = _worst(ap)
-    bp = replace(_rate(c.bf_err[0, k], c.bf_n[0]), ci95=cis.get("bpcer"))
+    bp = with_ci(_rate(c.bf_err[0, k], c.bf_n[0]), "bpcer")
 
     def op(point: OperatingPoint, key: str) -> OperatingPoint:
         return replace(point, value=replace(point.value, ci95=cis.get(key)))
@@ -196,7 +203,7 @@ def evaluate(scores: ArrayLike, is_attack: ArrayLike, threshold: float,
         threshold=float(threshold), n_bona_fide=int(c.bf_n[0]), n_attack=int(c.att_n[:, 0].sum()),
         species_counts={n: int(c.att_n[j, 0]) for j, n in enumerate(d.species_names)}
         if d.has_species else {},
-        apcer=ap, apcer_max=replace(worst, ci95=cis.get("apcer_max")),
+        apcer=ap, apcer_max=with_ci(worst, "apcer_max"),
         apcer_max_species=worst_name, bpcer=bp,
         bpcer_at_apcer={t: op(_op_bpcer_at_apcer(d, c, t), f"bpcer@{t}") for t in targets},
         apcer_at_bpcer={t: op(_op_apcer_at_bpcer(d, c, t), f"apcer@{t}") for t in targets},
