@@ -244,6 +244,17 @@ def to_markdown(rep: dict[str, Any]) -> str:
         lines.append(f"- {m['model']}: test AUC {m['test']['auc']:.4f}; devel D-EER "
                      f"{100 * d['d_eer']:.2f}% (APCER_max {_pct(d['devel_apcer_max'])}, BPCER "
                      f"{_pct(d['devel_bpcer'])}); failures to acquire (not scored): {fta}.")
+    lines += ["", "Like for like (MiniFASNet scores every image): bona fide images a model refused "
+              "(no usable face) counted as rejections, at the out-of-the-box operating point:", ""]
+    for key in ("edgefas", "minifasnet"):
+        m = rep[key]
+        cells = []
+        for name, r in (("test", m["test"]["own_rule"]["bpcer"]), ("LFW held-out",
+                        m["lfw_heldout"]["own_rule"]), ("london", m["london"]["own_rule"])):
+            total = rep["counts"][{"LFW held-out": "lfw_heldout"}.get(name, name)]["bona_fide"]
+            errors = r["errors"] + total - r["count"]   # refused bona fide = total - scored
+            cells.append(f"{name} {_pct({'errors': errors, 'count': total, 'value': errors / total})}")
+        lines.append(f"- {m['model']}: BPCER {'; '.join(cells)}.")
     lines += ["", "Silentface photos (MiniFASNet's own samples), live score and out-of-the-box "
               "decision:", "", "| photo | truth | edgefas | MiniFASNet |", "|---|---|---|---|"]
     for photo in sorted(rep["minifasnet"]["silentface"]):

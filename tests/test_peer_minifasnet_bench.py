@@ -69,10 +69,15 @@ def test_compare_chooses_thresholds_on_devel_only_and_reports_every_set():
     assert rep["silentface"]["image_F1.jpg"] == {"attack": True, "live_score": 0.3,
                                                 "own_rule_live": False}
     assert rep["silentface"]["image_T1.jpg"]["live_score"] is None
-    doc = {"command": "c", "edgefas_bundle": "b", "edgefas_threshold": 0.5,
+    counts = {"test": {"bona_fide": 3, "attack": 3}, "lfw_heldout": {"bona_fide": 4, "attack": 0},
+              "london": {"bona_fide": 3, "attack": 0}}
+    doc = {"command": "c", "edgefas_bundle": "b", "edgefas_threshold": 0.5, "counts": counts,
            "minifasnet_models": ["a.pth"], "note": "n", "edgefas": rep, "minifasnet": rep}
     md = pm.to_markdown(doc)
     assert "| m | devel D-EER |" in md and "no usable face" in md and "class 1 wins" in md
+    # like for like: the one refused face of test (3 live, 2 scored) and of LFW (4, 3 scored)
+    # counts as a rejection
+    assert "test 66.67% (2/3); LFW held-out 50.00% (2/4); london 0.00% (0/3)" in md
 
 
 def test_a_folder_that_is_not_the_minifasnet_repository_is_refused(tmp_path):
