@@ -33,7 +33,7 @@ from .data.image_files import find_images, suffix_list
 from .detector import Detector
 from .errors import EdgefasError
 from .evaluation import wilson_ci
-from .runtime.calibration import apply_platt
+from .runtime.calibration import apply_platt, fit_platt
 
 
 @dataclass
@@ -75,41 +75,6 @@ def collect(det: Detector, folder: str | os.PathLike[str], *, progress: bool = T
     logits = np.concatenate([det.live_logits(np.stack(crops[i:i + 64]))
                              for i in range(0, len(crops), 64)]) if crops else np.zeros(0)
     return Captures(logits, species, failed)
-
-
-def fit_platt_smoothed(logits: np.ndarray, is_live: np.ndarray, iters: int = 100
-                       ) -> tuple[float, float]:
-    """Platt (1999) with his smoothed targets ((n+ + 1)/(n+ + 2) and 1/(n- + 2)), classes
-    weighted equally, damped Newton steps.
-
-    A camera's few hundred captures are often perfectly separated; plain maximum likelihood
-    then has no finite optimum (the slope grows without bound, as the training-time fit in
-    ``edgefas.train.calibration`` would on such data). The smoothed targets keep it finite.
-    """
-    x = np.asarray(logits, np.float64)
-    live = np.asarray(is_live, bool)
-    n_pos, n_neg = int(live.sum()), int((~live).sum())
-    t = np.where(live, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    w = np.where(live, 0.5 / max(n_pos, 1), 0.5 / max(n_neg, 1))
-
-    def loss(a: float, b: float) -> float:
-        z = a * x + b  # log(1 + e^z) - t z, written to stay finite for any z
-        return float((w * (np.logaddexp(0, z) - t * z)).sum())
-
-    a, b = 1.0, 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(a * x + b, -60, 60)))
-        g = np.array([(w * (p - t) * x).sum(), (w * (p - t)).sum()])
-        s = w * p * (1 - p)
-        h = np.array([[(s * x * x).sum(), (s * x).sum()], [(s * x).sum(), s.sum()]])
-        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
-        f0, lr = loss(a, b), 1.0
-        while lr > 1e-6 and loss(a - lr * step[0], b - lr * step[1]) > f0:
-            lr /= 2
-        a, b = a - lr * step[0], b - lr * step[1]
-        if np.abs(lr * step).max() < 1e-10:
-            break
-    return float(a), float(b)
 
 
 def threshold_for_bpcer(live_scores: np.ndarray, target: float) -> float:
@@ -246,7 +211,7 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         # Platt needs both classes; with live captures only the old mapping is kept.
         x = np.concatenate([live.logits, attack.logits])
         y = np.r_[np.ones(len(live.logits)), np.zeros(len(attack.logits))]
-        a, b = fit_platt_smoothed(x, y)
+        a, b = fit_platt(x, y)
     ls, as_ = apply_platt(live.logits, a, b), apply_platt(attack.logits, a, b)
     if target_apcer is not None:
         if not len(as_):

@@ -162,12 +162,18 @@ def test_calibrate_to_a_target_apcer(captures, tmp_path, capsys):
 
 
 def test_smoothed_platt_matches_ml_on_overlap_and_stays_finite_when_separated():
-    from edgefas.calibrate import fit_platt_smoothed
-    from edgefas.train.calibration import fit_platt
+    from edgefas.runtime.calibration import apply_platt, fit_platt
 
+    sklearn = pytest.importorskip("sklearn.linear_model")
     rng = np.random.default_rng(0)
     x = np.r_[rng.normal(2, 1.5, 500), rng.normal(-2, 1.5, 500)]
     y = np.r_[np.ones(500), np.zeros(500)]
-    assert fit_platt_smoothed(x, y) == pytest.approx(fit_platt(x, y), rel=0.06)
-    a, b = fit_platt_smoothed(np.r_[x[:50] + 9, x[500:550] - 9], y[450:550])
+    # plain maximum likelihood (no penalty to speak of) as the reference on overlapping classes
+    ml = sklearn.LogisticRegression(C=1e9).fit(x[:, None], y)
+    assert fit_platt(x, y) == pytest.approx((ml.coef_[0, 0], ml.intercept_[0]), rel=0.06, abs=0.02)
+    sep_x, sep_y = np.r_[x[:50] + 9, x[500:550] - 9], y[450:550]
+    a, b = fit_platt(sep_x, sep_y)
     assert np.isfinite([a, b]).all() and 0 < a < 5
+    # separated classes: scores stay below 1 instead of all tying at exactly 1.0 (which made
+    # D-EER thresholds and AUCs of packaged bundles depend on ties)
+    assert apply_platt(sep_x[sep_y == 1], a, b).max() < 1 - 1e-6

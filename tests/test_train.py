@@ -11,11 +11,10 @@ pytest.importorskip("timm", reason="training needs the train extra")
 
 from edgefas.data.face_cache import CropSet  # noqa: E402
 from edgefas.data.samples import Sample  # noqa: E402
-from edgefas.runtime.calibration import apply_platt  # noqa: E402
+from edgefas.runtime.calibration import apply_platt, fit_platt  # noqa: E402
 from edgefas.runtime.face_stage import FacePolicy  # noqa: E402
 from edgefas.runtime.preprocess import Contract  # noqa: E402
 from edgefas.train.baseline import DevelSet, TrainSet, augment, load_trained, train_baseline  # noqa: E402
-from edgefas.train.calibration import fit_platt  # noqa: E402
 from edgefas.train.checkpoint import latest_checkpoint  # noqa: E402
 from edgefas.train.package import package_model  # noqa: E402
 from edgefas.train.recipes import get_recipe  # noqa: E402

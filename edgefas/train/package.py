@@ -17,11 +17,10 @@ from ..data.sources import CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..export.source import save_torch_weights
 from ..metrics import evaluate, threshold_at_eer
-from ..runtime.calibration import apply_platt, platt_logit
+from ..runtime.calibration import apply_platt, fit_platt, platt_logit
 from ..runtime.face_stage import FacePolicy
 from ..runtime.preprocess import Contract, to_tensor
 from .baseline import load_trained, predict_logits
-from .calibration import fit_platt
 from .recipes import BaselineRecipe
 from .run import FACE_DETECTOR, build_sets, face_stage_for
 
@@ -126,7 +125,8 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
                       "bona_fide": n_live, "attack": n_att},
         "calibration": {"method": "platt", "a": a, "b": b,
                         "formula": "live_score = 1 / (1 + exp(-(a * live_logit + b)))",
-                        "fit_on": f"{devel_split}, classes weighted equally",
+                        "fit_on": f"{devel_split}, classes weighted equally, Platt's smoothed "
+                                  "targets",
                         "bona_fide": n_live, "attack": n_att},
         "training": {**{k: v for k, v in training.items() if k != "licence"},
                      "recipe": state["recipe"], "best_step": _best_step(state),
