@@ -7,6 +7,7 @@ striped copies of it (attacks), so the whole real code path runs in seconds.
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -166,3 +167,12 @@ def test_distill_command_trains_a_student_from_an_agfas_teacher(replay_tree, tmp
         assert info["recipe"]["objective"] == objective and info["config"]["t0"] == 20
         assert info["data"]["protocol"] == "P1" and info["data"]["live"] == 8 and info["data"]["attack"] == 24
         assert {p.suffix for p in out.rglob("*") if p.is_file()} <= {".safetensors", ".json"}
+    # a teacher that saw every species (here its record says so) cannot teach a P2-print student
+    seen_all = tmp_path / "seen_all"
+    shutil.copytree(tmp_path / "agfas" / "teacher", seen_all)
+    info = json.loads((seen_all / "teacher.json").read_text())
+    info["data"]["faces"] = "all"
+    (seen_all / "teacher.json").write_text(json.dumps(info))
+    assert main(["distill", "--teacher-dir", str(seen_all), "--recipe", "tiny", "--protocol",
+                 "P2-print", "--out", str(tmp_path / "p2"), "--replay-root", str(frames)]) == 1
+    assert not (tmp_path / "p2").exists()

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     require_training_extra("distill")
     from ..data.sources import DataRoots
     from ..distill.recipes import get_student_recipe
-    from ..distill.teacher_data import training_faces
+    from ..distill.teacher_data import check_init_fits, training_faces
     from ..distill.train_student import train_student
     from ..distill.train_teacher import load_diffusion_teacher
     from ..runtime.preprocess import Contract
@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
                  if v is not None}
     recipe = get_student_recipe(args.recipe, **overrides)
     teacher = load_diffusion_teacher(args.teacher_dir)
+    # the student learns the teacher's restorations: a teacher that saw what the protocol holds
+    # out would hand it on (fusion training checks again, this stops it before the minutes here)
+    check_init_fits(args.teacher_dir, args.protocol, DataRoots(args.replay_root).resolve().replay_frames,
+                    purpose=f"--teacher-dir {args.teacher_dir} cannot teach a {args.protocol} student")
     contract = Contract()
     # "despoof": the labelled set, live and attack faces of the protocol's train split
     crops, is_live, data = training_faces("despoof", args.protocol, DataRoots(args.replay_root), contract)

@@ -94,12 +94,14 @@ def check_teacher_fits(data: dict, protocol: str, samples, advice: str | None = 
                                  f"on (held out or devel/test): {advice}")
 
 
-def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path | None) -> None:
+def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path | None,
+                    purpose: str | None = None) -> None:
     """Refuse an ``--init-from`` teacher that saw what ``protocol`` holds out: the weights it
     hands on carry what it learnt (a P1 all-faces teacher has seen print attacks, so a P2-print
     teacher fine-tuned from it is no P2-print teacher). Compared as :func:`check_teacher_fits`
     does on the Replay-Attack samples under ``replay_root``; where that tree is not here (training
-    from a crop pack), only a teacher of the same protocol is accepted."""
+    from a crop pack), only a teacher of the same protocol is accepted. ``purpose`` starts the
+    message (``edgefas distill`` checks its teacher the same way)."""
     import json
 
     from ..data.replay_attack import load_replay_attack
@@ -112,7 +114,8 @@ def check_init_fits(init_dir: str | Path, protocol: str, replay_root: str | Path
             raise TeacherConfigError(f"it was trained on {(data or {}).get('protocol')}, and without the "
                                      "Replay-Attack tree only a teacher of the same protocol can be checked")
     except TeacherConfigError as exc:
-        raise TeacherConfigError(f"--init-from {init_dir} cannot start a {protocol} teacher: {exc}") from None
+        purpose = purpose or f"--init-from {init_dir} cannot start a {protocol} teacher"
+        raise TeacherConfigError(f"{purpose}: {exc}") from None
 
 
 def training_faces(model: str, protocol: str, roots: DataRoots, contract, *, with_lfw: bool = False,
