@@ -30,14 +30,21 @@ def crop_store_for(det: Detector, roots: DataRoots | None, progress: bool) -> Cr
     return CropStore(det.face_stage, sha, roots, progress=progress)
 
 
+#: At most this many failed images are listed by name in a report.
+FTA_FILES_LISTED = 1000
+
+
 def _fta(cs: CropSet) -> dict[str, Any]:
     bad = Counter(str(s) for s in cs.status[~cs.ok])
     # which class lost the faces matters: an FTA bona fide is a rejected user, an FTA attack
     # one that did not get through either
     by_class = Counter("attack" if s.is_attack else "bona_fide"
                        for s, ok in zip(cs.samples, cs.ok) if not ok)
+    # which images: a user with their own data needs to find them (capped for huge sets)
+    files = [{"path": s.path, "reason": str(st)} for s, st, ok in zip(cs.samples, cs.status, cs.ok)
+             if not ok][:FTA_FILES_LISTED]
     return {"images": len(cs), "failed": int((~cs.ok).sum()), "by_reason": dict(bad),
-            "by_class": dict(by_class)}
+            "by_class": dict(by_class), "files": files}
 
 
 def _share(errors: int, count: int) -> float | None:

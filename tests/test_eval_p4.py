@@ -110,6 +110,7 @@ def test_a_set_with_no_scored_face_has_no_bpcer_and_failures_are_counted_per_cla
     res = evaluate_bona_fide(_FakeDet(), cs, split="lfw")
     assert res["bpcer"] is None and res["bona_fide"] == 0   # not "0.00 %" of nothing
     assert res["fta"]["by_class"] == {"bona_fide": 2}
+    assert res["fta"]["files"] == [{"path": "a", "reason": "no_face"}, {"path": "b", "reason": "bad_input"}]
     res["ci95"] = [0.0, 1.0]
     md = protocol_table({"P4": {"lfw_heldout": res}})
     assert "| n/a (0/0;" in md
