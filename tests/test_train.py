@@ -227,6 +227,13 @@ def test_no_resume_clears_the_earlier_runs_checkpoints(tmp_path):
     assert latest_checkpoint(tmp_path).name == "epoch_001"
     state = json.loads((latest_checkpoint(tmp_path) / "trainer_state.json").read_text())
     assert state["recipe"]["seed"] == 1 and state["step"] == 2
+    # the old run's best checkpoint and history go too (export would package the old model)
+    from edgefas.train.checkpoint import clear_checkpoints
+
+    assert (tmp_path / "best").is_dir() and (tmp_path / "history.json").is_file()
+    clear_checkpoints(tmp_path, "model_config")
+    assert not (tmp_path / "best").exists() and not (tmp_path / "history.json").exists()
+    assert latest_checkpoint(tmp_path) is None
     # another kind of run's folder is not emptied by --no-resume
     foreign = tmp_path / "teacher_run" / "epoch_001"
     foreign.mkdir(parents=True)

@@ -124,11 +124,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def clear_checkpoints(run_dir: Path, key: str) -> None:
-    """Delete the ``epoch_NNN`` checkpoints of an earlier run in ``run_dir`` (a run started over):
+    """Delete the ``epoch_NNN`` checkpoints (and ``best/``, ``history.json``) of an earlier run
+    in ``run_dir`` (a run started over):
     left there, a later resuming call would continue the old run, not this one. ``key`` is the
     trainer-state entry every checkpoint of this kind of run has (``model_config`` for the
     baseline...): a folder holding another kind of run is refused, not emptied."""
-    old = sorted(Path(run_dir).glob("epoch_*"))
+    # the best checkpoint and the evaluation history go too: until the new run's first
+    # evaluation replaced them, 'edgefas export RUN' would have packaged the old run's model
+    old = sorted(Path(run_dir).glob("epoch_*")) + [p for p in (Path(run_dir) / "best",) if p.is_dir()]
     for folder in old:
         path = folder / "trainer_state.json"
         if path.is_file() and key not in json.loads(path.read_text()):
@@ -137,6 +140,8 @@ def clear_checkpoints(run_dir: Path, key: str) -> None:
     for folder in old:
         if folder.is_dir():
             shutil.rmtree(folder)
+    if old:
+        (Path(run_dir) / "history.json").unlink(missing_ok=True)
 
 
 def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
