@@ -32,7 +32,7 @@ from .bundle import load_bundle, write_manifest
 from .data.image_files import find_images, suffix_list
 from .detector import Detector
 from .errors import EdgefasError
-from .evaluation import wilson_ci
+from .metrics.bootstrap import wilson_ci
 from .runtime.calibration import apply_platt, fit_platt
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .bundle import sha256_file
 from .data.face_cache import CropSet
 from .data.protocols import P4_DESCRIPTION, get_protocol
+from .data.samples import video_key
 from .data.sources import CropStore, DataRoots
 from .detector import Detector
 from .errors import DatasetError
@@ -145,7 +146,7 @@ def run_protocol(bundle: str | Path, protocol: str, *, roots: DataRoots | None =
     proto = get_protocol(protocol)
     out["description"] = proto.description
     replay = store.replay(frames="1")
-    per_video = Counter((s.split, s.support, s.video) for s in replay.samples)
+    per_video = Counter(video_key(s) for s in replay.samples)
     if max(per_video.values()) > 1:
         # the report is labelled (and its counts read) as one frame per video
         raise DatasetError(f"the test tree {store.roots.replay_1frame} holds up to "

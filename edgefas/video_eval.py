@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .bundle import manifest_sha256
 from .data.face_cache import cache_root, file_stat
 from .data.replay_attack import load_replay_attack
-from .data.samples import Sample
+from .data.samples import Sample, video_key
 from .detector import Detector
 from .errors import DatasetError
 from .metrics.iso30107 import Rate
@@ -41,11 +41,6 @@ from .session import Session, SessionConfig, SessionState, Verdict
 #: candidate rules searched on devel (20 frames per video, ~0.75 s apart in Replay-Attack)
 MIN_FRAMES = (1, 2, 3, 5, 10, 20)
 AGGREGATES = ("mean", "median")
-
-
-def video_key(s: Sample) -> str:
-    # fixed and hand-held attacks share names: the support is part of a video's identity
-    return f"{s.split}/{s.support}/{s.video}"
 
 
 def frame_results(det: Detector, samples: list[Sample], cache: Path | None = None,

@@ -275,6 +275,14 @@ def test_a_teacher_started_over_does_not_leave_the_old_runs_checkpoints(tmp_path
     train_diffusion(recipe.with_overrides(steps=4), crops, tmp_path, progress=False)   # epoch_001, 002
     train_diffusion(recipe.with_overrides(steps=2, seed=1), crops, tmp_path, resume=False, progress=False)
     assert latest_checkpoint(tmp_path).name == "epoch_001" and _state(tmp_path)["recipe"]["seed"] == 1
+    # starting over also removes the finished teacher/ of the earlier run: until the new run
+    # wrote its own, distillation would have read the old one
+    from edgefas.distill.train_teacher import TEACHER_DIR
+    from edgefas.train.checkpoint import clear_checkpoints
+
+    assert (tmp_path / TEACHER_DIR).is_dir()
+    clear_checkpoints(tmp_path, "unet_config", (TEACHER_DIR,))
+    assert not (tmp_path / TEACHER_DIR).exists() and latest_checkpoint(tmp_path) is None
 
 
 def test_init_from_is_kept_on_resume_and_another_one_refused(tmp_path):

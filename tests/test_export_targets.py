@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,29 @@ def test_detector_without_that_export_says_so(tiny_bundle):
     bundle, _ = tiny_bundle
     with pytest.raises(edgefas.BundleError, match="no 'onnx_int8' file"):
         edgefas.Detector(bundle, precision="int8")
+
+
+def test_an_in_place_export_failing_between_its_renames_puts_the_bundle_back(tiny_bundle, tmp_path,
+                                                                            monkeypatch):
+    import os
+
+    from edgefas.export import bundle_export
+
+    bundle, cs = tiny_bundle
+    mine = tmp_path / "mine"
+    shutil.copytree(bundle, mine)
+    manifest = (mine / "manifest.json").read_text()
+    calls = []
+
+    def replace(a, b):
+        calls.append((a, b))
+        if Path(b) == mine and Path(a).name.endswith(".export"):   # the staging copy moving in
+            raise OSError("disk went away")
+        os.rename(a, b)
+
+    monkeypatch.setattr(bundle_export.os, "replace", replace)
+    with pytest.raises(OSError, match="disk went away"):
+        export_bundle(mine, target="onnx", precision="fp16", out=mine, devel=cs)
+    assert any(Path(b).name.endswith(".old") for _, b in calls)   # it had moved the bundle aside
+    assert (mine / "manifest.json").read_text() == manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

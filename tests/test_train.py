@@ -231,7 +231,7 @@ def test_no_resume_clears_the_earlier_runs_checkpoints(tmp_path):
     from edgefas.train.checkpoint import clear_checkpoints
 
     assert (tmp_path / "best").is_dir() and (tmp_path / "history.json").is_file()
-    clear_checkpoints(tmp_path, "model_config")
+    clear_checkpoints(tmp_path, "model_config", ("best", "history.json"))
     assert not (tmp_path / "best").exists() and not (tmp_path / "history.json").exists()
     assert latest_checkpoint(tmp_path) is None
     # another kind of run's folder is not emptied by --no-resume

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                "for live captures alone use 'edgefas calibrate' or 'edgefas detect'")
         det = Detector(args.bundle)
         store = crop_store_for(det, roots, True)
-        crops = store.folder_set(args.folder)
+        crops = store.folder_set(args.folder, samples)
         usable = [s.is_attack for s, ok in zip(crops.samples, crops.ok) if ok]
         if sum(usable) in (0, len(usable)):
             # both classes were there as files, but one lost every face to the face policy

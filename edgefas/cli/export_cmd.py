@@ -35,7 +35,6 @@ from pathlib import Path
 from ..errors import DatasetError, ExportError, unknown_name
 
 FORMATS = ("onnx",)
-DEFAULT_ATOL = 1e-4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,9 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="whose devel split calibrates and gates (default: the run's own, or P1)")
     p.add_argument("--name", help="run -> bundle: bundle name (default: baseline-PROTOCOL)")
     p.add_argument("--atol", type=float,
-                   help=f"run -> bundle: fp32 ONNX-vs-PyTorch tolerance on the logit (default: "
-                        f"{DEFAULT_ATOL:g}); a larger value is recorded in the manifest's parity "
-                        "report")
+                   help="run -> bundle: fp32 ONNX-vs-PyTorch tolerance on the logit (default: "
+                        "1e-4, edgefas.export.onnx_export.FP32_ATOL); a larger value is recorded "
+                        "in the manifest's parity report")
     p.add_argument("--lfw-root", type=Path)
     p.add_argument("--replay-root", type=Path)
 
@@ -168,7 +167,7 @@ def _package_run(args: argparse.Namespace) -> int:
     bundle = package_run(args.path, out, protocol=protocol,
                          name=args.name or f"baseline-{protocol}",
                          roots=DataRoots(args.replay_root, None, args.lfw_root),
-                         atol=DEFAULT_ATOL if args.atol is None else args.atol)
+                         **({} if args.atol is None else {"atol": args.atol}))
     manifest = json.loads((bundle / "manifest.json").read_text())
     par = manifest["parity"]["classifier.onnx"]
     print(f"wrote {bundle}: threshold {manifest['threshold']['value']:.4f} "

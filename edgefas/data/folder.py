@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import DatasetError, DataWarning
-from .image_files import IMAGE_SUFFIXES, find_images
+from .image_files import find_images, is_image_name
 from .samples import BONA_FIDE, Sample
 
 LIVE_NAMES = {"live", "real", "bona_fide", "bonafide", "genuine", "0"}
@@ -36,7 +36,7 @@ def load_folder(root: str | Path, split: str = "all") -> list[Sample]:
     for d in sorted(root.iterdir()):
         name = d.name.lower()
         if not d.is_dir():
-            if d.suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_name(d):
                 ignored.append(d.name)
         elif name in LIVE_NAMES:
             out += [Sample(str(f), False, BONA_FIDE, split, "folder") for f in _images(d)]
@@ -45,8 +45,8 @@ def load_folder(root: str | Path, split: str = "all") -> list[Sample]:
                 rel = f.relative_to(d).parts
                 species = rel[0] if len(rel) > 1 else "attack"
                 out.append(Sample(str(f), True, species, split, "folder"))
-        elif _images(d):
-            ignored.append(f"{d.name}/ ({len(_images(d))} images)")
+        elif stray := _images(d):
+            ignored.append(f"{d.name}/ ({len(stray)} images)")
     if not out:
         raise DatasetError(f"{root} has no live/ or attack/ sub-folder with images")
     if ignored:

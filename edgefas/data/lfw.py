@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import DatasetError
+from .image_files import find_images
 from .samples import BONA_FIDE, Sample
 
 _NAME = re.compile(r"^(.+)_(\d{4})$")
@@ -30,7 +31,7 @@ def load_lfw(root: str | Path, splits: tuple[str, ...] = ("train", "heldout")) -
     if not root.is_dir():
         raise DatasetError(f"LFW folder not found: {root}")
     out = []
-    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
+    for f in (p for p in find_images(root) if p.suffix.lower() in (".jpg", ".jpeg")):
         m = _NAME.match(f.stem)
         if not m:
             continue

@@ -41,3 +41,9 @@ class Sample:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def video_key(s: Sample) -> str:
+    """The video a frame belongs to. Fixed and hand-held attacks share names: the support is
+    part of a video's identity."""
+    return f"{s.split}/{s.support}/{s.video}"

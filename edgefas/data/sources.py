@@ -13,6 +13,7 @@ from ..errors import DatasetError
 from ..runtime.face_stage import FaceStage
 from .face_cache import CropSet, build_crops, cache_key, default_cache_dir
 from .folder import load_folder
+from .image_files import find_images
 from .lfw import load_lfw
 from .replay_attack import load_replay_attack
 from .samples import BONA_FIDE, Sample
@@ -57,7 +58,7 @@ def find_shared_fixture(name: str) -> Path | None:
 def load_london(root: Path) -> list[Sample]:
     """The london fixture portraits: all bona fide, identity before the ``_``."""
     out = []
-    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
+    for f in (p for p in find_images(root) if p.suffix.lower() in (".jpg", ".jpeg")):
         out.append(Sample(str(f), False, BONA_FIDE, "unseen", "london",
                           subject=f"{f.parent.name}/{f.stem.split('_')[0]}"))
     if not out:
@@ -102,8 +103,10 @@ class CropStore:
         """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""
         return self._build(name, samples)
 
-    def folder_set(self, root: Path) -> CropSet:
+    def folder_set(self, root: Path, samples: list[Sample] | None = None) -> CropSet:
+        """Crops of a user's labelled folder; ``samples``: its :func:`load_folder` list when the
+        caller has it already (the folder is walked, and its notes printed, once)."""
         import hashlib
 
         tag = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]
-        return self._build(f"folder_{tag}", load_folder(root))
+        return self._build(f"folder_{tag}", samples if samples is not None else load_folder(root))

@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..evaluation import wilson_ci
 from ..metrics import auc, eer, evaluate
+from ..metrics.bootstrap import wilson_ci
 from ..runtime.preprocess import Contract, to_tensor
 from .errors import TeacherConfigError
 

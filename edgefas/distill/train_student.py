@@ -134,7 +134,7 @@ def train_student(recipe: StudentRecipe, teacher: DiffusionTeacher, crops_uint8:
     ema = copy.deepcopy(student).requires_grad_(False)
     state: dict = {"step": 0, "round": 0, "history": []}
     teacher_id = _teacher_identity(teacher)
-    ckpt = resume_point(out_dir, resume, "student_config", accelerator)
+    ckpt = resume_point(out_dir, resume, "student_config", accelerator, (STUDENT_DIR,))
     if ckpt is not None:
         saved = json.loads((ckpt / "trainer_state.json").read_text())
         if saved.get("student_config") != config.to_dict():

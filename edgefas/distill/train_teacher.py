@@ -142,12 +142,19 @@ def _optimise(accelerator, opt, loss: torch.Tensor, model, ema, recipe, step: in
     return float(loss.item()) if sync else loss.detach()
 
 
-def _out_of_time(accelerator, t_start: float, budget_s: float) -> bool:
+#: Under several processes the budget is asked every this many steps: the broadcast syncs the
+#: GPU, which the sync-free loop otherwise avoids (a few seconds late is no harm to a budget).
+BUDGET_CHECK_EVERY = 25
+
+
+def _out_of_time(accelerator, t_start: float, budget_s: float, step: int = 0) -> bool:
     """Whether the time budget is spent, as the main process sees it: every process must stop
     at the same step, or the ones still training wait for the others' gradients for ever."""
     spent = time.time() - t_start > budget_s
     if accelerator.num_processes == 1:
         return spent
+    if step % BUDGET_CHECK_EVERY:   # the same steps on every process: they skip it together
+        return False
     from accelerate.utils import broadcast
 
     return bool(broadcast(torch.tensor([float(spent)], device=accelerator.device), from_process=0).item())
@@ -309,7 +316,7 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
     unet = build_unet(unet_cfg)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
     state: dict = {"step": 0, "round": 0, "history": [], "init_from": str(init_from) if init_from else None}
-    ckpt = resume_point(out_dir, resume, "unet_config", accelerator)
+    ckpt = resume_point(out_dir, resume, "unet_config", accelerator, (TEACHER_DIR,))
     if ckpt is None and init_from is not None:
         start = load_diffusion_teacher(init_from)
         if replace(UNetConfig.from_dict(start.info["unet_config"]), sample_size=patch) != unet_cfg:
@@ -372,7 +379,8 @@ def train_diffusion(recipe: DiffusionRecipe, crops_uint8: np.ndarray, out_dir: s
         bar.update(1)
         if state["step"] % 50 == 0 or state["step"] == recipe.steps:
             bar.set_postfix(loss=f"{float(losses[-1]):.4f}")
-        out_of_time = time_budget_s is not None and _out_of_time(accelerator, t_start, time_budget_s)
+        out_of_time = time_budget_s is not None and _out_of_time(accelerator, t_start, time_budget_s,
+                                                                 state["step"])
         if state["step"] % recipe.save_every == 0 or state["step"] == recipe.steps or out_of_time:
             _close_round(state, losses, t_start)
             if accelerator.is_main_process:
@@ -460,7 +468,7 @@ def train_despoof_net(recipe: DespoofNetRecipe, crops: np.ndarray, is_live: np.n
     base_lrs = (recipe.lr, recipe.lr_disc)
     ema = copy.deepcopy(pair).requires_grad_(False)
     state: dict = {"step": 0, "round": 0, "history": []}
-    ckpt = resume_point(out_dir, resume, "net_config", accelerator)
+    ckpt = resume_point(out_dir, resume, "net_config", accelerator, (TEACHER_DIR,))
     if ckpt is not None:
         _check_saved_config(ckpt, "net_config", net_cfg.to_dict())
         _check_saved_run(ckpt, recipe, data)

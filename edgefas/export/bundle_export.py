@@ -133,21 +133,22 @@ def export_bundle_many(bundle: str | Path, exports: list[tuple[str, str]], *, ou
         raise ExportError("no usable devel faces to calibrate and check the export on")
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".export", dir=out.parent))
+    old = stage.with_name(stage.name + ".old")
     try:
         shutil.copytree(src.path, stage, dirs_exist_ok=True)
         reports = [_export_into(src, stage, tgt, t, p, devel, calib_size, gate_size,
                                 other_bona_fide) for tgt, t, p in plan]
         os.chmod(stage, 0o755)   # mkdtemp's folder is owner-only; a bundle is meant to be shared
         if in_place:
-            # two renames on one file system: out is at every moment either the old bundle or
-            # the new one (an interruption between them leaves the old one as *.old)
-            old = stage.with_name(stage.name + ".old")
+            # two renames on one file system; should the second fail, the first is undone below
             os.replace(out, old)
             os.replace(stage, out)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, out)
     except BaseException:
+        if in_place and old.is_dir() and not out.exists():
+            os.replace(old, out)   # the bundle as it was, not a hidden *.old beside nothing
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return reports

@@ -204,7 +204,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
                             weight_decay=recipe.weight_decay)
     state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": [],
              "lr_schedule_steps": recipe.steps}
-    ckpt = resume_point(out_dir, resume, "model_config", accelerator)
+    ckpt = resume_point(out_dir, resume, "model_config", accelerator, ("best", "history.json"))
     if ckpt is not None:
         _check_resume(ckpt, _saved_state(ckpt), recipe, contract, config)
         state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=opt)

@@ -123,15 +123,16 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return cands[-1] if cands else None
 
 
-def clear_checkpoints(run_dir: Path, key: str) -> None:
-    """Delete the ``epoch_NNN`` checkpoints (and ``best/``, ``history.json``) of an earlier run
-    in ``run_dir`` (a run started over):
-    left there, a later resuming call would continue the old run, not this one. ``key`` is the
-    trainer-state entry every checkpoint of this kind of run has (``model_config`` for the
-    baseline...): a folder holding another kind of run is refused, not emptied."""
-    # the best checkpoint and the evaluation history go too: until the new run's first
-    # evaluation replaced them, 'edgefas export RUN' would have packaged the old run's model
-    old = sorted(Path(run_dir).glob("epoch_*")) + [p for p in (Path(run_dir) / "best",) if p.is_dir()]
+def clear_checkpoints(run_dir: Path, key: str, outputs: tuple[str, ...] = ()) -> None:
+    """Delete the ``epoch_NNN`` checkpoints of an earlier run in ``run_dir`` (a run started
+    over), and that run's ``outputs`` (``best/`` and ``history.json`` of a baseline run, the
+    finished ``teacher/`` or ``student/``): left there, a later resuming call would continue the
+    old run, and until the new run replaced them, export or distillation would use the old
+    model. ``key`` is the trainer-state entry every checkpoint of this kind of run has
+    (``model_config`` for the baseline...): a folder holding another kind of run is refused,
+    not emptied."""
+    run_dir = Path(run_dir)
+    old = sorted(run_dir.glob("epoch_*"))
     for folder in old:
         path = folder / "trainer_state.json"
         if path.is_file() and key not in json.loads(path.read_text()):
@@ -140,8 +141,12 @@ def clear_checkpoints(run_dir: Path, key: str) -> None:
     for folder in old:
         if folder.is_dir():
             shutil.rmtree(folder)
-    if old:
-        (Path(run_dir) / "history.json").unlink(missing_ok=True)
+    for name in outputs:
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
@@ -155,13 +160,14 @@ def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
             if k in now and k not in may_change and saved[k] != now[k]]
 
 
-def resume_point(run_dir: Path, resume: bool, key: str, accelerator) -> Path | None:
+def resume_point(run_dir: Path, resume: bool, key: str, accelerator,
+                 outputs: tuple[str, ...] = ()) -> Path | None:
     """The checkpoint a training call continues from: the newest in ``run_dir`` with ``resume``;
-    without it none, and the earlier run's checkpoints are cleared (:func:`clear_checkpoints`,
-    by the main process, the others waiting for it)."""
+    without it none, and the earlier run's checkpoints and ``outputs`` are cleared
+    (:func:`clear_checkpoints`, by the main process, the others waiting for it)."""
     if resume:
         return latest_checkpoint(run_dir)
     if accelerator.is_main_process:
-        clear_checkpoints(run_dir, key)
+        clear_checkpoints(run_dir, key, outputs)
     accelerator.wait_for_everyone()
     return None
