@@ -135,8 +135,8 @@ def _rate(errors: int, count: int) -> dict[str, Any]:
             "value": errors / count if count else float("nan")}
 
 
-def pad_figures(scores: np.ndarray, is_attack: np.ndarray, species: np.ndarray,
-                accepted: np.ndarray) -> dict[str, Any]:
+def pad_figures(is_attack: np.ndarray, species: np.ndarray, accepted: np.ndarray
+                ) -> dict[str, Any]:
     """APCER per species, APCER_max, BPCER and legacy HTER of a decision (True = accepted as
     live), with counts."""
     out: dict[str, Any] = {"apcer": {}}
@@ -186,9 +186,9 @@ def compare(name: str, sets: dict[str, tuple[list, np.ndarray, np.ndarray]],
     samples, scores, ok = sets["test"]
     is_attack, species = _labels([s for s, k in zip(samples, ok) if k])
     out["test"] = {"auc": auc(scores, is_attack), "own_rule": pad_figures(
-        scores, is_attack, species, own_accept["test"])}
+        is_attack, species, own_accept["test"])}
     for op in ("deer", "apcer1"):
-        out["test"][op] = pad_figures(scores, is_attack, species, scores >= thr[op]["threshold"])
+        out["test"][op] = pad_figures(is_attack, species, scores >= thr[op]["threshold"])
     for key in ("lfw_heldout", "london"):
         _, scores, _ = sets[key]
         out[key] = {"own_rule": _rate(int((~own_accept[key]).sum()), len(scores))}

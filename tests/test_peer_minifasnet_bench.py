@@ -31,7 +31,7 @@ def test_pad_figures_count_per_species_and_bona_fide():
     is_attack = np.array([False] * 4 + [True] * 5)
     species = np.array([BONA_FIDE] * 4 + ["print", "print", "mobile", "mobile", "mobile"])
     accepted = np.array([True, True, True, False, True, False, False, True, True])
-    f = pm.pad_figures(np.zeros(9), is_attack, species, accepted)
+    f = pm.pad_figures(is_attack, species, accepted)
     assert f["bpcer"] == {"errors": 1, "count": 4, "value": 0.25}
     assert f["apcer"]["print"]["errors"] == 1 and f["apcer"]["mobile"]["errors"] == 2
     assert f["apcer_max"]["value"] == pytest.approx(2 / 3)

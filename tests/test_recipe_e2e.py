@@ -176,3 +176,21 @@ def test_distill_command_trains_a_student_from_an_agfas_teacher(replay_tree, tmp
     assert main(["distill", "--teacher-dir", str(seen_all), "--recipe", "tiny", "--protocol",
                  "P2-print", "--out", str(tmp_path / "p2"), "--replay-root", str(frames)]) == 1
     assert not (tmp_path / "p2").exists()
+
+
+def test_teacher_init_from_is_checked_before_cropping(replay_tree, tmp_path, monkeypatch):
+    from edgefas.cli import teacher_cmd
+
+    frames, _ = replay_tree
+    seen_all = tmp_path / "seen_all"
+    seen_all.mkdir()
+    (seen_all / "teacher.json").write_text(json.dumps(
+        {"data": {"model": "ddm-all", "protocol": "P1", "faces": "all"}}))
+
+    def no_cropping(*a, **k):
+        raise AssertionError("cropped before refusing the --init-from teacher")
+
+    monkeypatch.setattr(teacher_cmd, "_training_faces", no_cropping)
+    assert main(["teacher", "--model", "ddm-all", "--recipe", "tiny", "--protocol", "P2-print",
+                 "--init-from", str(seen_all), "--out", str(tmp_path / "t"),
+                 "--replay-root", str(frames)]) == 1

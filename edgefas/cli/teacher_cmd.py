@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.with_overrides(augment=args.augment)
     contract = Contract()
     region = getattr(recipe, "region", 1.0)
+    if args.init_from is not None and not args.pack:
+        _check_init(args, args.protocol)   # before minutes of cropping, not after
     if args.pack:
         from ..distill.crop_pack import load_crop_pack
 
@@ -130,11 +132,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"crop pack written to {path} ({path.stat().st_size / 2**20:.1f} MiB, {len(cut)} faces of "
               f"{cut.shape[1]} px, the central {region:g} of the crop)")
         return 0
-    if args.init_from is not None:
-        from ..data.sources import DataRoots
-        from ..distill.teacher_data import check_init_fits
-
-        check_init_fits(args.init_from, data["protocol"], DataRoots(args.replay_root).resolve().replay_frames)
+    if args.init_from is not None and args.pack:
+        _check_init(args, data["protocol"])   # a pack says its protocol only once read
     budget = None if args.time_budget is None else max(0.0, args.time_budget) * 60
     if kind == "despoof_net":
         if crops_region != 1.0 or budget is not None:
@@ -156,3 +155,10 @@ def _training_faces(args: argparse.Namespace, contract):
 
     return training_faces(args.model, args.protocol, DataRoots(args.replay_root, None, args.lfw_root),
                           contract, with_lfw=args.with_lfw, max_lfw=args.max_lfw)
+
+
+def _check_init(args: argparse.Namespace, protocol: str) -> None:
+    from ..data.sources import DataRoots
+    from ..distill.teacher_data import check_init_fits
+
+    check_init_fits(args.init_from, protocol, DataRoots(args.replay_root).resolve().replay_frames)
