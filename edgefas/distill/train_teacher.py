@@ -37,7 +37,7 @@ from ..train.checkpoint import (
     save_checkpoint,
 )
 from ..train.ema import ema_update
-from ..train.seeding import step_entropy, step_rng
+from ..train.seeding import step_rng
 from .agfas import StructureCondition
 from .crop_pack import cut_region
 from .despoof_net import (
@@ -113,8 +113,7 @@ class _DeviceBatches:
         """(x0, eps, t) of ``step``: x0 (B, 3, patch, patch) in the contract's range."""
         g, dev, p = self.gen, self.device, self.patch
         # stream 1: not the host path's generator of the same step
-        g.manual_seed(int(np.random.default_rng(step_entropy(self.seed, step, self.process_index, stream=1))
-                          .integers(2**62)))
+        g.manual_seed(int(step_rng(self.seed, step, self.process_index, stream=1).integers(2**62)))
         n, _, side, _ = self.x.shape
         idx = torch.randint(0, n, (batch_size,), generator=g, device=dev)
         oy, ox = torch.randint(0, side - p + 1, (2, batch_size, 1), generator=g, device=dev)

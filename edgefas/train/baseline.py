@@ -26,6 +26,7 @@ from ..runtime.preprocess import Contract, to_tensor
 from .camera_aug import capture_batch
 from .checkpoint import (
     changed_settings,
+    check_run_kind,
     latest_checkpoint,
     load_checkpoint,
     restore_rng_state,
@@ -172,15 +173,12 @@ def check_resume(out_dir: str | Path, recipe: BaselineRecipe, contract: Contract
     model config, which needs the model built), for callers with minutes of work before it:
     with ``resume`` that the run may be resumed, without it that the folder is a baseline run
     (whose checkpoints starting over deletes)."""
-    ckpt = latest_checkpoint(Path(out_dir))
-    if ckpt is None:
+    if not resume:   # the check starting over makes before it deletes checkpoints
+        check_run_kind(Path(out_dir), "model_config")
         return
-    saved = _saved_state(ckpt)
-    if resume:
-        _check_resume(ckpt, saved, recipe, contract)
-    elif "model_config" not in saved:
-        raise EdgefasError(f"{ckpt} is not a checkpoint of edgefas train (a teacher or distill run?): "
-                           "use another --out")
+    ckpt = latest_checkpoint(Path(out_dir))
+    if ckpt is not None:
+        _check_resume(ckpt, _saved_state(ckpt), recipe, contract)
 
 
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,

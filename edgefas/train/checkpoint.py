@@ -123,6 +123,15 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return cands[-1] if cands else None
 
 
+def check_run_kind(run_dir: Path, key: str) -> None:
+    """Refuse ``run_dir`` when a checkpoint in it lacks ``key`` (another kind of run's folder)."""
+    for folder in sorted(Path(run_dir).glob("epoch_*")):
+        path = folder / "trainer_state.json"
+        if path.is_file() and key not in json.loads(path.read_text()):
+            raise CheckpointError(f"{run_dir} holds checkpoints of another kind of run ({folder.name} "
+                                  f"has no {key}): use another output folder")
+
+
 def clear_checkpoints(run_dir: Path, key: str, outputs: tuple[str, ...] = ()) -> None:
     """Delete the ``epoch_NNN`` checkpoints of an earlier run in ``run_dir`` (a run started
     over), and that run's ``outputs`` (``best/`` and ``history.json`` of a baseline run, the
@@ -132,12 +141,8 @@ def clear_checkpoints(run_dir: Path, key: str, outputs: tuple[str, ...] = ()) ->
     (``model_config`` for the baseline...): a folder holding another kind of run is refused,
     not emptied."""
     run_dir = Path(run_dir)
+    check_run_kind(run_dir, key)
     old = sorted(run_dir.glob("epoch_*"))
-    for folder in old:
-        path = folder / "trainer_state.json"
-        if path.is_file() and key not in json.loads(path.read_text()):
-            raise CheckpointError(f"{run_dir} holds checkpoints of another kind of run ({folder.name} "
-                                  f"has no {key}): use another output folder")
     for folder in old:
         if folder.is_dir():
             shutil.rmtree(folder)
