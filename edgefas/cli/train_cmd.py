@@ -43,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "run keeps the learning-rate schedule it began with: added steps run at its end rate)")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--no-lfw", action="store_true", help="do not add LFW bona fide faces")
+    p.add_argument("--lfw-devel", action="store_true",
+                   help="keep LFW's devel bucket (10 %% of its identities, none of P4's held-out ones) "
+                        "out of training and choose the checkpoint and threshold against the worse "
+                        "of Replay-Attack's webcam and these other-camera live faces (D-EER with "
+                        "BPCER of the worst bona fide source); recorded in the bundle")
     p.add_argument("--augment", choices=AUGMENTS,
                    help="basic: flip, shift, brightness/contrast (the recipes' default, kept so that "
                         "earlier runs reproduce); camera: also resolution, blur/sharpening, noise, "
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
                                                     augment=args.augment)
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
+    if args.lfw_devel:
+        recipe = recipe.with_overrides(lfw_devel=True)
     if args.fusion:
         if not args.cue_dir:
             from ..errors import EdgefasError

@@ -80,6 +80,13 @@ class CropSet:
         return len(self.samples)
 
 
+def concat_crops(*sets: CropSet) -> CropSet:
+    """One CropSet of several (same crop size), in order."""
+    return CropSet([s for cs in sets for s in cs.samples], np.concatenate([cs.crops for cs in sets]),
+                   np.concatenate([cs.status for cs in sets]),
+                   np.concatenate([cs.face_score for cs in sets]))
+
+
 def _crop_one(stage: FaceStage, sample: Sample) -> tuple[np.ndarray | None, str, float]:
     img = read_sample(sample)
     if img is None:

@@ -17,12 +17,25 @@ from .samples import BONA_FIDE, Sample
 _NAME = re.compile(r"^(.+)_(\d{4})$")
 #: Share of identities held out of any training, for the P4 unseen-bona-fide protocol.
 HELDOUT_FRACTION = 0.2
+#: Hash range of the identities a recipe with ``lfw_devel`` keeps out of training and uses as a
+#: devel set of bona fide faces from other cameras. It is carved from the "train" split (hash
+#: >= HELDOUT_FRACTION), so the P4 held-out identities stay exactly what they always were.
+DEVEL_BUCKET = (0.2, 0.3)
+
+
+def _identity_hash(identity: str) -> float:
+    return int(hashlib.sha1(identity.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def identity_split(identity: str, heldout_fraction: float = HELDOUT_FRACTION) -> str:
     """``"heldout"`` or ``"train"`` for an identity, from a stable hash of its name."""
-    h = int(hashlib.sha1(identity.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "heldout" if h < heldout_fraction else "train"
+    return "heldout" if _identity_hash(identity) < heldout_fraction else "train"
+
+
+def is_devel_identity(identity: str) -> bool:
+    """Whether an identity (of the "train" split) is in the devel bucket (:data:`DEVEL_BUCKET`)."""
+    lo, hi = DEVEL_BUCKET
+    return lo <= _identity_hash(identity) < hi
 
 
 def load_lfw(root: str | Path, splits: tuple[str, ...] = ("train", "heldout")) -> list[Sample]:

@@ -387,7 +387,8 @@ def threshold_at_bpcer(scores: ArrayLike, is_attack: ArrayLike, target: float) -
     return apcer_at_bpcer(scores, is_attack, target).threshold
 
 
-def eer(scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None = None) -> EerResult:
+def eer(scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None = None,
+        bona_fide_source: ArrayLike | None = None) -> EerResult:
     """Detection equal error rate (D-EER).
 
     Definition: over the candidate thresholds (unique scores plus "reject all"),
@@ -398,18 +399,53 @@ def eer(scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None = Non
 
     Args:
         scores, is_attack, species: See :func:`apcer`.
+        bona_fide_source: optional name of each bona fide row's source (camera, data set);
+            values on attack rows are ignored. Given, BPCER is the worst source's
+            (BPCER_max), as APCER is the worst species's: a devel set that holds live
+            faces of one webcam and of other cameras then cannot hide the second behind
+            the first's numbers.
 
     Returns:
         EerResult with the value, threshold and both rates (with counts) there.
     """
+    if bona_fide_source is not None:
+        return _eer_worst_source(scores, is_attack, species, bona_fide_source)
     d = _Data(scores, is_attack, species)
     return _eer(d, d.curves())
 
 
+def _eer_worst_source(scores: ArrayLike, is_attack: ArrayLike, species: ArrayLike | None,
+                      source: ArrayLike) -> EerResult:
+    d = _Data(scores, is_attack, species)   # validation and candidate thresholds
+    src = np.asarray(source).astype(str)
+    if src.shape != d.scores.shape:
+        raise ValueError(f"length mismatch: {d.scores.size} scores but {src.size} source labels")
+    t = d.thresholds
+
+    def worst(groups: list[np.ndarray], errors_of) -> tuple[np.ndarray, np.ndarray]:
+        # errors and counts (T,) of the group with the highest rate at each threshold
+        err = np.stack([errors_of(np.sort(g)) for g in groups]).astype(float)
+        n = np.array([g.size for g in groups], float)[:, None]
+        j = (err / n).argmax(0)   # ties -> the first group (sorted names)
+        return err[j, np.arange(t.size)], n[j, 0]
+
+    bf = ~d.is_attack
+    bf_groups = [d.scores[bf & (src == g)] for g in np.unique(src[bf])]
+    sp = (np.asarray(species).astype(str) if species is not None
+          else np.full(d.scores.size, OVERALL))
+    att_groups = [d.scores[d.is_attack & (sp == g)] for g in np.unique(sp[d.is_attack])]
+    bp_err, bp_n = worst(bf_groups, lambda g: np.searchsorted(g, t, side="left"))
+    ap_err, ap_n = worst(att_groups, lambda g: g.size - np.searchsorted(g, t, side="left"))
+    k = int(_k_eer((ap_err / ap_n)[None], (bp_err / bp_n)[None])[0])
+    a, b = _rate(ap_err[k], ap_n[k]), _rate(bp_err[k], bp_n[k])
+    return EerResult((a.value + b.value) / 2, float(t[k]), a, b)
+
+
 def threshold_at_eer(scores: ArrayLike, is_attack: ArrayLike,
-                     species: ArrayLike | None = None) -> float:
+                     species: ArrayLike | None = None,
+                     bona_fide_source: ArrayLike | None = None) -> float:
     """Threshold of the D-EER (see :func:`eer` for the definition and arguments)."""
-    return eer(scores, is_attack, species).threshold
+    return eer(scores, is_attack, species, bona_fide_source).threshold
 
 
 def auc(scores: ArrayLike, is_attack: ArrayLike) -> float:

@@ -50,9 +50,17 @@ class TrainSet:
 
 @dataclass
 class DevelSet:
+    """Labelled devel crops. ``source`` (optional) names each bona fide crop's source; given,
+    checkpoints are selected on the D-EER with the worst source's BPCER (see
+    :func:`edgefas.metrics.eer`)."""
+
     crops: np.ndarray
     is_attack: np.ndarray
     species: np.ndarray
+    source: np.ndarray | None = None
+
+    def eer(self, scores: np.ndarray):
+        return eer(scores, self.is_attack, species=self.species, bona_fide_source=self.source)
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: int = 6) -> np.ndarray:
@@ -240,7 +248,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if state["step"] % recipe.eval_every == 0 or state["step"] == recipe.steps:
             logits = predict_logits(ema, devel.crops, contract)
-            d = eer(logits, devel.is_attack, species=devel.species)
+            d = devel.eer(logits)
             state["round"] += 1
             entry = {"round": state["round"], "step": state["step"], "devel_deer": d.value,
                      "loss": float(loss.item()), "seconds": round(time.time() - t0, 1)}

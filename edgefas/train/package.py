@@ -16,13 +16,13 @@ from ..data.protocols import get_protocol
 from ..data.sources import CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..export.source import save_torch_weights
-from ..metrics import evaluate, threshold_at_eer
+from ..metrics import bpcer, evaluate, threshold_at_eer
 from ..runtime.calibration import apply_platt, fit_platt, platt_logit
 from ..runtime.face_stage import FacePolicy
 from ..runtime.preprocess import Contract, to_tensor
 from .baseline import load_trained, predict_logits
 from .recipes import BaselineRecipe
-from .run import FACE_DETECTOR, build_sets, face_stage_for
+from .run import FACE_DETECTOR, build_sets, devel_sources, face_stage_for
 
 #: MediaPipe's face_detection_short_range.tflite, byte-identical (sha256 bbff11ce...).
 FACE_DETECTOR_TFLITE = "face_detector.tflite"
@@ -45,12 +45,16 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
     proto = get_protocol(protocol)
     training = {"protocol": protocol, "protocol_description": proto.description,
                 "data": ["Idiap Replay-Attack train, 20 frames per video"]
-                + (["LFW, identities of the 'train' hash split (edgefas.data.lfw)"]
+                + ([f"LFW, identities of the 'train' hash split (edgefas.data.lfw)"
+                    f"{' less the devel bucket' if recipe.lfw_devel else ''}"]
                    if recipe.use_lfw else []),
-                "licence": [REPLAY_LICENCE] + ([LFW_LICENCE] if recipe.use_lfw else [])}
+                "licence": [REPLAY_LICENCE] + ([LFW_LICENCE] if recipe.use_lfw or recipe.lfw_devel else [])}
+    split = f"replay-attack devel ({protocol}), all 20 frames per video"
+    if recipe.lfw_devel:
+        split += (", and LFW's devel bucket of identities (edgefas.data.lfw.DEVEL_BUCKET, "
+                  "bona fide faces of other cameras, out of training)")
     return package_model(model, state, devel, bundle_dir, name=name, training=training,
-                         devel_split=f"replay-attack devel ({protocol}), all 20 frames per video",
-                         policy=stage.policy, atol=atol)
+                         devel_split=split, policy=stage.policy, atol=atol)
 
 
 def _schedule_record(state: dict) -> dict:
@@ -78,10 +82,19 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     is_attack = np.array([s.is_attack for s in devel.samples])
     species = np.array([s.species for s in devel.samples])
     logits = predict_logits(model, devel.crops, contract)
+    # Bona fide faces of more than one source (Replay's webcam, LFW's devel identities): the
+    # threshold balances the worst attack species against the worst bona fide source.
+    sources = devel_sources(devel.samples)
+    several = len(set(sources[~is_attack])) > 1
     a, b = fit_platt(logits, ~is_attack)
     scores = apply_platt(logits, a, b)
-    threshold = threshold_at_eer(scores, is_attack, species=species)
+    threshold = threshold_at_eer(scores, is_attack, species=species,
+                                 bona_fide_source=sources if several else None)
     report = evaluate(scores, is_attack, threshold, species=species, bootstrap=200)
+    by_source = {str(g): bpcer(scores[~is_attack & (sources == g)],
+                               np.zeros(int((~is_attack & (sources == g)).sum()), bool),
+                               threshold).to_dict()
+                 for g in sorted(set(sources[~is_attack]))} if several else None
 
     bundle_dir = Path(bundle_dir)
     shutil.rmtree(bundle_dir, ignore_errors=True)
@@ -121,8 +134,11 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
                            **torch_entry, **_cue_entry(state)},
         },
         "threshold": {"value": float(threshold), "on": "live_score (live when >=)",
-                      "split": devel_split, "criterion": "D-EER on devel (APCER_max = BPCER)",
-                      "bona_fide": n_live, "attack": n_att},
+                      "split": devel_split,
+                      "criterion": ("D-EER on devel (APCER_max = BPCER_max, the worst bona fide "
+                                    "source's)" if several else "D-EER on devel (APCER_max = BPCER)"),
+                      "bona_fide": n_live, "attack": n_att,
+                      **({"bpcer_by_source": by_source} if several else {})},
         "calibration": {"method": "platt", "a": a, "b": b,
                         "formula": "live_score = 1 / (1 + exp(-(a * live_logit + b)))",
                         "fit_on": f"{devel_split}, classes weighted equally, Platt's smoothed "
@@ -132,7 +148,8 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
                      "recipe": state["recipe"], "best_step": _best_step(state),
                      # a run resumed with more --steps kept the learning-rate schedule it began with
                      **_schedule_record(state),
-                     "selection": "checkpoint with the lowest devel D-EER (EMA weights)"},
+                     "selection": "checkpoint with the lowest devel D-EER (EMA weights)"
+                                  + (", BPCER of the worst bona fide source" if several else "")},
         "licence": {"classifier": "weights derived from the training data; see data",
                     "face_detector": "Apache-2.0", "data": licence},
         "parity": {"classifier.onnx": parity.to_dict()},

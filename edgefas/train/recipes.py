@@ -26,6 +26,11 @@ class BaselineRecipe:
     devel_frames_per_video: int = 10  # devel frames scored at each evaluation (selection)
     use_lfw: bool = True           # LFW train identities as extra bona fide faces
     lfw_share: float = 0.25        # share of each batch's bona fide half drawn from LFW
+    # Keep LFW's devel bucket of identities (edgefas.data.lfw.DEVEL_BUCKET, 10 % of them) out of
+    # training and add its faces to devel as a second bona fide source: checkpoint and
+    # threshold are then chosen against the worse of Replay-Attack's webcam and other cameras,
+    # which a Replay-only devel set cannot see (its live faces come from the training webcam).
+    lfw_devel: bool = False
     seed: int = 0
     threads: int = 2
     # "basic": flip, shift, brightness/contrast. "camera": also the capture-pipeline effects

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import default_bundle_path, sha256_file
-from ..data.face_cache import CropSet
+from ..data.face_cache import CropSet, concat_crops
+from ..data.lfw import is_devel_identity
 from ..data.protocols import frames_per_video, get_protocol
 from ..data.replay_attack import load_replay_attack
 from ..data.sources import CropStore, DataRoots
@@ -63,7 +64,8 @@ def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
 
 def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
                ) -> tuple[TrainSet, DevelSet, CropSet]:
-    """Train and devel crops of a protocol (20-frame tree), and the full devel CropSet."""
+    """Train and devel crops of a protocol (20-frame tree), and the full devel CropSet (with
+    the LFW devel bucket's faces when the recipe has ``lfw_devel``)."""
     proto = get_protocol(protocol)
     replay = store.replay(frames="20")
     ok = replay.ok
@@ -72,17 +74,31 @@ def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
     crops = [tr.crops]
     is_live = [np.array([not s.is_attack for s in tr.samples])]
     is_extra = [np.zeros(len(tr), bool)]
-    if recipe.use_lfw:
+    lfw_dv = None
+    if recipe.use_lfw or recipe.lfw_devel:
         lfw = store.lfw()
-        lfw = lfw.subset(lfw.ok & np.array([s.split == "train" for s in lfw.samples]))
-        crops.append(lfw.crops)
-        is_live.append(np.ones(len(lfw), bool))
-        is_extra.append(np.ones(len(lfw), bool))
+        in_devel = np.array([recipe.lfw_devel and is_devel_identity(s.subject) for s in lfw.samples])
+        is_train = np.array([s.split == "train" for s in lfw.samples])
+        if recipe.lfw_devel:
+            lfw_dv = lfw.subset(lfw.ok & in_devel)
+        if recipe.use_lfw:
+            lfw = lfw.subset(lfw.ok & is_train & ~in_devel)
+            crops.append(lfw.crops)
+            is_live.append(np.ones(len(lfw), bool))
+            is_extra.append(np.ones(len(lfw), bool))
     train = TrainSet(np.concatenate(crops), np.concatenate(is_live), np.concatenate(is_extra))
     dv = dv_all.subset(frames_per_video(dv_all.samples, recipe.devel_frames_per_video))
+    if lfw_dv is not None:
+        dv, dv_all = concat_crops(dv, lfw_dv), concat_crops(dv_all, lfw_dv)
     devel = DevelSet(dv.crops, np.array([s.is_attack for s in dv.samples]),
-                     np.array([s.species for s in dv.samples]))
+                     np.array([s.species for s in dv.samples]),
+                     devel_sources(dv.samples) if lfw_dv is not None else None)
     return train, devel, dv_all
+
+
+def devel_sources(samples) -> np.ndarray:
+    """The bona fide source of each devel sample: its data set (Replay-Attack's webcam, LFW)."""
+    return np.array([s.dataset for s in samples])
 
 
 def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
@@ -106,8 +122,10 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
     train, devel, _ = build_sets(protocol, recipe, store)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     marker.write_text(protocol + "\n")
+    lfw_devel = ("" if devel.source is None
+                 else f", {int((devel.source == 'lfw').sum())} of them LFW devel identities")
     print(f"{protocol}: train {int(train.is_live.sum())} bona fide "
           f"({int(train.is_extra.sum())} LFW) / {int((~train.is_live).sum())} attack crops; "
-          f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}")
+          f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}{lfw_devel}")
     return train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
                           progress=progress)
