@@ -194,6 +194,18 @@ def compare(name: str, sets: dict[str, tuple[list, np.ndarray, np.ndarray]],
         out[key] = {"own_rule": _rate(int((~own_accept[key]).sum()), len(scores))}
         for op in ("deer", "apcer1"):
             out[key][op] = _rate(int((scores < thr[op]["threshold"]).sum()), len(scores))
+    if "nuaa" in sets:   # another lab's webcam and printed photos (P5): new to both models
+        samples, scores, ok = sets["nuaa"]
+        is_attack, species = _labels([s for s, k in zip(samples, ok) if k])
+        out["nuaa"] = {"auc": auc(scores, is_attack),
+                       "own_rule": pad_figures(is_attack, species, own_accept["nuaa"])}
+        for op in ("deer", "apcer1"):
+            out["nuaa"][op] = pad_figures(is_attack, species, scores >= thr[op]["threshold"])
+    if "essex" in sets:
+        _, scores, _ = sets["essex"]
+        out["essex"] = {"own_rule": _rate(int((~own_accept["essex"]).sum()), len(scores))}
+        for op in ("deer", "apcer1"):
+            out["essex"][op] = _rate(int((scores < thr[op]["threshold"]).sum()), len(scores))
     samples, scores, ok = sets["silentface"]
     kept = [s for s, k in zip(samples, ok) if k]
     out["silentface"] = {Path(s.path).name: {"attack": bool(s.is_attack), "live_score": float(v),
@@ -237,6 +249,25 @@ def to_markdown(rep: dict[str, Any]) -> str:
                          f"{100 * t['hter_legacy']:.2f}% | {_pct(m['lfw_heldout'][op])} | "
                          f"{_pct(m['london'][op])} |")
     lines.append("")
+    if "nuaa" in rep["minifasnet"]:
+        c = rep["counts"]
+        lines += ["Other labs' data sets, new to both models (protocol P5 of `edgefas eval`): NUAA "
+                  f"test part (session 03; {c['nuaa']['bona_fide']} bona fide / "
+                  f"{c['nuaa']['attack']} printed-photo attacks, another webcam)"
+                  + (f" and Essex faces94 ({c['essex']['bona_fide']} bona fide, a camcorder)"
+                     if "essex" in c else "") + ":", "",
+                  "| model | operating point | NUAA APCER (print) | NUAA BPCER | NUAA HTER | NUAA AUC "
+                  "| Essex BPCER |", "|---|---|---|---|---|---|---|"]
+        for key in ("edgefas", "minifasnet"):
+            m = rep[key]
+            for op, label in (("own_rule", "out of the box"), ("deer", "devel D-EER"),
+                              ("apcer1", "devel APCER 1 %")):
+                n = m["nuaa"][op]
+                essex = _pct(m["essex"][op]) if "essex" in m else "-"
+                lines.append(f"| {m['model']} | {label} | {_pct(n['apcer']['print'])} | "
+                             f"{_pct(n['bpcer'])} | {100 * n['hter_legacy']:.2f}% | "
+                             f"{m['nuaa']['auc']:.4f} | {essex} |")
+        lines.append("")
     for key in ("edgefas", "minifasnet"):
         m = rep[key]
         d = m["devel"]["deer"]
@@ -250,8 +281,13 @@ def to_markdown(rep: dict[str, Any]) -> str:
         m = rep[key]
         cells = []
         for name, r in (("test", m["test"]["own_rule"]["bpcer"]), ("LFW held-out",
-                        m["lfw_heldout"]["own_rule"]), ("london", m["london"]["own_rule"])):
-            total = rep["counts"][{"LFW held-out": "lfw_heldout"}.get(name, name)]["bona_fide"]
+                        m["lfw_heldout"]["own_rule"]), ("london", m["london"]["own_rule"]),
+                        ("NUAA", m.get("nuaa", {}).get("own_rule", {}).get("bpcer")),
+                        ("essex", m.get("essex", {}).get("own_rule"))):
+            if r is None:
+                continue
+            key_of = {"LFW held-out": "lfw_heldout", "NUAA": "nuaa"}
+            total = rep["counts"][key_of.get(name, name)]["bona_fide"]
             errors = r["errors"] + total - r["count"]   # refused bona fide = total - scored
             cells.append(f"{name} {_pct({'errors': errors, 'count': total, 'value': errors / total})}")
         lines.append(f"- {m['model']}: BPCER {'; '.join(cells)}.")
@@ -287,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgefas.data.protocols import get_protocol
     from edgefas.data.samples import BONA_FIDE, Sample
     from edgefas.data.sources import DataRoots, find_shared_fixture
+    from edgefas.errors import DatasetError
     from edgefas.evaluation import crop_store_for, score_crops
 
     p = argparse.ArgumentParser(description=__doc__,
@@ -315,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
                  "lfw_heldout": lfw.subset(np.array([s.split == "heldout" for s in lfw.samples])),
                  "london": store.london(),
                  "silentface": store.samples_set("silentface", silent)}
+    for key, make in (("nuaa", store.nuaa), ("essex", store.essex)):
+        try:   # P5's sets where this machine has them (shared/DATA.md sources, README "P5")
+            crop_sets[key] = make()
+        except DatasetError as exc:
+            print(f"not scored: {exc}")
 
     ours: dict[str, tuple[list, np.ndarray, np.ndarray]] = {}
     own: dict[str, np.ndarray] = {}

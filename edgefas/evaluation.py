@@ -16,7 +16,7 @@ import numpy as np
 
 from .bundle import sha256_file
 from .data.face_cache import CropSet
-from .data.protocols import P4_DESCRIPTION, get_protocol
+from .data.protocols import P4_DESCRIPTION, P5_DESCRIPTION, get_protocol
 from .data.samples import video_key
 from .data.sources import CropStore, DataRoots
 from .detector import Detector
@@ -123,7 +123,8 @@ def run_protocol(bundle: str | Path, protocol: str, *, roots: DataRoots | None =
                  bootstrap: int = 1000, progress: bool = True) -> dict[str, Any]:
     """Evaluate a bundle trained for ``protocol`` on that protocol's test data.
 
-    ``P4`` evaluates a P1 bundle on unseen bona fide faces (LFW held-out identities, london).
+    ``P4`` evaluates a P1 bundle on unseen bona fide faces (LFW held-out identities, london);
+    ``P5`` on other labs' data sets (NUAA's test part, bona fide and print attacks; Essex faces94).
     """
     det = Detector(bundle)
     store = crop_store_for(det, roots, progress)
@@ -142,6 +143,15 @@ def run_protocol(bundle: str | Path, protocol: str, *, roots: DataRoots | None =
                 det, store, {k: out[k] for k in ("lfw_heldout", "london")})
         except DatasetError as exc:  # the Replay-Attack devel tree is not here: report why
             out["at_devel_apcer"] = {"skipped": str(exc)}
+        return out
+    if protocol == "P5":
+        out["description"] = P5_DESCRIPTION
+        out["nuaa"] = evaluate_pad(det, store.nuaa(), split="NUAA test part (session 03)",
+                                   bootstrap=bootstrap)
+        try:
+            out["essex"] = evaluate_bona_fide(det, store.essex(), split="Essex faces94 subset")
+        except DatasetError as exc:   # NUAA alone is still a cross-data-set test
+            out["essex"] = {"skipped": str(exc)}
         return out
     proto = get_protocol(protocol)
     out["description"] = proto.description

@@ -105,6 +105,17 @@ def test_lfw_identity_split_is_disjoint_and_stable(tmp_path):
     assert {x.subject for x in load_lfw(tmp_path, splits=("heldout",))} == held
 
 
+def test_lfw_devel_bucket_comes_from_train_and_leaves_the_heldout_split_alone():
+    from edgefas.data.lfw import DEVEL_BUCKET, is_devel_identity
+
+    names = [f"Person_{i:04d}" for i in range(2000)]
+    devel = {n for n in names if is_devel_identity(n)}
+    assert all(identity_split(n) == "train" for n in devel)
+    share = len(devel) / len(names)
+    assert abs(share - (DEVEL_BUCKET[1] - DEVEL_BUCKET[0])) < 0.03
+    assert 0.15 < sum(identity_split(n) == "heldout" for n in names) / len(names) < 0.25
+
+
 def test_folder_and_csv(tmp_path):
     _img(tmp_path / "live" / "a.jpg")
     _img(tmp_path / "attack" / "print" / "b.jpg")

@@ -144,6 +144,30 @@ def test_eer_with_species_uses_apcer_max():
     assert (e.apcer.errors, e.apcer.count) == (1, 3)
 
 
+def test_eer_with_bona_fide_sources_uses_the_worst_source():
+    # webcam live faces all high, other-camera ones spread: pooled they hide the second source
+    webcam = [0.9, 0.92, 0.94, 0.96, 0.98, 0.99]
+    other = [0.3, 0.5, 0.7]
+    attacks = [0.1, 0.2, 0.4, 0.6]
+    s = np.array(webcam + other + attacks)
+    a = np.array([False] * 9 + [True] * 4)
+    src = np.array(["webcam"] * 6 + ["other"] * 3 + [""] * 4)
+    # worst-source BPCER at 0.5 is 1/3 (other), APCER 1/4 (0.6): gap 1/12. At 0.6: BPCER 1/3,
+    # APCER 1/4 too; mean equal, lowest threshold wins -> 0.5. Pooled, 0.7 balances 1/9 and 0/4 ...
+    e = eer(s, a, bona_fide_source=src)
+    assert e.threshold == 0.5
+    assert (e.bpcer.errors, e.bpcer.count) == (1, 3)
+    assert (e.apcer.errors, e.apcer.count) == (1, 4)
+    pooled = eer(s, a)
+    assert pooled.threshold > e.threshold and pooled.bpcer.count == 9
+    # one source is the pooled D-EER exactly, species or not
+    one = np.full(s.size, "x")
+    sp = np.array([""] * 9 + ["print", "print", "mobile", "mobile"])
+    assert eer(s, a, sp, bona_fide_source=one) == eer(s, a, sp)
+    with pytest.raises(ValueError, match="length mismatch"):
+        eer(s, a, bona_fide_source=src[:-1])
+
+
 # Case B: 5 bona fide, 10 attacks; only one attack (0.75) scores above 0.45.
 B_BF = [0.3, 0.5, 0.6, 0.8, 0.9]
 B_ATT = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.75]

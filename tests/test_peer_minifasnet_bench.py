@@ -78,6 +78,39 @@ def test_compare_chooses_thresholds_on_devel_only_and_reports_every_set():
     # like for like: the one refused face of test (3 live, 2 scored) and of LFW (4, 3 scored)
     # counts as a rejection
     assert "test 66.67% (2/3); LFW held-out 50.00% (2/4); london 0.00% (0/3)" in md
+    assert "NUAA" not in md   # P5's sets are optional
+
+
+def test_compare_adds_the_other_labs_sets_when_scored():
+    pm = benchmark_module("peer_minifasnet")
+    devel = _samples(4, ["print", "mobile", "print", "mobile"])
+    devel_scores = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4])
+    nuaa = _samples(3, ["print", "print"])
+    live = [Sample(f"/l/{i}.jpg", False, BONA_FIDE, "heldout", "lfw") for i in range(2)]
+    test = _samples(1, ["print", "mobile", "highdef"])
+    sets = {"devel": (devel, devel_scores, np.ones(8, bool)),
+            "test": (test, np.array([0.9, 0.1, 0.2, 0.3]), np.ones(4, bool)),
+            "lfw_heldout": (live, np.array([0.7, 0.2]), np.ones(2, bool)),
+            "london": (live, np.array([0.9, 0.9]), np.ones(2, bool)),
+            "nuaa": (nuaa, np.array([0.9, 0.3, 0.8, 0.7, 0.1]), np.ones(5, bool)),
+            "essex": (live, np.array([0.45, 0.9]), np.ones(2, bool)),
+            "silentface": ([], np.zeros(0), np.zeros(0, bool))}
+    own = {"test": np.array([True, False, False, False]), "lfw_heldout": np.array([True, False]),
+           "london": np.array([True, True]), "nuaa": np.array([True, False, True, True, False]),
+           "essex": np.array([False, True]), "silentface": np.zeros(0, bool)}
+    rep = pm.compare("m", sets, own, {"devel": 0})
+    thr = rep["devel"]["deer"]["threshold"]
+    assert rep["nuaa"]["deer"]["apcer"]["print"]["errors"] == 1        # the 0.7 print attack
+    assert rep["nuaa"]["deer"]["bpcer"]["errors"] == int((np.array([0.9, 0.3, 0.8]) < thr).sum())
+    assert rep["nuaa"]["own_rule"]["bpcer"]["errors"] == 1
+    assert rep["essex"]["own_rule"]["errors"] == 1
+    counts = {k: {"bona_fide": 3, "attack": 0} for k in ("test", "lfw_heldout", "london")}
+    counts.update(nuaa={"bona_fide": 3, "attack": 2}, essex={"bona_fide": 2, "attack": 0})
+    doc = {"command": "c", "edgefas_bundle": "b", "edgefas_threshold": 0.5, "counts": counts,
+           "minifasnet_models": ["a.pth"], "note": "n", "edgefas": rep, "minifasnet": rep}
+    md = pm.to_markdown(doc)
+    assert "NUAA test part (session 03; 3 bona fide / 2 printed-photo attacks" in md
+    assert "NUAA 33.33% (1/3); essex 50.00% (1/2)" in md
 
 
 def test_a_folder_that_is_not_the_minifasnet_repository_is_refused(tmp_path):

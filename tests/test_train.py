@@ -132,6 +132,50 @@ def test_package_model_makes_a_working_bundle(tiny_run, tmp_path, astronaut_bgr)
     assert r.live_score is not None and r.threshold == pytest.approx(m["threshold"]["value"])
 
 
+def test_a_devel_set_with_two_bona_fide_sources_sets_the_threshold_for_the_worse(tiny_run, tmp_path):
+    out, best, recipe, train, devel, contract = tiny_run
+    model, state = load_trained(best)
+    # the same devel crops, plus the live ones again darkened as a second "camera"
+    extra = devel.crops[~devel.is_attack] // 3
+    samples = ([Sample(f"d{i}", bool(a), str(s), "devel", "synthetic")
+                for i, (a, s) in enumerate(zip(devel.is_attack, devel.species))]
+               + [Sample(f"e{i}", False, "bona_fide", "devel", "lfw") for i in range(len(extra))])
+    crops = np.concatenate([devel.crops, extra])
+    cs = CropSet(samples, crops, np.array(["ok"] * len(samples)), np.ones(len(samples), np.float32))
+    bundle = package_model(model, state, cs, tmp_path / "bundle", name="tiny-two-sources",
+                           training={"data": ["synthetic"], "licence": ["none"]},
+                           devel_split="synthetic devel", policy=FacePolicy())
+    m = json.loads((bundle / "manifest.json").read_text())["threshold"]
+    assert "worst bona fide source" in m["criterion"]
+    assert set(m["bpcer_by_source"]) == {"lfw", "synthetic"}
+    assert m["bona_fide"] == 24 and m["attack"] == 12
+    # the threshold is the worst-source D-EER's on the calibrated scores
+    from edgefas.metrics import eer
+    from edgefas.train.baseline import predict_logits
+
+    logits = predict_logits(model, crops, contract)
+    live = np.array([not x.is_attack for x in samples])
+    a, b = fit_platt(logits, live)
+    scores = apply_platt(logits, a, b)
+    src = np.array([x.dataset for x in samples])
+    species = np.array([x.species for x in samples])
+    assert m["value"] == pytest.approx(eer(scores, ~live, species, bona_fide_source=src).threshold)
+    worst = max(r["value"] for r in m["bpcer_by_source"].values())
+    assert worst == pytest.approx(eer(scores, ~live, species, bona_fide_source=src).bpcer.value)
+
+
+def test_selection_on_a_devel_set_with_sources_runs(tmp_path):
+    crops, live = synthetic_crops(24, 0)
+    dcrops, dlive = synthetic_crops(12, 1)
+    devel = DevelSet(dcrops, ~dlive, np.where(dlive, "bona_fide", "print"),
+                     np.where(np.arange(12) % 4 == 0, "lfw", "replay-attack"))
+    best = train_baseline(get_recipe("tiny").with_overrides(steps=2),
+                          TrainSet(crops, live, np.zeros(24, bool)), devel, Contract(size=SIZE),
+                          tmp_path, progress=False)
+    hist = json.loads((tmp_path / "history.json").read_text())
+    assert best.is_dir() and 0.0 <= hist[0]["devel_deer"] <= 1.0
+
+
 def test_augment_keeps_shape_and_range():
     crops, _ = synthetic_crops(4, 2)
     out = augment(crops, np.random.default_rng(0))
@@ -280,3 +324,42 @@ def test_the_manifest_records_a_schedule_other_than_the_recipes_steps():
     assert _schedule_record({"recipe": recipe, "lr_schedule_steps": 4}) == {}
     longer = {"recipe": {**recipe, "steps": 6}, "lr_schedule_steps": 4}
     assert _schedule_record(longer) == {"lr_schedule_steps": 4}
+
+
+def test_build_sets_with_lfw_devel_keeps_the_bucket_out_of_training_and_in_devel():
+    from edgefas.data.lfw import identity_split, is_devel_identity
+    from edgefas.train.run import build_sets
+
+    names = [f"P_{i:03d}" for i in range(300)]
+    bucket = [n for n in names if is_devel_identity(n)]
+    train_ids = [n for n in names if identity_split(n) == "train" and not is_devel_identity(n)]
+    held = [n for n in names if identity_split(n) == "heldout"]
+    assert bucket and train_ids and held
+
+    def cropset(samples):
+        n = len(samples)
+        crops = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+        return CropSet(samples, crops, np.array(["ok"] * n), np.ones(n, np.float32))
+
+    replay = [Sample(f"r{i}", i % 2 == 1, "print" if i % 2 else "bona_fide", split, "replay-attack",
+                     subject=f"c{i}", video=f"v{i}")
+              for split in ("train", "devel") for i in range(6)]
+    lfw = [Sample(f"{n}.jpg", False, "bona_fide", identity_split(n), "lfw", subject=n)
+           for n in bucket + train_ids + held]
+
+    class Store:
+        def replay(self, frames):
+            return cropset(replay)
+
+        def lfw(self):
+            return cropset(lfw)
+
+    recipe = get_recipe("tiny")
+    tr0, dv0, all0 = build_sets("P1", recipe, Store())
+    tr1, dv1, all1 = build_sets("P1", recipe.with_overrides(lfw_devel=True), Store())
+    assert dv0.source is None and int(tr0.is_extra.sum()) == len(bucket) + len(train_ids)
+    assert int(tr1.is_extra.sum()) == len(train_ids)          # the bucket left training
+    assert (dv1.source == "lfw").sum() == len(bucket)          # and joined devel, as bona fide
+    assert not dv1.is_attack[dv1.source == "lfw"].any()
+    assert {s.subject for s in all1.samples if s.dataset == "lfw"} == set(bucket)
+    assert len(all1) == len(all0) + len(bucket)

@@ -5,7 +5,9 @@ Writes a markdown table, JSON and a DET curve PNG.
 
 Protocols (Replay-Attack; see edgefas.data.protocols): P1 standard; P2-print / P2-mobile /
 P2-highdef leave one attack species out; P3-controlled-to-adverse / P3-adverse-to-controlled
-cross lighting; P4 unseen bona fide (LFW held-out identities, london portraits). A bundle is
+cross lighting; P4 unseen bona fide (LFW held-out identities, london portraits); P5 other
+labs' data sets (NUAA's test part: another webcam's bona fide faces and printed-photo attacks;
+Essex faces94 bona fide), scored with a P1 bundle at its threshold. A bundle is
 evaluated on the protocol it was trained for; with --runs, every protocol's bundle
 RUNS/<protocol>/bundle is evaluated and one table is written.
 
@@ -30,7 +32,7 @@ from .argtypes import non_negative_int
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
-    p.add_argument("--protocol", default="P1", help="P1, P2-<species>, P3-..., P4 (default: P1)")
+    p.add_argument("--protocol", default="P1", help="P1, P2-<species>, P3-..., P4, P5 (default: P1)")
     p.add_argument("--runs", type=Path, help="evaluate RUNS/<protocol>/bundle for all protocols")
     p.add_argument("--folder", type=Path, help="a labelled folder instead of a protocol")
     p.add_argument("--out", type=Path, default=Path("eval_out"),
@@ -41,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "bundle's manifest under metrics/<protocol>")
     p.add_argument("--replay-1frame-root", type=Path)
     p.add_argument("--lfw-root", type=Path)
+    p.add_argument("--nuaa-root", type=Path, help="NUAA Photograph Imposter Database (P5)")
+    p.add_argument("--essex-root", type=Path, help="Essex faces94 subset (P5)")
 
 
 def _clean(d: dict) -> dict:
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError(f"--record writes into the bundle's manifest, and the shipped "
                                f"bundle's is pinned: copy {default_bundle_path()} to a folder of "
                                "your own and pass it with --bundle")
-    roots = DataRoots(None, args.replay_1frame_root, args.lfw_root)
+    roots = DataRoots(None, args.replay_1frame_root, args.lfw_root, nuaa=args.nuaa_root,
+                      essex=args.essex_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folder:
         from ..data.folder import load_folder
@@ -124,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         proto = args.protocol
         results = {proto: run_protocol(args.bundle, proto, roots=roots, bootstrap=args.bootstrap)}
-        if "test" in results[proto]:
-            t = results[proto]["test"]
+        if "test" in results[proto] or "nuaa" in results[proto]:
+            t = results[proto].get("test", results[proto].get("nuaa"))
             curves = {proto: _curve(t)}
         else:
             curves = {}

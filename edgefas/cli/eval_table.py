@@ -1,4 +1,4 @@
-"""One markdown summary of ``edgefas eval`` results (P1-P4), with counts beside each figure."""
+"""One markdown summary of ``edgefas eval`` results (P1-P5), with counts beside each figure."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +19,8 @@ def protocol_table(results: dict[str, dict[str, Any]]) -> str:
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     details, notes = [], []
     for name, res in results.items():
-        if "test" in res or "report" in res:
-            t = res.get("test", res)
+        if "test" in res or "report" in res or "nuaa" in res:
+            t = res.get("test", res.get("nuaa", res))
             r = t["report"]
             species = ", ".join(f"{k} {_rate(v)}" for k, v in r["apcer"].items() if k != "overall")
             op = r["bpcer_at_apcer"].get("0.01")
@@ -31,8 +31,8 @@ def protocol_table(results: dict[str, dict[str, Any]]) -> str:
                 f"| {_rate(op['value']) if op else '-'} | {_pct(r['eer']['value'])} "
                 f"| {r['auc']['value']:.4f} | {_pct(r['legacy_hter']['value'])} |")
             details.append(f"### {name}: {res.get('description', t['split'])}\n\n{t['markdown']}")
-        for key in ("lfw_heldout", "london"):
-            if key in res:
+        for key in ("lfw_heldout", "london", "essex"):
+            if key in res and "bpcer" in res[key]:
                 b = res[key]
                 lo, hi = b["ci95"]
                 lines.append(f"| {name} {key} | {b['split']}: {b['bona_fide']} / 0"

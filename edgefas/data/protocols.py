@@ -10,6 +10,8 @@ deployment meets and training never saw:
 * ``P3-<a>-to-<b>``: cross-lighting: train and choose on one lighting, test on the other.
 * ``P4``: unseen bona fide: BPCER at the P1 model's devel threshold on LFW identities held out
   of any training and on the london portraits.
+* ``P5``: other data sets: the P1 model at its devel threshold on NUAA's test part (another
+  webcam, another lab's printed photos) and on Essex faces94 (bona fide, a camcorder).
 
 Training and devel always come from the 20-frames-per-video tree; test is the
 one-frame-per-video tree (80 bona fide / 400 attacks in full).
@@ -65,6 +67,9 @@ PROTOCOLS: dict[str, Protocol] = {
         "P3-adverse-to-controlled", "train/devel adverse lighting; test controlled",
         train_lighting="adverse", test_lighting="controlled"),
 }
+#: P5 has no model of its own either: the P1 model at its threshold on other labs' data sets.
+P5_DESCRIPTION = ("other data sets: the P1 model at its devel threshold on NUAA's test part (another "
+                  "webcam, another lab's print attacks) and on Essex faces94 (bona fide, a camcorder)")
 #: P4 has no model of its own: it scores unseen bona fide faces with the P1 model.
 P4_DESCRIPTION = ("unseen bona fide: BPCER at the P1 devel threshold on LFW identities held out "
                   "of training and on the london portraits")
@@ -74,7 +79,7 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise EdgefasError(unknown_name("protocol", name, [*PROTOCOLS, "P4"])) from None
+        raise EdgefasError(unknown_name("protocol", name, [*PROTOCOLS, "P4", "P5"])) from None
 
 
 def frames_per_video(samples: Sequence[Sample], k: int) -> np.ndarray:

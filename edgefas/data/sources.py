@@ -15,6 +15,7 @@ from .face_cache import CropSet, build_crops, cache_key, default_cache_dir
 from .folder import load_folder
 from .image_files import find_images
 from .lfw import load_lfw
+from .other_sets import load_essex, load_nuaa
 from .replay_attack import load_replay_attack
 from .samples import BONA_FIDE, Sample
 
@@ -31,6 +32,8 @@ class DataRoots:
     replay_1frame: Path | None = None   # 1 frame per video tree
     lfw: Path | None = None
     london: Path | None = None          # shared/fixtures/london
+    nuaa: Path | None = None            # NUAA Photograph Imposter Database (P5)
+    essex: Path | None = None           # Essex faces94 subset (P5)
 
     def resolve(self) -> DataRoots:
         base = data_root()
@@ -39,6 +42,8 @@ class DataRoots:
             self.replay_1frame or base / "replay-attack" / "frames_1frame",
             self.lfw or base / "lfw-src" / "Assignment3" / "lfw",
             self.london or find_shared_fixture("london"),
+            self.nuaa or base / "nuaa",
+            self.essex or base / "essex-faces94",
         )
 
 
@@ -98,6 +103,13 @@ class CropStore:
         if self.roots.london is None:
             raise DatasetError("london fixtures not found (set EDGEFAS_SHARED to shared/)")
         return self._build("london", load_london(Path(self.roots.london)))
+
+    def nuaa(self) -> CropSet:
+        """NUAA's test part (session 03)."""
+        return self._build("nuaa_test", load_nuaa(self.roots.nuaa))
+
+    def essex(self) -> CropSet:
+        return self._build("essex", load_essex(self.roots.essex))
 
     def samples_set(self, name: str, samples: list[Sample]) -> CropSet:
         """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""

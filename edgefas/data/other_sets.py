@@ -1,0 +1,57 @@
+"""Data sets of other labs, for cross-data-set tests (protocol P5 of ``edgefas eval``).
+
+- NUAA Photograph Imposter Database (Tan et al., ECCV 2010): ``ClientRaw/<ID>/*.jpg`` bona fide,
+  ``ImposterRaw/<ID>/*.jpg`` printed-photo attacks re-captured by a 640x480 webcam; file names
+  ``<ID>_<glasses>_<position>_<session>_<picture>.jpg``. Sessions 01-02 are its train part,
+  session 03 its test part (3,362 bona fide / 5,761 attacks in the full release). Research use.
+- Essex faces94 (Libor Spacek): ``Training/<n>/<person>.<k>.jpg`` bona fide faces from a lab
+  camcorder (the subset of shared/DATA.md's fetch source; its ``Test/`` folder repeats some
+  files, so it is not read). Research use.
+
+Both are read as they come; the layout is checked and a wrong folder is a DatasetError.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import DatasetError
+from .image_files import find_images
+from .samples import BONA_FIDE, Sample
+
+_NUAA_NAME = re.compile(r"^(\d{4})_\d{2}_\d{2}_(\d{2})_\d+$")
+NUAA_TEST_SESSIONS = ("03",)
+
+
+def load_nuaa(root: str | Path, sessions: tuple[str, ...] = NUAA_TEST_SESSIONS) -> list[Sample]:
+    """NUAA images of the given sessions (default: the test part), sorted by path."""
+    root = Path(root).expanduser()
+    if (root / "db").is_dir():            # the fetched repository's layout
+        root = root / "db"
+    parts = {"ClientRaw": False, "ImposterRaw": True}
+    if not all((root / p).is_dir() for p in parts):
+        raise DatasetError(f"NUAA not found at {root}: expected ClientRaw/ and ImposterRaw/")
+    out = []
+    for folder, is_attack in parts.items():
+        for f in find_images(root / folder):
+            m = _NUAA_NAME.match(f.stem)
+            if not m or m.group(2) not in sessions:
+                continue
+            out.append(Sample(str(f), is_attack, "print" if is_attack else BONA_FIDE,
+                              f"session{m.group(2)}", "nuaa", subject=m.group(1)))
+    if not out:
+        raise DatasetError(f"no NUAA images of sessions {', '.join(sessions)} under {root}")
+    return out
+
+
+def load_essex(root: str | Path) -> list[Sample]:
+    """Essex faces94 ``Training/<n>/<person>.<k>.jpg`` images, all bona fide."""
+    root = Path(root).expanduser()
+    train = root / "Training"
+    if not train.is_dir():
+        raise DatasetError(f"Essex faces94 not found at {root}: expected Training/<n>/<person>.<k>.jpg")
+    out = [Sample(str(f), False, BONA_FIDE, "unseen", "essex", subject=f.stem.split(".")[0])
+           for f in find_images(train) if f.suffix.lower() in (".jpg", ".jpeg")]
+    if not out:
+        raise DatasetError(f"no images under {train}")
+    return out
