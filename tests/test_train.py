@@ -363,3 +363,19 @@ def test_build_sets_with_lfw_devel_keeps_the_bucket_out_of_training_and_in_devel
     assert not dv1.is_attack[dv1.source == "lfw"].any()
     assert {s.subject for s in all1.samples if s.dataset == "lfw"} == set(bucket)
     assert len(all1) == len(all0) + len(bucket)
+
+
+def test_a_run_saved_before_lfw_devel_is_not_resumed_with_it(tmp_path):
+    # such a run trained on the LFW devel bucket: resuming it under --lfw-devel would select on
+    # faces it was trained on (and label the bundle "less the devel bucket")
+    from edgefas.errors import EdgefasError
+    from edgefas.train.baseline import _check_resume
+
+    recipe = get_recipe("tiny")
+    old = recipe.to_dict()
+    old.pop("lfw_devel")
+    contract = Contract(size=SIZE)
+    saved = {"model_config": {}, "recipe": old, "contract": contract.to_dict()}
+    _check_resume(tmp_path, saved, recipe, contract)   # as before: resumes
+    with pytest.raises(EdgefasError, match="lfw_devel False -> True"):
+        _check_resume(tmp_path, saved, recipe.with_overrides(lfw_devel=True), contract)

@@ -145,6 +145,10 @@ def build_model(recipe: BaselineRecipe, contract: Contract):
 #: learning-rate schedule stays the one the run started with (``lr_schedule_steps`` in the
 #: trainer state): steps added to a run go on at its final rate instead of warming it up again.
 RESUMABLE_CHANGES = ("steps", "threads", "name")
+#: recipe fields added since some runs were saved, with the value those runs trained under: a
+#: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
+#: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
+PREDATED_FIELDS = {"lfw_devel": False}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -163,7 +167,8 @@ def _check_resume(ckpt: Path, saved: dict, recipe: BaselineRecipe, contract: Con
         # Crops of another geometry would be mixed into one model without a word.
         raise EdgefasError(f"{ckpt} was trained with the contract {saved['contract']}, not "
                            f"{contract.to_dict()}: use another --out or --no-resume")
-    changed = changed_settings(saved["recipe"], recipe.to_dict(), RESUMABLE_CHANGES)
+    changed = changed_settings({**PREDATED_FIELDS, **saved["recipe"]}, recipe.to_dict(),
+                               RESUMABLE_CHANGES)
     if changed:
         # another seed, augmentation, data or model would continue the old run under the
         # new recipe's name; only the length of the run (and threads) may change on resume
