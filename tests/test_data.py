@@ -186,12 +186,12 @@ def test_components_trained_on_held_out_data_are_refused(tmp_path):
                for sp in ("train", "devel", "test") for spc in ("bona_fide", "print", "mobile", "highdef")
                for li in ("controlled", "adverse")]
 
-    def check(record, protocol, teacher=None):
+    def check(record, protocol, teacher=None, lfw_devel=False):
         folder = tmp_path / f"cue{len(list(tmp_path.iterdir()))}"
         folder.mkdir()
         info = {"data": record, **({"teacher": {"info": {"data": teacher}}} if teacher else {})}
         (folder / "student.json").write_text(json.dumps(info))
-        check_cue_data(folder, protocol, samples)
+        check_cue_data(folder, protocol, samples, lfw_devel=lfw_devel)
 
     live_p1 = {"model": "agfas", "protocol": "P1", "faces": "live", "live": 1200, "attack": 0}
     all_p1 = {"model": "student", "protocol": "P1", "faces": "labelled", "live": 1200, "attack": 5995}
@@ -211,6 +211,11 @@ def test_components_trained_on_held_out_data_are_refused(tmp_path):
     # the fusion run reads both the student's record and its teacher's
     with pytest.raises(EdgefasError, match="teacher of the cue module"):
         check({**all_p1, "protocol": "P2-print"}, "P2-print", teacher=all_p1)
+    # a teacher that learnt LFW's train identities has seen the LFW devel bucket
+    check(all_p1, "P1", teacher={**live_p1, "with_lfw": True})
+    check(all_p1, "P1", teacher={**live_p1, "with_lfw": False}, lfw_devel=True)
+    with pytest.raises(EdgefasError, match="devel bucket"):
+        check(all_p1, "P1", teacher={**live_p1, "with_lfw": True}, lfw_devel=True)
 
 
 def test_crop_cache_builds_once_and_resumes(tmp_path, astronaut_bgr):

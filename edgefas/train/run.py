@@ -30,12 +30,14 @@ def face_stage_for(contract: Contract, policy: FacePolicy | None = None,
     return stage, sha256_file(path)
 
 
-def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
+def check_cue_data(cue_dir: Path, protocol: str, samples, *, lfw_devel: bool = False) -> None:
     """Refuse a fusion cue module (and the teacher it was distilled from) trained on faces that
     ``protocol`` holds out: a P1 student inside a P2 model has seen the held-out species. Reads
     the data records written beside the module and compares train masks on ``samples`` (the
     Replay-Attack samples) with :func:`~edgefas.distill.teacher_data.check_teacher_fits`, as
-    ``eval-cue`` does for teachers; a folder without a JSON is left to the loader's own error."""
+    ``eval-cue`` does for teachers; a folder without a JSON is left to the loader's own error.
+    With ``lfw_devel`` (the recipe's), a module or teacher trained on LFW's train identities
+    (``with_lfw``) is refused too: those include the devel bucket the run selects on."""
     import json
 
     from ..distill.errors import TeacherConfigError
@@ -59,6 +61,9 @@ def check_cue_data(cue_dir: Path, protocol: str, samples) -> None:
             except TeacherConfigError as exc:
                 faces = "bona fide faces only" if data.get("faces") == "live" else "live and attack faces"
                 raise EdgefasError(f"{what} ({faces}) saw what {protocol} holds out: {exc}") from None
+            if lfw_devel and data.get("with_lfw"):
+                raise EdgefasError(f"{what} was trained on LFW's train identities, the devel bucket "
+                                   "among them: --lfw-devel would select on faces it has seen")
         return
 
 
@@ -118,7 +123,8 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
     replay_root = store.roots.replay_frames
     if recipe.fusion and recipe.cue_dir and replay_root is not None and Path(replay_root).is_dir():
         # before any crops are built; a missing tree is reported by build_sets
-        check_cue_data(Path(recipe.cue_dir), protocol, load_replay_attack(replay_root))
+        check_cue_data(Path(recipe.cue_dir), protocol, load_replay_attack(replay_root),
+                       lfw_devel=recipe.lfw_devel)
     train, devel, _ = build_sets(protocol, recipe, store)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     marker.write_text(protocol + "\n")
