@@ -61,6 +61,8 @@ def score_bundle(bundle: Path) -> dict:
 
 
 def _pct(r: dict) -> str:
+    if r["value"] is None:
+        return "n/a"
     return f"{100 * r['value']:.2f} % ({r['errors']}/{r['count']})"
 
 
@@ -75,12 +77,14 @@ def to_markdown(rows: list[dict], command: str) -> str:
              "|---|---:|---:|---:|---|---|---:|---|"]
     for r in rows:
         w, b = r["worst_source_deer"], r["at_bundle_threshold"]
-        worst_sp = max((v for k, v in b["apcer"].items() if k != "overall"), key=lambda v: v["value"])
+        worst_sp = max((v for k, v in b["apcer"].items() if k != "overall"),
+                       key=lambda v: v["value"], default=b["apcer"]["overall"])
         src = b["bpcer_by_source"]
+        none = {"value": None, "errors": 0, "count": 0}   # a source without usable faces
         lines.append(f"| {r['name']}{' *' if r['trained_on_lfw_devel'] else ''} | {r['crop_scale']} "
                      f"| {100 * w['value']:.2f} % | {w['threshold']:.4g} | {_pct(w['apcer'])} "
                      f"| {_pct(w['bpcer'])} | {b['threshold']:.4g} | {_pct(worst_sp)} / "
-                     f"{_pct(src['replay-attack'])} / {_pct(src['lfw'])} |")
+                     f"{_pct(src.get('replay-attack', none))} / {_pct(src.get('lfw', none))} |")
     c = rows[0]["counts"]
     lines += ["", f"Counts: {c['replay_bona_fide']} Replay devel bona fide, {c['lfw_devel_bona_fide']} "
               f"LFW devel bona fide (faces found; varies slightly with the crop), {c['attack']} attacks."]

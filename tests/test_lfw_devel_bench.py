@@ -59,3 +59,15 @@ def test_devel_rule_markdown_names_counts_and_marks_optimistic_rows():
     md = w.to_markdown([row], "cmd")
     assert "| v02 * | 1.5 | 2.00 % | 0.3 |" in md
     assert "10.42 % (120/1152)" in md and "1200 Replay devel bona fide" in md
+
+
+def test_devel_rule_markdown_with_a_source_without_faces():
+    w = benchmark_module("devel_worst_source")
+    row = {"name": "x", "crop_scale": 1.0, "trained_on_lfw_devel": False,
+           "counts": {"replay_bona_fide": 10, "lfw_devel_bona_fide": 0, "attack": 20},
+           "worst_source_deer": {"value": 0.1, "threshold": 0.5, "apcer": _rate(2, 20),
+                                 "bpcer": _rate(1, 10)},
+           "at_bundle_threshold": {"threshold": 0.5, "apcer": {"overall": _rate(2, 20)},
+                                   "bpcer_by_source": {"replay-attack": _rate(1, 10)}}}
+    md = w.to_markdown([row], "cmd")
+    assert "10.00 % (2/20) / 10.00 % (1/10) / n/a |" in md

@@ -152,8 +152,8 @@ def test_eer_with_bona_fide_sources_uses_the_worst_source():
     s = np.array(webcam + other + attacks)
     a = np.array([False] * 9 + [True] * 4)
     src = np.array(["webcam"] * 6 + ["other"] * 3 + [""] * 4)
-    # worst-source BPCER at 0.5 is 1/3 (other), APCER 1/4 (0.6): gap 1/12. At 0.6: BPCER 1/3,
-    # APCER 1/4 too; mean equal, lowest threshold wins -> 0.5. Pooled, 0.7 balances 1/9 and 0/4 ...
+    # worst-source BPCER at 0.5 is 1/3 (other: 0.3), APCER 1/4 (0.6 accepted): gap 1/12, the
+    # smallest. Pooled, the one rejected "other" face weighs 1/9 and the threshold moves up.
     e = eer(s, a, bona_fide_source=src)
     assert e.threshold == 0.5
     assert (e.bpcer.errors, e.bpcer.count) == (1, 3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgefas.data.other_sets import load_essex, load_nuaa
-from edgefas.errors import DatasetError
+from edgefas.errors import DatasetError, DataWarning
 
 
 def _nuaa_tree(root, face: np.ndarray):
@@ -34,6 +34,10 @@ def test_nuaa_reads_the_test_session_by_default_with_labels_and_subjects(tmp_pat
         load_nuaa(tmp_path / "nothing")
     with pytest.raises(DatasetError, match="sessions 07"):
         load_nuaa(root, sessions=("07",))
+    # an image under another name is named in a warning, not silently dropped
+    cv2.imwrite(str(root / "db" / "ClientRaw" / "0001" / "extra photo.jpg"), astronaut_bgr)
+    with pytest.warns(DataWarning, match="1 images not named"):
+        assert len(load_nuaa(root)) == 6
 
 
 def test_essex_reads_training_with_identities_and_refuses_other_layouts(tmp_path, astronaut_bgr):

@@ -21,6 +21,8 @@ HELDOUT_FRACTION = 0.2
 #: devel set of bona fide faces from other cameras. It is carved from the "train" split (hash
 #: >= HELDOUT_FRACTION), so the P4 held-out identities stay exactly what they always were.
 DEVEL_BUCKET = (0.2, 0.3)
+# P4's held-out people must never become devel (or training) faces, whatever the constants say
+assert HELDOUT_FRACTION <= DEVEL_BUCKET[0] < DEVEL_BUCKET[1] <= 1.0
 
 
 def _identity_hash(identity: str) -> float:

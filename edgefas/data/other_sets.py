@@ -13,9 +13,10 @@ Both are read as they come; the layout is checked and a wrong folder is a Datase
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..errors import DatasetError, DataWarning
 from .image_files import find_images
 from .samples import BONA_FIDE, Sample
 
@@ -31,16 +32,23 @@ def load_nuaa(root: str | Path, sessions: tuple[str, ...] = NUAA_TEST_SESSIONS) 
     parts = {"ClientRaw": False, "ImposterRaw": True}
     if not all((root / p).is_dir() for p in parts):
         raise DatasetError(f"NUAA not found at {root}: expected ClientRaw/ and ImposterRaw/")
-    out = []
+    out, unnamed = [], []
     for folder, is_attack in parts.items():
         for f in find_images(root / folder):
             m = _NUAA_NAME.match(f.stem)
-            if not m or m.group(2) not in sessions:
+            if not m:
+                unnamed.append(f.name)   # not NUAA's naming: its session (split) is unknown
                 continue
-            out.append(Sample(str(f), is_attack, "print" if is_attack else BONA_FIDE,
-                              f"session{m.group(2)}", "nuaa", subject=m.group(1)))
+            if m.group(2) in sessions:
+                out.append(Sample(str(f), is_attack, "print" if is_attack else BONA_FIDE,
+                                  f"session{m.group(2)}", "nuaa", subject=m.group(1)))
+    if unnamed:
+        # added images would otherwise vanish from every count without a word
+        warnings.warn(f"{root}: {len(unnamed)} images not named <ID>_<glasses>_<position>_<session>_"
+                      f"<n>.jpg, so not used (e.g. {', '.join(unnamed[:3])})", DataWarning, stacklevel=2)
     if not out:
-        raise DatasetError(f"no NUAA images of sessions {', '.join(sessions)} under {root}")
+        raise DatasetError(f"no NUAA images of sessions {', '.join(sessions)} under {root}"
+                           + (f" ({len(unnamed)} images with other names)" if unnamed else ""))
     return out
 
 
