@@ -118,3 +118,17 @@ def test_a_folder_that_is_not_the_minifasnet_repository_is_refused(tmp_path):
     pm = benchmark_module("peer_minifasnet")
     with pytest.raises(SystemExit, match="not a copy of minivision"):
         pm.MiniFASNet(tmp_path)
+
+
+def test_render_rewrites_the_markdown_from_the_json_without_scoring(tmp_path, capsys):
+    pm = benchmark_module("peer_minifasnet")
+    out = tmp_path / "peer"
+    with pytest.raises(SystemExit):
+        pm.main(["--out", str(out)])                 # scoring needs --repo
+    assert "--repo is required" in capsys.readouterr().err
+    rep = {"command": "c", "edgefas_bundle": "b", "edgefas_threshold": 0.5, "note": "old",
+           "minifasnet_models": ["a.pth"], "counts": {}, "edgefas": None, "minifasnet": None}
+    pm.to_markdown = lambda r: f"rendered {r['note'][:5]}"   # the module is this test's own copy
+    out.with_suffix(".json").write_text(__import__("json").dumps(rep))
+    assert pm.main(["--render", "--out", str(out)]) == 0
+    assert out.with_suffix(".md").read_text() == "rendered Bias:"
