@@ -28,7 +28,7 @@ def score_bundle(bundle: Path) -> dict:
     from edgefas.data.protocols import get_protocol
     from edgefas.detector import Detector
     from edgefas.evaluation import crop_store_for, score_crops
-    from edgefas.metrics import apcer, bpcer, eer
+    from edgefas.metrics import apcer, bpcer_by_source, eer
 
     det = Detector.from_bundle(bundle)
     store = crop_store_for(det, None, progress=True)
@@ -44,9 +44,7 @@ def score_bundle(bundle: Path) -> dict:
     worst = eer(scores, is_attack, species, bona_fide_source=source)
     thr = det.threshold
     ap = apcer(scores, is_attack, thr, species)
-    per_source = {g: bpcer(scores[~is_attack & (source == g)],
-                           np.zeros(int((~is_attack & (source == g)).sum()), bool), thr).to_dict()
-                  for g in sorted(set(source[~is_attack]))}
+    per_source = {g: r.to_dict() for g, r in bpcer_by_source(scores, is_attack, source, thr).items()}
     recipe = det.bundle.manifest.get("training", {}).get("recipe", {})
     return {"bundle": str(bundle), "name": det.bundle.manifest.get("name"),
             "crop_scale": det.bundle.manifest["preprocess"].get("crop_scale"),

@@ -21,6 +21,7 @@ from edgefas.metrics import (
     auc,
     bpcer,
     bpcer_at_apcer,
+    bpcer_by_source,
     eer,
     error_curves,
     evaluate,
@@ -166,6 +167,10 @@ def test_eer_with_bona_fide_sources_uses_the_worst_source():
     assert eer(s, a, sp, bona_fide_source=one) == eer(s, a, sp)
     with pytest.raises(ValueError, match="length mismatch"):
         eer(s, a, bona_fide_source=src[:-1])
+    by = bpcer_by_source(s, a, src, e.threshold)
+    assert list(by) == ["other", "webcam"]          # sorted; the attacks' "" is no source
+    assert (by["other"].errors, by["other"].count) == (1, 3)
+    assert (by["webcam"].errors, by["webcam"].count) == (0, 6)
 
 
 # Case B: 5 bona fide, 10 attacks; only one attack (0.75) scores above 0.45.

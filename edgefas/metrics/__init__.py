@@ -18,6 +18,7 @@ from edgefas.metrics.iso30107 import (
     auc,
     bpcer,
     bpcer_at_apcer,
+    bpcer_by_source,
     eer,
     error_curves,
     hter,
@@ -30,7 +31,8 @@ from edgefas.metrics.report import Estimate, PadReport, evaluate
 __all__ = [
     "EerResult", "Estimate", "OperatingPoint", "PadReport", "Rate",
     "acer", "apcer", "apcer_at_bpcer", "apcer_max", "auc", "bootstrap_ci", "bpcer",
-    "bpcer_at_apcer", "eer", "error_curves", "evaluate", "hter", "percentile_ci",
+    "bpcer_at_apcer", "bpcer_by_source", "eer", "error_curves", "evaluate", "hter",
+    "percentile_ci",
     "plot_det", "resample_weights", "threshold_at_apcer", "threshold_at_bpcer",
     "threshold_at_eer",
 ]

@@ -324,6 +324,22 @@ def bpcer(scores: ArrayLike, is_attack: ArrayLike, threshold: float) -> Rate:
     return _rate(c.bf_err[0, k], c.bf_n[0])
 
 
+def bpcer_by_source(scores: ArrayLike, is_attack: ArrayLike, source: ArrayLike,
+                    threshold: float) -> dict[str, Rate]:
+    """BPCER of each bona fide source (camera, data set) at ``threshold``, sorted by name.
+
+    Args:
+        scores, is_attack, threshold: See :func:`apcer`.
+        source: the source of each row; values on attack rows are ignored.
+    """
+    s, a = np.asarray(scores, dtype=float), np.asarray(is_attack, bool)
+    src = np.asarray(source).astype(str)
+    bona = ~a
+    return {str(g): bpcer(s[bona & (src == g)], np.zeros(int((bona & (src == g)).sum()), bool),
+                          threshold)
+            for g in sorted(set(src[bona]))}
+
+
 def bpcer_at_apcer(scores: ArrayLike, is_attack: ArrayLike, target: float,
                    species: ArrayLike | None = None) -> OperatingPoint:
     """Lowest BPCER achievable while APCER <= target (e.g. BPCER@APCER=5%).

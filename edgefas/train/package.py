@@ -16,7 +16,7 @@ from ..data.protocols import get_protocol
 from ..data.sources import CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..export.source import save_torch_weights
-from ..metrics import bpcer, evaluate, threshold_at_eer
+from ..metrics import bpcer_by_source, evaluate, threshold_at_eer
 from ..runtime.calibration import apply_platt, fit_platt, platt_logit
 from ..runtime.face_stage import FacePolicy
 from ..runtime.preprocess import Contract, to_tensor
@@ -91,10 +91,9 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
     threshold = threshold_at_eer(scores, is_attack, species=species,
                                  bona_fide_source=sources if several else None)
     report = evaluate(scores, is_attack, threshold, species=species, bootstrap=200)
-    by_source = {str(g): bpcer(scores[~is_attack & (sources == g)],
-                               np.zeros(int((~is_attack & (sources == g)).sum()), bool),
-                               threshold).to_dict()
-                 for g in sorted(set(sources[~is_attack]))} if several else None
+    by_source = ({g: r.to_dict() for g, r in
+                  bpcer_by_source(scores, is_attack, sources, threshold).items()}
+                 if several else None)
 
     bundle_dir = Path(bundle_dir)
     shutil.rmtree(bundle_dir, ignore_errors=True)
