@@ -24,6 +24,7 @@ from .runtime.decode import DEFAULT_MAX_SIDE_PX, decode_image
 from .runtime.face_detect import FaceDetector
 from .runtime.face_signature import face_signature
 from .runtime.face_stage import FaceOutcome, FaceStage
+from .runtime.motion import thumbnail
 from .runtime.preprocess import to_tensor
 
 if TYPE_CHECKING:
@@ -159,8 +160,10 @@ class Detector:
             t = time.perf_counter()
             outcome = self.face_stage.align(decoded.image, outcome)
             timings["align"] = _ms(t)
+        # only a face ready to score gets a thumbnail: sessions compare scored frames alone
+        thumb = thumbnail(decoded.image) if outcome.decision is None else None
         outcome = FaceOutcome(outcome.decision, outcome.face, outcome.alignment,
-                              decoded.reasons + outcome.reasons)
+                              decoded.reasons + outcome.reasons, thumb)
         return outcome, timings
 
     def _result(self, outcome: FaceOutcome, score: float | None, timings: dict[str, float]
@@ -178,7 +181,8 @@ class Detector:
                 f"threshold {self.threshold:.3f}",)
         sig = face_signature(al.crop) if al is not None and al.crop is not None else None
         return Result(decision, score, self.threshold, box, lms,
-                      face.score if face is not None else None, timings, reasons, sig)
+                      face.score if face is not None else None, timings, reasons, sig,
+                      outcome.thumbnail)
 
     def __call__(self, image: object) -> Result:
         """Score one frame: a path, encoded bytes, or an HxWx3 uint8 array (see
@@ -234,7 +238,8 @@ class Detector:
         """A video :class:`~edgefas.session.Session` on this detector: feed it frames one by
         one for a per-frame Result and a smoothed, face-tracked verdict. Keyword arguments
         set :class:`~edgefas.session.SessionConfig` (window, min_frames, min_iou,
-        max_missing, timeout_s, aggregate) or ``threshold``/``clock``."""
+        max_missing, timeout_s, aggregate, min_similarity, min_motion_ratio, motion_gap_s,
+        motion_pairs) or ``threshold``/``clock``."""
         from .session import Session
 
         return Session(self, **config)

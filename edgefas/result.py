@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from .runtime.motion import Thumbnail
+
 
 class Decision(str, enum.Enum):
     """The outcome of one frame. A ``str`` subclass, so ``result.decision == "live"`` works."""
@@ -45,6 +47,9 @@ class Result:
             :mod:`edgefas.runtime.face_signature`), which video sessions compare frame to
             frame to notice a different face at the same place; ``None`` when no face was
             aligned. Not part of :meth:`to_dict`.
+        thumbnail: a small grey copy of the whole frame (see :mod:`edgefas.runtime.motion`),
+            which video sessions compare across frames to tell a still image from a moving
+            face; ``None`` when no face was aligned. Not part of :meth:`to_dict`.
     """
 
     decision: Decision
@@ -56,6 +61,7 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     signature: np.ndarray | None = field(default=None, repr=False, compare=False)
+    thumbnail: Thumbnail | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_live(self) -> bool:

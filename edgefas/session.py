@@ -39,9 +39,15 @@ from .checks import is_finite_number, is_whole_number
 from .errors import EdgefasError, InputTypeError
 from .result import Decision, Result
 from .runtime.face_signature import signature_similarity
+from .runtime.motion import Thumbnail, motion_ratio
 
 if TYPE_CHECKING:
     from .detector import Detector
+
+#: SessionConfig.min_motion_ratio's default: see docs/session_motion/decision.md
+MOTION_RATIO_DEFAULT = 1.35
+#: motion ratios kept per track (the check uses the most recent ones)
+MOTION_HISTORY = 20
 
 #: Frame decisions that carry a live score and so count towards the verdict.
 SCORED = (Decision.LIVE, Decision.SPOOF)
@@ -82,6 +88,17 @@ class SessionConfig:
             against its own video's track, 85.3 % of 1,800 frames of another person under the
             same conditions do. Results without a signature (e.g. read back from JSON) are
             tracked by their boxes alone.
+        min_motion_ratio: a session only says ``live`` once its face has moved more than its
+            background: the 75th percentile of the face/background motion ratios of frame
+            pairs at least ``motion_gap_s`` apart (see :mod:`edgefas.runtime.motion`) must
+            reach this; below it the verdict is ``spoof`` (a still image: a photo or a screen
+            on a stand). None turns the check off. The default was set on Replay-Attack
+            devel (``benchmarks/motion_cue.py``, ``docs/session_motion/``). Frames whose
+            Result has no thumbnail (read back from JSON) skip the check, as do faces that
+            fill the frame or are too small to compare (reason given).
+        motion_gap_s: the least time between the two frames of a motion pair.
+        motion_pairs: pairs needed before the check can pass; a frame score below the
+            threshold still decides ``spoof`` without waiting for them.
     """
 
     window: int = 10
@@ -91,9 +108,13 @@ class SessionConfig:
     timeout_s: float | None = 10.0
     aggregate: str = "mean"
     min_similarity: float | None = 0.85
+    min_motion_ratio: float | None = MOTION_RATIO_DEFAULT
+    motion_gap_s: float = 0.4
+    motion_pairs: int = 3
 
     def __post_init__(self) -> None:
-        for name, low in (("window", 1), ("min_frames", 1), ("max_missing", 0)):
+        for name, low in (("window", 1), ("min_frames", 1), ("max_missing", 0),
+                          ("motion_pairs", 1)):
             v = getattr(self, name)
             if not is_whole_number(v, low):
                 raise EdgefasError(f"{name} must be a whole number >= {low}, got {v!r}")
@@ -106,6 +127,13 @@ class SessionConfig:
         if self.min_similarity is not None and not (is_finite_number(self.min_similarity)
                                                     and -1.0 <= self.min_similarity <= 1.0):
             raise EdgefasError(f"min_similarity must be in [-1, 1] or None, got {self.min_similarity!r}")
+        if self.min_motion_ratio is not None and not (is_finite_number(self.min_motion_ratio)
+                                                      and self.min_motion_ratio >= 0):
+            raise EdgefasError(f"min_motion_ratio must be a number >= 0 or None, got "
+                               f"{self.min_motion_ratio!r}")
+        if not (is_finite_number(self.motion_gap_s) and self.motion_gap_s >= 0):
+            raise EdgefasError(f"motion_gap_s must be a number of seconds >= 0, got "
+                               f"{self.motion_gap_s!r}")
         if self.aggregate not in ("mean", "median"):
             raise EdgefasError(f"aggregate must be 'mean' or 'median', got {self.aggregate!r}")
 
@@ -126,6 +154,8 @@ class Verdict:
             out; a face gone for more than ``max_missing`` frames (the person left) and
             :meth:`Session.reset` do.
         reasons: why it stands where it stands.
+        motion: the face/background motion ratio the motion check compares with
+            ``min_motion_ratio`` (None before enough frame pairs, or with the check off).
     """
 
     state: SessionState
@@ -135,6 +165,7 @@ class Verdict:
     resets: int
     elapsed_s: float
     reasons: tuple[str, ...] = ()
+    motion: float | None = None
 
     @property
     def decided(self) -> bool:
@@ -181,6 +212,13 @@ class _Track:
     frames: int = 0
     missing: int = 0
     reasons: list[str] = field(default_factory=list)
+    # motion: the frame the next pair starts from (time, thumbnail, box), the pairs' ratios,
+    # and the pairs and scored frames that could not give one (no thumbnail, face too
+    # small or filling the frame)
+    motion_ref: tuple[float, Thumbnail, tuple[float, ...]] | None = None
+    ratios: deque[float] = field(default_factory=lambda: deque(maxlen=MOTION_HISTORY))
+    unmeasurable: int = 0
+    thumbnails: int = 0
 
 
 class Session:
@@ -268,6 +306,7 @@ class Session:
             tr.scores.append(float(result.live_score))
             tr.frames += 1
             tr.missing = 0
+            self._motion(tr, result, now)
         elif tr.frames:
             tr.missing += 1
             if tr.missing > self.config.max_missing:
@@ -279,6 +318,24 @@ class Session:
         if self._no_face_run > self.config.max_missing:
             self._started = None   # the person left: the next face starts a new attempt
         return Step(result, self._verdict(now))
+
+    def _motion(self, tr: _Track, result: Result, now: float) -> None:
+        """Add a motion pair when this frame is ``motion_gap_s`` after the track's last one."""
+        if self.config.min_motion_ratio is None:
+            return
+        if result.thumbnail is None:
+            return
+        tr.thumbnails += 1
+        ref = tr.motion_ref
+        if ref is not None and 0 <= now - ref[0] < self.config.motion_gap_s:
+            return   # too soon: keep the older frame as the pair's start
+        if ref is not None and now >= ref[0]:
+            r = motion_ratio(ref[1], ref[2], result.thumbnail, result.box)  # type: ignore[arg-type]
+            if r is None:
+                tr.unmeasurable += 1
+            else:
+                tr.ratios.append(r)
+        tr.motion_ref = (now, result.thumbnail, result.box)  # type: ignore[assignment]
 
     def _similarity(self, tr: _Track, new: np.ndarray | None) -> float | None:
         """Similarity of a frame's signature to the tracked face's (None: nothing to compare)."""
@@ -295,11 +352,17 @@ class Session:
             agg = np.mean if cfg.aggregate == "mean" else np.median
             score = float(agg(np.fromiter(tr.scores, float)))
         reasons = tuple(tr.reasons)
+        motion = None
+        if cfg.min_motion_ratio is not None and len(tr.ratios) >= cfg.motion_pairs:
+            motion = float(np.percentile(np.fromiter(tr.ratios, float), 75))
         if tr.frames >= cfg.min_frames:
             state = SessionState.LIVE if score >= self.threshold else SessionState.SPOOF
             reasons += (f"{cfg.aggregate} live score of the last {len(tr.scores)} frames "
                         f"{score:.3f} {'>=' if state is SessionState.LIVE else '<'} threshold "
                         f"{self.threshold:.3f}",)
+            if state is SessionState.LIVE and cfg.min_motion_ratio is not None:
+                state, why = self._motion_check(tr, motion, now, elapsed)
+                reasons += (why,)
         elif cfg.timeout_s is not None and elapsed >= cfg.timeout_s:
             state = SessionState.TIMEOUT
             reasons += (f"only {tr.frames} of {cfg.min_frames} scored frames after "
@@ -307,4 +370,31 @@ class Session:
         else:
             state = SessionState.PENDING
             reasons += (f"{tr.frames} of {cfg.min_frames} scored frames",)
-        return Verdict(state, score, self.threshold, tr.frames, self.resets, elapsed, reasons)
+        return Verdict(state, score, self.threshold, tr.frames, self.resets, elapsed, reasons,
+                       motion)
+
+    def _motion_check(self, tr: _Track, motion: float | None, now: float, elapsed: float
+                      ) -> tuple[SessionState, str]:
+        """The state of a session whose score says live, after the motion check."""
+        cfg = self.config
+        if motion is not None:
+            if motion >= cfg.min_motion_ratio:  # type: ignore[operator]
+                return SessionState.LIVE, (f"face moves more than its background (motion ratio "
+                                           f"{motion:.2f} >= {cfg.min_motion_ratio})")
+            return SessionState.SPOOF, (f"face moves no more than its background (motion ratio "
+                                        f"{motion:.2f} < {cfg.min_motion_ratio}): a still image")
+        if tr.thumbnails == 0:
+            # Results read back without thumbnails (e.g. from JSON): nothing to compare; the
+            # score alone decides, as boxes alone track faces without signatures
+            return SessionState.LIVE, "motion check skipped: the frames carry no thumbnails"
+        if tr.unmeasurable >= cfg.motion_pairs:
+            # a face too small, or filling the frame with no background to compare with
+            return SessionState.LIVE, (f"motion check skipped: {tr.unmeasurable} frame pairs "
+                                       "could not be compared (face too small or filling the "
+                                       "frame)")
+        if cfg.timeout_s is not None and elapsed >= cfg.timeout_s:
+            return SessionState.TIMEOUT, (f"only {len(tr.ratios)} of {cfg.motion_pairs} motion "
+                                          f"pairs after {elapsed:.1f} s")
+        return SessionState.PENDING, (f"waiting for motion: {len(tr.ratios)} of "
+                                      f"{cfg.motion_pairs} frame pairs >= {cfg.motion_gap_s} s "
+                                      "apart")

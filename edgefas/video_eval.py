@@ -20,6 +20,7 @@ import base64
 import hashlib
 import itertools
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -36,24 +37,30 @@ from .errors import DatasetError
 from .metrics.iso30107 import Rate
 from .result import Decision, Result
 from .runtime.face_align import ALIGN_VERSION
+from .runtime.motion import Thumbnail
 from .session import Session, SessionConfig, SessionState, Verdict
 
-#: candidate rules searched on devel (20 frames per video, ~0.75 s apart in Replay-Attack)
+#: Replay-Attack's frame rate (frame times come from the frame index in the file name)
+REPLAY_FPS = 25
+#: candidate rules searched on devel (20 frames per video, 0.5-0.8 s apart in Replay-Attack)
 MIN_FRAMES = (1, 2, 3, 5, 10, 20)
 AGGREGATES = ("mean", "median")
 
 
 def frame_results(det: Detector, samples: list[Sample], cache: Path | None = None,
                   progress: bool = True) -> list[Result]:
-    """Detector Results for ``samples`` (one batched call per video), cached as JSON."""
+    """Detector Results for ``samples`` (one batched call per video), cached as JSON, with
+    the frames' motion thumbnails in a compressed ``.npz`` beside it."""
     stats = [file_stat(s.path) for s in samples]
-    if cache is not None and cache.is_file():
+    thumbs_file = cache.with_suffix(".thumbs.npz") if cache is not None else None
+    if cache is not None and cache.is_file() and thumbs_file.is_file():  # type: ignore[union-attr]
         rows = json.loads(cache.read_text())
         # the same files, unchanged since (a cache from before sessions compared faces'
         # appearance, or before files' sizes and times were kept, is made again)
         if [(r["path"], r.get("stat")) for r in rows] == [(s.path, st) for s, st in zip(samples, stats)] \
                 and all("signature" in r for r in rows):
-            return [_result_from(r) for r in rows]
+            with np.load(thumbs_file) as z:  # type: ignore[arg-type]
+                return [_result_from(r, _thumb(z, i)) for i, r in enumerate(rows)]
     by_video: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_video[video_key(s)].append(i)
@@ -64,11 +71,21 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
             out[i] = r
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for i, r in enumerate(out):
+            if r is not None and r.thumbnail is not None:
+                arrays[f"p{i}"] = r.thumbnail.pixels
+                arrays[f"s{i}"] = np.float64(r.thumbnail.scale)
+        np.savez_compressed(thumbs_file, **arrays)  # type: ignore[arg-type]
         cache.write_text(json.dumps([{"path": s.path, "stat": st,
                                       **r.to_dict(),  # type: ignore[union-attr]
                                       "signature": _pack(r.signature)}  # type: ignore[union-attr]
                                      for s, st, r in zip(samples, stats, out)]))
     return out  # type: ignore[return-value]
+
+
+def _thumb(z: Any, i: int) -> Thumbnail | None:
+    return Thumbnail(z[f"p{i}"], float(z[f"s{i}"])) if f"p{i}" in z.files else None
 
 
 def _pack(sig: np.ndarray | None) -> str | None:
@@ -80,10 +97,10 @@ def _unpack(text: str | None) -> np.ndarray | None:
     return None if text is None else np.frombuffer(base64.b64decode(text), "<f2").astype(np.float32)
 
 
-def _result_from(d: dict[str, Any]) -> Result:
+def _result_from(d: dict[str, Any], thumb: Thumbnail | None = None) -> Result:
     return Result(Decision(d["decision"]), d["live_score"], d["threshold"],
                   tuple(d["box"]) if d["box"] else None, None, d["face_score"], {},
-                  tuple(d["reasons"]), _unpack(d.get("signature")))
+                  tuple(d["reasons"]), _unpack(d.get("signature")), thumb)
 
 
 def _rates(accepted: np.ndarray, is_attack: np.ndarray, species: np.ndarray) -> dict[str, Any]:
@@ -116,22 +133,23 @@ def frame_level(samples: list[Sample], results: list[Result], threshold: float
     return out
 
 
-def first_verdicts(groups: list[list[Result]], threshold: float, config: SessionConfig
-                   ) -> list[Verdict]:
-    """Per video, the first decided verdict of a session fed its frames (or the last one)."""
+def first_verdicts(groups: list[list[tuple[float, Result]]], threshold: float,
+                   config: SessionConfig) -> list[Verdict]:
+    """Per video, the first decided verdict of a session fed its (time, Result) frames (or
+    the last verdict)."""
     out = []
-    for results in groups:
+    for frames in groups:
         s = Session(threshold=threshold, config=config)
         v = None
-        for i, r in enumerate(results):
-            v = s.feed(r, t=float(i)).verdict
+        for t, r in frames:
+            v = s.feed(r, t=t).verdict
             if v.decided:
                 break
         out.append(v)
     return out
 
 
-def video_level(groups: list[list[Result]], is_attack: np.ndarray, species: np.ndarray,
+def video_level(groups: list[list[tuple[float, Result]]], is_attack: np.ndarray, species: np.ndarray,
                 threshold: float, config: SessionConfig) -> dict[str, Any]:
     verdicts = first_verdicts(groups, threshold, config)
     accepted = np.array([v.state is SessionState.LIVE for v in verdicts])
@@ -143,13 +161,24 @@ def video_level(groups: list[list[Result]], is_attack: np.ndarray, species: np.n
     return out
 
 
+def frame_time(path: str) -> float:
+    """Seconds into its video of a frame of the 20-frames tree (``frame_NNNNN.jpg``: the
+    video's frame index; Replay-Attack is 25 fps). The tree samples each video evenly, so
+    bona fide frames (15 s videos) are ~0.79 s apart and attack frames (9.6 s) ~0.5 s."""
+    m = re.search(r"frame_(\d+)\.\w+$", path)
+    if m is None:
+        raise DatasetError(f"{path}: not a frame_NNNNN image of the 20-frames tree")
+    return int(m.group(1)) / REPLAY_FPS
+
+
 def _group(samples: list[Sample], results: list[Result]
-           ) -> tuple[list[list[Result]], np.ndarray, np.ndarray]:
+           ) -> tuple[list[list[tuple[float, Result]]], np.ndarray, np.ndarray]:
     by: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by[video_key(s)].append(i)
     keys = sorted(by)
-    groups = [[results[i] for i in sorted(by[k], key=lambda i: samples[i].path)] for k in keys]
+    groups = [[(frame_time(samples[i].path), results[i])
+               for i in sorted(by[k], key=lambda i: samples[i].path)] for k in keys]
     first = [samples[by[k][0]] for k in keys]
     return (groups, np.array([s.is_attack for s in first]),
             np.array([s.species for s in first]))
@@ -159,7 +188,9 @@ def _rule_fields(cfg: SessionConfig, chosen_on: str) -> dict[str, Any]:
     """How a reported session rule is recorded in the report."""
     return {"window": cfg.window, "min_frames": cfg.min_frames, "aggregate": cfg.aggregate,
             "min_iou": cfg.min_iou, "min_similarity": cfg.min_similarity,
-            "max_missing": cfg.max_missing, "chosen_on": chosen_on}
+            "max_missing": cfg.max_missing, "min_motion_ratio": cfg.min_motion_ratio,
+            "motion_gap_s": cfg.motion_gap_s, "motion_pairs": cfg.motion_pairs,
+            "chosen_on": chosen_on}
 
 
 def _devel_hter(candidate: dict[str, Any]) -> float:
@@ -167,18 +198,22 @@ def _devel_hter(candidate: dict[str, Any]) -> float:
     return round(candidate["hter"], 9)
 
 
-def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = None,
-                   cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Choose the session rule on devel, report frame- and video-level figures on test."""
-    det = Detector(bundle)
-    thr = det.threshold
+def cache_dir_for(det: Detector, replay_frames: str | Path) -> Path:
+    """Where the per-frame Results of ``det`` on one data tree are cached."""
     # every score and decision depends on the whole bundle (threshold, calibration, face
     # detector and policy: a calibrated copy shares the classifier file) and on the code that
     # crops, and a cache holds one data tree
     key = json.dumps([manifest_sha256(det.bundle.path), ALIGN_VERSION,
                       str(Path(replay_frames).resolve())])
-    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
-    cache_dir = cache_dir or cache_root() / "video_eval" / tag
+    return cache_root() / "video_eval" / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = None,
+                   cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Choose the session rule on devel, report frame- and video-level figures on test."""
+    det = Detector(bundle)
+    thr = det.threshold
+    cache_dir = cache_dir or cache_dir_for(det, replay_frames)
     out: dict[str, Any] = {"bundle": det.bundle.name, "threshold": thr,
                            "threshold_source": det.bundle.manifest["threshold"]}
     data = {}
@@ -211,15 +246,18 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
     out["devel_search"] = search
     # What `Detector.session()` does with no arguments, reported beside the devel-chosen
     # rule (never chosen by this evaluation): the figure an integrator who keeps the
-    # defaults gets. Timeouts are off as for every rule here (frames are ~0.75 s apart).
+    # defaults gets. Timeouts are off as for every rule here (frames are 0.5-0.8 s apart).
     default = SessionConfig(timeout_s=None)
     out["default_rule"] = _rule_fields(default, "none: SessionConfig's defaults")
+    # the same defaults without the motion check: what the check adds, on devel and test
+    still_ok = SessionConfig(timeout_s=None, min_motion_ratio=None)
     for split, (samples, results, groups, att, sp) in data.items():
         out[split] = {
             "videos": {"bona_fide": int((~att).sum()), "attack": int(att.sum())},
             "frame_level": frame_level(samples, results, thr),
             "video_level": video_level(groups, att, sp, thr, cfg),
             "video_level_default": video_level(groups, att, sp, thr, default),
+            "video_level_default_no_motion": video_level(groups, att, sp, thr, still_ok),
         }
     return out
 
@@ -239,6 +277,14 @@ def tie_note(search: list[dict[str, Any]]) -> str:
             "so the tie-break (fewest frames to a decision) chose among them, not the devel data.")
 
 
+def _motion_text(rule: dict[str, Any]) -> str:
+    r = rule.get("min_motion_ratio")
+    if r is None:
+        return ", motion check off"
+    return (f", motion check: face/background motion ratio >= {r} over "
+            f"{rule['motion_pairs']}+ frame pairs >= {rule['motion_gap_s']} s apart")
+
+
 def to_markdown(rep: dict[str, Any], command: str) -> str:
     """The README/benchmark table: frame vs video level on devel and test, per species."""
     def pct(r: dict[str, Any]) -> str:
@@ -248,21 +294,24 @@ def to_markdown(rep: dict[str, Any], command: str) -> str:
     lines = [f"# Video-level vs frame-level, {rep['bundle']} at the devel threshold "
              f"{rep['threshold']:.4f}", "", f"Command: `{command}`", "",
              f"Session rule chosen on devel: window {rule['window']}, min_frames "
-             f"{rule['min_frames']}, {rule['aggregate']}, min_iou {rule['min_iou']}; the verdict "
-             "is the session's first decided one (pending at the end of a video = rejected).",
+             f"{rule['min_frames']}, {rule['aggregate']}, min_iou {rule['min_iou']}"
+             + _motion_text(rule) + "; the verdict is the session's first decided one (pending "
+             "at the end of a video = rejected). Frame times come from the frame index (25 fps).",
              "", tie_note(rep["devel_search"]), ""]
     if "default_rule" in rep:
         d = rep["default_rule"]
         lines += [f"The default session (`Detector.session()` with no arguments: window "
-                  f"{d['window']}, min_frames {d['min_frames']}, {d['aggregate']}; timeouts off "
-                  "here as for every rule) is reported beside it; it was not chosen by this "
+                  f"{d['window']}, min_frames {d['min_frames']}, {d['aggregate']}"
+                  + _motion_text(d) + "; timeouts off here as for every rule) is reported "
+                  "beside it, and again without its motion check; neither was chosen by this "
                   "evaluation, on devel or test.", ""]
     species = sorted(rep["test"]["frame_level"]["apcer"])
     head = ["split", "level", "units (bona fide / attack)", "BPCER",
             *[f"APCER {s}" for s in species], "APCER pooled", "HTER", "HTER (APCER max)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     labels = {"frame_level": "frame", "video_level": "video (devel-chosen rule)",
-              "video_level_default": "video (default session)"}
+              "video_level_default": "video (default session)",
+              "video_level_default_no_motion": "video (default session, motion check off)"}
     for split in ("devel", "test"):
         for level in (lv for lv in labels if lv in rep[split]):
             r = rep[split][level]

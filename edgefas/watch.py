@@ -49,11 +49,27 @@ def _capture_frames(cap: cv2.VideoCapture, fps: float, live: bool
 
 
 def _folder_frames(files: list[Path], fps: float) -> Iterator[tuple[np.ndarray, float]]:
-    for i, f in enumerate(files):
+    times = frame_times(files, fps)
+    for f, t in zip(files, times):
         # the Detector's own decoder: its size checks, and a truncated file is bad_input (an
         # unreadable file is passed on as an empty array, which the Detector reports)
         img = decode_image(str(f)).image
-        yield (img if img is not None else np.zeros((0, 0, 3), np.uint8)), i / fps
+        yield (img if img is not None else np.zeros((0, 0, 3), np.uint8)), t
+
+
+def frame_times(files: list[Path], fps: float) -> list[float]:
+    """Seconds of each frame of a folder. Names that each end in a frame number, rising
+    (``frame_00013.jpg``, ``13.png``), are frame indices of the video: a folder sampled every
+    12th frame is 12 / fps s apart, as it was filmed (a session's motion check compares
+    frames by time). Otherwise frames are 1 / fps apart."""
+    numbers = []
+    for f in files:
+        m = re.search(r"(\d+)$", f.stem)
+        numbers.append(int(m.group(1)) if m else None)
+    if all(n is not None for n in numbers) and \
+            all(b > a for a, b in zip(numbers, numbers[1:])):  # type: ignore[operator]
+        return [(n - numbers[0]) / fps for n in numbers]  # type: ignore[operator]
+    return [i / fps for i in range(len(files))]
 
 
 def _frame_order(path: Path) -> tuple:
@@ -67,8 +83,9 @@ def open_source(source: str | os.PathLike[str], *, fps: float | None = None) -> 
     numbers compared as numbers).
 
     Args:
-        fps: the frame rate to stamp folder frames with (default 25) or to assume for a video
-            file that does not declare one.
+        fps: the frame rate of a folder's frames (default 25; numbered frames are stamped
+            with their number / fps, see :func:`frame_times`) or to assume for a video file
+            that does not declare one.
 
     Raises:
         EdgefasError: the source does not exist or cannot be opened.

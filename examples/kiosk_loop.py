@@ -5,8 +5,9 @@
     python examples/kiosk_loop.py 0                   # camera index 0
     python examples/kiosk_loop.py frames/ --far-faces # a folder of frames, camera far away
 
-Every frame goes through a session (smoothing over frames, face tracking, timeout); until the
-session decides, each frame's typed decision becomes a short instruction to show on screen.
+Every frame goes through a session (smoothing over frames, face tracking, a motion check that
+tells a person from a photo on a stand, timeout); until the session decides, each frame's
+typed decision becomes a short instruction to show on screen.
 Needs only the runtime install (numpy, OpenCV, onnxruntime): no torch.
 """
 from __future__ import annotations
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgefasError as exc:
         raise SystemExit(f"kiosk_loop: {exc}") from exc
     det = edgefas.Detector(far_faces=args.far_faces)  # build once; thread-safe
-    session = det.session()  # defaults: mean of 10 frames, decide after 5, 10 s timeout
+    # defaults: mean of 10 frames, decide after 5, live only once the face moved more than
+    # the background over 3 frame pairs >= 0.4 s apart, 10 s timeout
+    session = det.session()
     last = None
     for i, (frame, t) in enumerate(source.frames):
         step = session(frame, t=t)  # the source's clock, so timeouts also work on files

@@ -132,3 +132,25 @@ def bundle_for_backend(tmp_path_factory, detector, astronaut_bgr):
         return made[name]
 
     return get
+
+
+def face_clip(face_bgr: np.ndarray, n: int, *, still: bool = False, seed: int = 0
+              ) -> list[np.ndarray]:
+    """``n`` 480x640 frames of a face over a fixed textured background. ``still=False``: the
+    face moves 4 px a frame and nods while the background stays put (a person); ``still=True``:
+    nothing moves and only sensor noise changes (a photo on a stand). Both carry the same
+    noise, so only motion tells them apart."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.resize(rng.integers(40, 200, (12, 16, 3), dtype=np.uint8), (640, 480),
+                    interpolation=cv2.INTER_CUBIC)
+    # a face ~150 px wide: smaller ones make the detector's alignment jump enough between
+    # offsets for the session's appearance check to see another face
+    face = cv2.resize(face_bgr[20:260, 140:380], (360, 360))
+    frames = []
+    for i in range(n):
+        fr = bg.copy()
+        dx, dy = (0, 0) if still else (4 * i, 2 * (i % 2))
+        fr[60 + dy:420 + dy, 140 + dx:500 + dx] = face
+        noise = rng.normal(0, 2.0, fr.shape)
+        frames.append(np.clip(fr + noise, 0, 255).astype(np.uint8))
+    return frames

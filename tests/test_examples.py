@@ -24,18 +24,22 @@ def test_quickstart_runs(tmp_path, astronaut_bgr):
 def test_kiosk_loop_prompts_then_decides(tmp_path, astronaut_bgr):
     import numpy as np
 
+    from .conftest import face_clip
+
     frames = tmp_path / "frames"
     frames.mkdir()
+    # every 12th frame of a 25 fps camera (numbered: timed 0.48 s apart by their numbers)
     wall = np.full((480, 640, 3), (90, 140, 170), np.uint8)
     for i in range(2):
-        cv2.imwrite(str(frames / f"{i:03d}.png"), wall)                  # nobody there yet
-    cv2.imwrite(str(frames / "002.png"), (astronaut_bgr // 8).astype(np.uint8))  # too dark
-    for i in range(3, 10):
-        cv2.imwrite(str(frames / f"{i:03d}.png"), astronaut_bgr)         # a face, well lit
+        cv2.imwrite(str(frames / f"{12 * i:03d}.png"), wall)             # nobody there yet
+    cv2.imwrite(str(frames / "024.png"), (astronaut_bgr // 8).astype(np.uint8))  # too dark
+    for i, f in enumerate(face_clip(astronaut_bgr, 7), start=3):
+        cv2.imwrite(str(frames / f"{12 * i:03d}.png"), f)                # a person, well lit
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "kiosk_loop.py"), str(frames)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "frame 0: Please look at the camera (come closer)"  # once, not per frame
     assert lines[1] == "frame 2: More light on your face, please"
-    assert lines[-1].startswith("frame 7: VERDICT live")  # the 5th scored frame decides
+    # the 5th scored frame decides (its 4 frame pairs show the face moving)
+    assert lines[-1].startswith("frame 7: VERDICT live")

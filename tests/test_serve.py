@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from edgefas.serve import create_app  # noqa: E402
 from edgefas.serve.server import serve_in_thread  # noqa: E402
 
+from .conftest import face_clip  # noqa: E402
+
 LIMIT = 400_000
 
 
@@ -79,13 +81,30 @@ def test_grayscale_upload_is_unprocessable_with_the_reason(client, astronaut_bgr
 
 
 def test_sessions_aggregate_per_id(client, jpeg):
+    # five quick frames of one still image: the score is live, but a session waits for
+    # frames >= 0.4 s apart to see whether the face moves
     states = [client.post("/v1/detect?session=cam1", content=jpeg).json()["session"]
               for _ in range(5)]
     assert [s["frames"] for s in states] == [1, 2, 3, 4, 5]
-    assert states[0]["state"] == "pending" and states[-1]["state"] == "live"
+    assert states[0]["state"] == "pending" and states[-1]["state"] == "pending"
+    assert "waiting for motion" in states[-1]["reasons"][-1]
     other = client.post("/v1/detect?session=cam2", content=jpeg).json()["session"]
     assert other["frames"] == 1
     assert client.post("/v1/detect?session=" + "x" * 65, content=jpeg).status_code == 422
+
+
+@pytest.mark.parametrize("still,state", [(False, "live"), (True, "spoof")])
+def test_sessions_with_client_times_tell_a_person_from_a_still_image(client, astronaut_bgr,
+                                                                     still, state):
+    frames = [cv2.imencode(".jpg", f)[1].tobytes() for f in face_clip(astronaut_bgr, 5, still=still)]
+    sid = f"clip-{still}"
+    last = [client.post(f"/v1/detect?session={sid}&t={0.5 * i}", content=f).json()["session"]
+            for i, f in enumerate(frames)][-1]
+    assert last["state"] == state and last["frames"] == 5 and last["motion"] is not None
+    # the same session's frame without a time: refused, the session keeps going
+    r = client.post(f"/v1/detect?session={sid}", content=frames[0])
+    assert r.status_code == 400 and "time t" in r.json()["detail"]
+    assert client.post(f"/v1/detect?session={sid}&t=-1", content=frames[0]).status_code == 422
 
 
 def test_openapi_schema_and_page(client):

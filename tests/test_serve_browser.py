@@ -17,6 +17,7 @@ from edgefas.serve import create_app  # noqa: E402
 from edgefas.serve.server import serve_in_thread  # noqa: E402
 
 from .browser import Chromium, find_chromium, write_y4m  # noqa: E402
+from .conftest import face_clip  # noqa: E402
 
 CHROMIUM = find_chromium()
 if CHROMIUM is None and os.environ.get("EDGEFAS_REQUIRE_BROWSER"):  # CI must not skip it
@@ -28,12 +29,13 @@ STATE = "JSON.stringify(document.getElementById('verdict')?.dataset ?? null)"
 
 
 def _clip(tmp_path, face: np.ndarray | None, name: str):
-    frames = []
-    for i in range(20):
-        fr = np.full((480, 640, 3), (60, 70, 80), np.uint8)
-        if face is not None:
-            fr[:, 80 + 2 * i:560 + 2 * i] = cv2.resize(face, (480, 480))
-        frames.append(fr)
+    if face is None:
+        frames = [np.full((480, 640, 3), (60, 70, 80), np.uint8)] * 20
+    else:
+        # a face moving over a still background, there and back so the looping clip has no
+        # jump (the session's motion check wants a face that moves more than its background)
+        there = face_clip(face, 10)
+        frames = there + there[::-1]
     return write_y4m(tmp_path / name, frames)
 
 

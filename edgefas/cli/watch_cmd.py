@@ -4,7 +4,10 @@ annotated video or a live window.
 
 The session smooths the live score over --window frames and decides once --min-frames frames
 of the same face were scored; a different face (box IoU < --min-iou, or another appearance at
-the same place) restarts it.
+the same place) restarts it. It says live only once the face has moved more than its
+background (--min-motion-ratio, over frame pairs >= --motion-gap s apart): a photo or screen
+on a stand is a still image and gets spoof. Frames of a folder named with their frame number
+(frame_00013.jpg) are timed by it at --fps.
 
 examples:
   edgefas watch clip.mp4 --out clip_annotated.mp4
@@ -35,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-on-decision", action="store_true",
                    help="stop at the first live/spoof verdict, as a kiosk would")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    p.add_argument("--fps", type=positive_float, help="frame rate for a folder of frames (default 25)")
+    p.add_argument("--fps", type=positive_float, help="frame rate for a folder of frames (default "
+                   "25; numbered frames are timed number / fps)")
     p.add_argument("--window", type=positive_int, default=d.window,
                    help="frames averaged (default: %(default)s)")
     p.add_argument("--min-frames", type=positive_int, default=d.min_frames,
@@ -45,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=non_negative_float, default=d.timeout_s,
                    help="seconds without a decision -> timeout (default: %(default)s; 0 = never)")
     p.add_argument("--aggregate", choices=("mean", "median"), default=d.aggregate)
+    p.add_argument("--min-motion-ratio", type=non_negative_float, default=d.min_motion_ratio,
+                   help="face/background motion the face must beat to be live "
+                        "(default: %(default)s; 0 = no motion check)")
+    p.add_argument("--motion-gap", type=non_negative_float, default=d.motion_gap_s,
+                   help="least seconds between the frames of a motion pair (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_far_faces_argument(p)
 
@@ -61,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
                            "opencv-python-headless: use --out annotated.mp4 instead")
     det = Detector(args.bundle, threads=args.threads, far_faces=args.far_faces)
     session = det.session(window=args.window, min_frames=args.min_frames, min_iou=args.min_iou,
-                          timeout_s=args.timeout or None, aggregate=args.aggregate)
+                          timeout_s=args.timeout or None, aggregate=args.aggregate,
+                          min_motion_ratio=args.min_motion_ratio or None,
+                          motion_gap_s=args.motion_gap)
     src = open_source(args.source, fps=args.fps)
     writer = None
     step = None

@@ -13,6 +13,7 @@ import numpy as np
 from ..result import Decision
 from .face_align import Alignment, align_face
 from .face_detect import Face, FaceDetector
+from .motion import Thumbnail
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class FaceOutcome:
     face: Face | None = None
     alignment: Alignment | None = None
     reasons: tuple[str, ...] = ()
+    # the frame's grey copy for video sessions' motion check (set by the Detector)
+    thumbnail: Thumbnail | None = None
 
 
 def crop_quality(crop_bgr: np.ndarray) -> tuple[float, float]:

@@ -5,12 +5,14 @@ Endpoints:
 * ``POST /v1/detect``: the image as multipart field ``image`` or as the raw request body;
   returns the :class:`~edgefas.Result` as JSON. With ``?session=ID`` the frame also goes
   into a server-side :class:`~edgefas.session.Session` for that ID and the verdict comes back
-  under ``"session"`` (the demo page uses this).
+  under ``"session"`` (the demo page uses this); ``&t=SECONDS`` stamps the frame with the
+  client's capture time (recorded frames, or a client far from the server).
 * ``GET /v1/health``: bundle name and threshold.
 * ``GET /``: the demo page (browser camera -> live verdict with face box and score).
 * ``GET /docs``, ``GET /openapi.json``: the OpenAPI schema.
 
-Errors are 4xx with ``{"detail": "..."}``: 400 no image in the request, 413 upload over
+Errors are 4xx with ``{"detail": "..."}``: 400 no image in the request (or a session's frames
+with and without ``t``), 413 upload over
 ``max_upload_bytes``, 422 an image that cannot be scored (undecodable, grayscale, too large:
 the Result with the reason comes along). The Detector runs in Starlette's thread pool; it is
 thread-safe, so concurrent requests give the same answers as sequential ones.
@@ -29,6 +31,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..detector import Detector
+from ..errors import EdgefasError
 from ..result import Decision
 from ..session import Session, Verdict
 
@@ -148,7 +151,11 @@ def create_app(detector: Detector | None = None, *,
     async def detect(request: Request,
                      session: str | None = Query(None, max_length=64,
                                                  description="keep a video session under this "
-                                                             "id; its verdict is returned")
+                                                             "id; its verdict is returned"),
+                     t: float | None = Query(None, ge=0, description=(
+                         "with session: the frame's capture time in seconds on the client's "
+                         "clock (all frames of a session with it, or none: then the server's "
+                         "arrival time counts); sessions time motion pairs and timeouts by it"))
                      ) -> Any:
         try:
             body = await _read_body(request, max_upload_bytes)
@@ -182,8 +189,11 @@ def create_app(detector: Detector | None = None, *,
 
             def step() -> Any:
                 with lock:  # one session is one camera stream: frames in order
-                    return sess(data)
-            st = await run_in_threadpool(step)
+                    return sess(data, t=t)
+            try:
+                st = await run_in_threadpool(step)
+            except EdgefasError as exc:   # a session's frames with and without t
+                return error(400, str(exc))
             result, verdict = st.result, st.verdict.to_dict()
         if result.decision is Decision.BAD_INPUT:
             return error(422, "; ".join(result.reasons), result.to_dict(), verdict)

@@ -1,0 +1,140 @@
+"""The motion check of video sessions: a still image is not a person."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas import Decision, EdgefasError, Session, SessionConfig, SessionState
+from edgefas.cli import main
+from edgefas.runtime.motion import Thumbnail, motion_ratio, thumbnail
+from edgefas.session import MOTION_RATIO_DEFAULT
+
+from .conftest import face_clip
+
+BOX = (200.0, 100.0, 440.0, 380.0)   # about where face_clip's face is
+
+
+def _ratio(a: np.ndarray, b: np.ndarray, box_a=BOX, box_b=BOX) -> float | None:
+    return motion_ratio(thumbnail(a), box_a, thumbnail(b), box_b)
+
+
+def test_a_moving_face_over_a_still_background_moves_more_than_it(astronaut_bgr):
+    f = face_clip(astronaut_bgr, 3)
+    moved = (BOX[0] + 8, BOX[1], BOX[2] + 8, BOX[3])
+    assert _ratio(f[0], f[2], BOX, moved) > 3.0
+
+
+def test_a_still_image_does_not(astronaut_bgr):
+    # only noise changed. (A hand-held photo, shifted whole, is not caught: its textured face
+    # changes more than a smooth background; the module docstring says so.)
+    still = face_clip(astronaut_bgr, 2, still=True)
+    assert _ratio(still[0], still[1]) < 1.3
+
+
+def test_no_ratio_without_a_background_or_with_frames_of_other_sizes(astronaut_bgr):
+    f = face_clip(astronaut_bgr, 2)
+    assert _ratio(f[0], f[1], (0, 0, 640, 480), (0, 0, 640, 480)) is None      # face fills it
+    assert _ratio(f[0], f[1], (10, 10, 20, 20), (10, 10, 20, 20)) is None      # 5 px wide
+    assert _ratio(f[0], cv2.resize(f[1], (320, 240))) is None
+    t = thumbnail(f[0])
+    assert t.pixels.shape == (120, 160) and t.scale == pytest.approx(0.25)
+    assert not t.pixels.flags.writeable
+    flat = Thumbnail(np.zeros((120, 160), np.uint8), 0.25)
+    assert motion_ratio(flat, BOX, flat, BOX) == 0.0  # a noiseless still: no division by zero
+
+
+def _session_on(detector, frames, gap_s=0.5, **config):
+    s = detector.session(timeout_s=None, **config)
+    steps = [s(fr, t=i * gap_s) for i, fr in enumerate(frames)]
+    return steps
+
+
+def test_a_session_says_live_for_a_moving_face_and_spoof_for_a_still_one(detector, astronaut_bgr):
+    steps = _session_on(detector, face_clip(astronaut_bgr, 5), min_frames=2)
+    assert all(st.result.decision is Decision.LIVE for st in steps)
+    # 2 frames are enough for the score, not for motion: 3 pairs >= 0.4 s apart are
+    v = steps[1].verdict
+    assert v.state is SessionState.PENDING and "waiting for motion: 1 of 3" in v.reasons[-1]
+    v = steps[3].verdict
+    assert v.state is SessionState.LIVE and v.motion >= MOTION_RATIO_DEFAULT
+    assert "moves more than its background" in v.reasons[-1]
+    still = _session_on(detector, face_clip(astronaut_bgr, 5, still=True), min_frames=2)
+    assert all(st.result.decision is Decision.LIVE for st in still)   # each frame fools the model
+    v = still[3].verdict
+    assert v.state is SessionState.SPOOF and v.motion < MOTION_RATIO_DEFAULT
+    assert "still image" in v.reasons[-1]
+    assert json.loads(json.dumps(still[3].to_dict()))["verdict"]["motion"] == pytest.approx(v.motion)
+    # the check off: the score alone decides, at min_frames
+    off = _session_on(detector, face_clip(astronaut_bgr, 2, still=True), min_frames=2,
+                      min_motion_ratio=None)
+    assert off[1].verdict.state is SessionState.LIVE and off[1].verdict.motion is None
+
+
+def test_a_spoof_score_decides_without_waiting_for_motion(detector, astronaut_bgr):
+    s = detector.session(min_frames=2, threshold=1.0, timeout_s=None)
+    v = [s(fr, t=i * 0.04) for i, fr in enumerate(face_clip(astronaut_bgr, 2))][-1].verdict
+    assert v.state is SessionState.SPOOF and v.motion is None
+
+
+def test_pairs_need_the_gap_and_a_session_without_them_times_out(detector, astronaut_bgr):
+    frames = face_clip(astronaut_bgr, 8)
+    fast = _session_on(detector, frames, gap_s=0.04)    # 8 frames in 0.3 s: no pair yet
+    assert fast[-1].verdict.state is SessionState.PENDING and fast[-1].verdict.motion is None
+    s = detector.session(timeout_s=1.0, motion_gap_s=2.0)
+    v = [s(fr, t=i * 0.2) for i, fr in enumerate(frames)][-1].verdict
+    assert v.state is SessionState.TIMEOUT and "motion pairs" in v.reasons[-1]
+
+
+def test_results_without_thumbnails_skip_the_check_and_say_so(detector, astronaut_bgr):
+    from edgefas import Result
+
+    r = detector(face_clip(astronaut_bgr, 1)[0])
+    bare = Result(r.decision, r.live_score, r.threshold, r.box, signature=r.signature)
+    s = Session(threshold=r.threshold, min_frames=2)
+    v = [s.feed(bare, t=i) for i in range(2)][-1].verdict
+    assert v.state is SessionState.LIVE and "no thumbnails" in v.reasons[-1]
+
+
+def test_a_face_filling_the_frame_skips_the_check_after_motion_pairs(detector, astronaut_bgr):
+    from dataclasses import replace
+
+    r = detector(face_clip(astronaut_bgr, 1)[0])
+    h, w = r.thumbnail.pixels.shape
+    full = replace(r, box=(0.0, 0.0, w / r.thumbnail.scale, h / r.thumbnail.scale))
+    s = Session(threshold=r.threshold, min_frames=2, motion_pairs=2)
+    steps = [s.feed(full, t=i) for i in range(3)]
+    assert steps[1].verdict.state is SessionState.PENDING
+    v = steps[2].verdict
+    assert v.state is SessionState.LIVE and "could not be compared" in v.reasons[-1]
+
+
+def test_motion_settings_are_checked():
+    for bad in ({"min_motion_ratio": -1}, {"min_motion_ratio": float("nan")},
+                {"motion_gap_s": -0.1}, {"motion_pairs": 0}, {"motion_pairs": 1.5}):
+        with pytest.raises(EdgefasError):
+            SessionConfig(**bad)
+
+
+def test_watch_times_numbered_frames_by_their_number(tmp_path):
+    from pathlib import Path
+
+    from edgefas.watch import frame_times
+
+    names = [Path(f"frame_{n:05d}.jpg") for n in (0, 13, 25)]
+    assert frame_times(names, 25) == pytest.approx([0, 0.52, 1.0])
+    assert frame_times([Path("a.jpg"), Path("b.jpg")], 25) == [0, 0.04]
+    assert frame_times([Path("3.jpg"), Path("2.jpg")], 10) == [0, 0.1]   # not rising
+
+
+@pytest.mark.parametrize("still,verdict", [(False, "live"), (True, "spoof")])
+def test_watch_on_a_folder_of_sampled_frames(tmp_path, astronaut_bgr, capsys, still, verdict):
+    # every 12th frame of a 25 fps video, as in Replay-Attack's 20-frames tree
+    for i, fr in enumerate(face_clip(astronaut_bgr, 6, still=still)):
+        cv2.imwrite(str(tmp_path / f"frame_{12 * i:05d}.png"), fr)
+    assert main(["watch", str(tmp_path), "--json", "--stop-on-decision"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["verdict"]["state"] == verdict
+    assert lines[1]["t"] == pytest.approx(0.48)
