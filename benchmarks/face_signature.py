@@ -13,7 +13,7 @@ bundle's own aligned crops (the crop cache ``edgefas eval`` uses), exactly as a 
 them:
 
 - same face: every frame of a video (after its first) against the track of the frames before
-  it (bona fide and attack videos; frames ~0.75 s apart, more change than between a 30 fps
+  it (bona fide and attack videos; frames 0.5-0.8 s apart, more change than between a 30 fps
   camera's frames), where a similarity below the limit would be a needless reset;
 - another face: for every video, the track of its first 5 frames against 5 frames of videos of
   other clients with the same label, species, support and lighting (someone else at the same
@@ -100,7 +100,7 @@ def to_markdown(rep: dict) -> str:
     lines = [f"Session face tracking by appearance (`{rep['command']}`): bundle `{rep['bundle']}`, "
              "Replay-Attack 20 frames per video, the bundle's aligned crops; a frame is compared "
              "with the track of the frames before it, as in a session. Same face: each frame of "
-             "a video against its earlier frames (~0.75 s apart). Another face: the first "
+             "a video against its earlier frames (0.5-0.8 s apart). Another face: the first "
              f"{TRACK_FRAMES} frames of a video against a frame of another client's video under "
              f"the same label, species, support and lighting ({PAIRS_PER_VIDEO} per video, seed "
              f"0). The session default min_similarity {rep['default']} (thumbnail {rep['side']} "

@@ -1,4 +1,4 @@
-"""Latency of a bundle per stage (decode, detect, align, score) and end to end.
+"""Latency of a bundle per stage (decode, detect, align, thumbnail, score) and end to end.
 
 Frames are 640x480 BGR arrays (what a camera hands over; ``frame_size`` for another camera),
 made from the given images by letterboxing; each is scored ``warmup`` times untimed, then
@@ -21,7 +21,7 @@ import numpy as np
 from .detector import Detector
 from .runtime.decode import decode_image
 
-STAGES = ("decode", "detect", "align", "score", "total")
+STAGES = ("decode", "detect", "align", "thumbnail", "score", "total")
 #: A VGA webcam: the frame size every published latency figure uses unless it says otherwise.
 DEFAULT_FRAME = (640, 480)
 

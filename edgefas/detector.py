@@ -161,7 +161,11 @@ class Detector:
             outcome = self.face_stage.align(decoded.image, outcome)
             timings["align"] = _ms(t)
         # only a face ready to score gets a thumbnail: sessions compare scored frames alone
-        thumb = thumbnail(decoded.image) if outcome.decision is None else None
+        thumb = None
+        if outcome.decision is None:
+            t = time.perf_counter()
+            thumb = thumbnail(decoded.image)
+            timings["thumbnail"] = _ms(t)
         outcome = FaceOutcome(outcome.decision, outcome.face, outcome.alignment,
                               decoded.reasons + outcome.reasons, thumb)
         return outcome, timings

@@ -41,7 +41,8 @@ class Result:
             gives the mouth centre only, so the corners are the alignment template's corners
             mapped back through the fitted similarity transform (estimates, not detections).
         face_score: the face detector's confidence for ``box``.
-        timings_ms: milliseconds per stage: ``decode``, ``detect``, ``align``, ``score``, ``total``.
+        timings_ms: milliseconds per stage: ``decode``, ``detect``, ``align``, ``thumbnail``
+            (the grey frame copy for video sessions), ``score``, ``total``.
         reasons: human-readable explanations, e.g. ``("face 31 px wide < min_face_px 48",)``.
         signature: the scored face's appearance signature (see
             :mod:`edgefas.runtime.face_signature`), which video sessions compare frame to

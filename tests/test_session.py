@@ -260,6 +260,16 @@ def test_video_eval_on_synthetic_tree(replay_tree, tmp_path, monkeypatch):
     assert (tmp_path / "test.json").is_file()  # per-frame results cached for replays
     again = run_video_eval(frames, cache_dir=tmp_path, progress=False)
     assert again["test"] == rep["test"]
+    # the frames' motion thumbnails come back from the cache with the Results
+    from edgefas.data.replay_attack import load_replay_attack
+    from edgefas.video_eval import frame_results, frame_time
+
+    samples = load_replay_attack(frames, ("test",))
+    back = frame_results(None, samples, tmp_path / "test.json", progress=False)  # no scoring
+    scored = [r for r in back if r.live_score is not None]
+    assert scored and all(r.thumbnail is not None and r.thumbnail.pixels.ndim == 2 for r in scored)
+    assert frame_time("x/frame_00050.jpg") == pytest.approx(2.0)   # 25 fps
+    assert "| test | video (default session, motion check off) |" in to_markdown(rep, "c")
     # without cache_dir: one cache per bundle and data tree, under $EDGEFAS_CACHE
     monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "c"))
     run_video_eval(frames, progress=False)

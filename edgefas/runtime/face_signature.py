@@ -11,7 +11,7 @@ face as it moves, and a 16 px thumbnail compared frame to frame fell to 0.83 on 
 shifts of the astronaut photo (an 8 px one to 0.81 on it moving across the frame); 8 px
 against the track stays at or above 0.87 on both.
 
-How well it separates, on Replay-Attack devel (20 frames per video, 0.75 s apart: more change
+How well it separates, on Replay-Attack devel (20 frames per video, 0.5-0.8 s apart: more change
 between frames than a 30 fps camera has; ``benchmarks/face_signature.py``): at the sessions'
 default limit of 0.85, none of 6,839 frames falls below it against its own video's track, and
 85.3 % of 1,800 frames of another client under the same conditions do against a 5-frame track.
