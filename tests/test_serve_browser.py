@@ -15,6 +15,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
 from edgefas.serve import create_app  # noqa: E402
 from edgefas.serve.server import serve_in_thread  # noqa: E402
+from edgefas.session import MOTION_RATIO_DEFAULT  # noqa: E402
 
 from .browser import Chromium, find_chromium, write_y4m  # noqa: E402
 from .conftest import face_clip  # noqa: E402
@@ -70,6 +71,8 @@ def test_page_shows_a_live_verdict_with_box_and_score(server, tmp_path, astronau
     assert state.get("state") == "live", state
     assert state["decision"] == "live" and state["box"] == "yes"
     assert float(state["score"]) > 0.9 and int(state["frames"]) >= 5  # session min_frames
+    # the session's motion check saw the face move more than its background
+    assert float(state["motion"]) >= MOTION_RATIO_DEFAULT
     png = cv2.imread(str(tmp_path / "live.png"))
     assert png is not None and png.shape[0] > 400
 

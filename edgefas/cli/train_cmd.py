@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 from ..data.protocols import PROTOCOLS
-from .argtypes import NO_RESUME_HELP, positive_int
+from .argtypes import NO_RESUME_HELP, fraction, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="basic: flip, shift, brightness/contrast (the recipes' default, kept so that "
                         "earlier runs reproduce); camera: also resolution, blur/sharpening, noise, "
                         "gamma and JPEG on both classes (the shipped v0.2 model's training)")
+    p.add_argument("--synth-attacks", type=fraction, metavar="P",
+                   help="replace this share (0-1) of each batch's attacks by synthetic prints and "
+                        "screen replays made from live training faces (edgefas.train.synth_attacks; "
+                        "default 0)")
     p.add_argument("--crop-scale", type=float, metavar="S",
                    help="face crop width as a multiple of the tight 112-px ArcFace crop "
                         "(default 1.5: hair, ears and some background; 1.0: the face interior "
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.run import run_training
 
     recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed,
-                                                    augment=args.augment)
+                                                    augment=args.augment,
+                                                    synth_attacks=args.synth_attacks)
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.lfw_devel:

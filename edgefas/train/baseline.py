@@ -36,6 +36,7 @@ from .checkpoint import (
 from .ema import ema_update
 from .recipes import BaselineRecipe
 from .seeding import step_rng
+from .synth_attacks import synth_attack
 
 
 @dataclass
@@ -89,6 +90,21 @@ def _batch_indices(data: TrainSet, recipe: BaselineRecipe, rng: np.random.Genera
     if n_extra:
         parts.append(rng.choice(extra, n_extra))
     return np.concatenate(parts)
+
+
+def _with_synth_attacks(crops: np.ndarray, idx: np.ndarray, train: TrainSet, share: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Replace ``share`` of the batch's attack crops by synthetic attacks made from live training
+    crops (:mod:`edgefas.train.synth_attacks`); labels stay those of ``idx`` (attack)."""
+    slots = np.flatnonzero(~train.is_live[idx])
+    k = int(round(slots.size * share))
+    if k == 0:
+        return crops
+    live = np.flatnonzero(train.is_live)
+    out = crops.copy()
+    for slot, src in zip(slots[:k], rng.choice(live, k)):
+        out[slot] = synth_attack(train.crops[src], rng)
+    return out
 
 
 @torch.no_grad()
@@ -148,7 +164,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: recipe fields added since some runs were saved, with the value those runs trained under: a
 #: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
-PREDATED_FIELDS = {"lfw_devel": False}
+PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -236,6 +252,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         rng = step_rng(recipe.seed, step, accelerator.process_index)
         idx = _batch_indices(train, recipe, rng)
         crops = train.crops[idx]
+        if recipe.synth_attacks > 0:
+            crops = _with_synth_attacks(crops, idx, train, recipe.synth_attacks, rng)
         if recipe.augment == "camera":
             crops = capture_batch(crops, rng)
         x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)

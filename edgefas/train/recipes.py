@@ -37,6 +37,10 @@ class BaselineRecipe:
     # of edgefas.train.camera_aug (resolution, blur/sharpening, noise, gamma, JPEG) on both
     # classes, for live faces from cameras the training set does not have (P4).
     augment: str = "basic"
+    # Share of each batch's attack half replaced by synthetic prints and screen replays made
+    # from live training crops (edgefas.train.synth_attacks): attack media beyond
+    # Replay-Attack's one printer, phone and tablet. 0 keeps earlier runs as they were.
+    synth_attacks: float = 0.0
     # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
     # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
     # teacher folder with cue_kind "despoof").
@@ -54,6 +58,9 @@ class BaselineRecipe:
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTS:
             raise EdgefasError(unknown_name("augment", self.augment, list(AUGMENTS)))
+        if not 0.0 <= self.synth_attacks <= 1.0:
+            raise EdgefasError(f"synth_attacks is a share of the attack half, in [0, 1]: "
+                               f"got {self.synth_attacks}")
 
 
 RECIPES: dict[str, BaselineRecipe] = {

@@ -1,0 +1,102 @@
+"""Synthetic print and screen attacks: what each adds, reproducible draws, and training with a
+share of them (labels stay attack, live crops are never touched)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgefas.errors import EdgefasError
+from edgefas.train.synth_attacks import synth_attack, synth_print, synth_screen
+
+from .test_camera_aug import _face
+
+
+def _spectrum_peak(img: np.ndarray) -> float:
+    """Share of the grey image's (mean-removed) energy in its strongest non-DC frequency: a
+    periodic pattern (dots, moire, rows) puts energy in a few peaks."""
+    g = img.astype(np.float32).mean(-1)
+    p = np.abs(np.fft.fft2(g - g.mean())) ** 2
+    p[0, 0] = 0
+    return float(p.max() / p.sum())
+
+
+def _plain(size: int = 128) -> np.ndarray:
+    return np.full((size, size, 3), 140, np.uint8)
+
+
+def test_a_print_compresses_the_range_and_adds_a_dot_screen():
+    img = _face(size=128)
+    img[:16] = 0   # a black band: ink on paper is never that dark
+    out = synth_print(img, np.random.default_rng(0))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    before, after = img.astype(np.float32).mean(-1).ravel(), out.astype(np.float32).mean(-1).ravel()
+    assert np.polyfit(before, after, 1)[0] < 0.95                  # contrast compressed
+    assert out[:16].mean() > 5                                      # blacks lifted: paper reflects
+    flat = synth_print(_plain(), np.random.default_rng(1))
+    assert flat.std() > 1.0 and _spectrum_peak(flat) > 0.05   # a flat grey gets dots and texture
+
+
+def test_a_screen_adds_a_periodic_pattern_and_a_cool_cast():
+    rng = np.random.default_rng(2)
+    outs = [synth_screen(_plain(), rng) for _ in range(8)]
+    assert all(o.shape == (128, 128, 3) and o.dtype == np.uint8 for o in outs)
+    assert np.mean([_spectrum_peak(o) for o in outs]) > 0.05
+    b, _, r = np.mean([o.reshape(-1, 3).mean(0) for o in outs], axis=0)
+    assert b > r   # BGR: bluer than red on a grey input
+
+
+def test_draws_are_reproducible_and_vary():
+    img = _face(size=64)
+    a = synth_attack(img, np.random.default_rng(5))
+    assert np.array_equal(a, synth_attack(img, np.random.default_rng(5)))
+    assert not np.array_equal(a, synth_attack(img, np.random.default_rng(6)))
+    assert not np.array_equal(a, img)
+
+
+def test_the_recipe_checks_the_share():
+    pytest.importorskip("torch", reason="recipes live in the train extra")
+    from edgefas.train.recipes import get_recipe
+
+    assert get_recipe("cpu").synth_attacks == 0.0   # the shipped recipes are unchanged
+    with pytest.raises(EdgefasError, match="synth_attacks"):
+        get_recipe("tiny").with_overrides(synth_attacks=1.5)
+
+
+def test_only_the_asked_share_of_attack_slots_is_replaced_by_synthetic_ones():
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from edgefas.train.baseline import TrainSet, _with_synth_attacks
+
+    crops = np.stack([_face(i) for i in range(20)])
+    live = np.arange(20) < 8
+    train = TrainSet(crops, live, np.zeros(20, bool))
+    idx = np.array([0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15])    # 4 live, 8 attack
+    out = _with_synth_attacks(crops[idx], idx, train, 0.25, np.random.default_rng(0))
+    changed = (out != crops[idx]).any(axis=(1, 2, 3))
+    assert changed.sum() == 2 and not changed[:4].any()        # 25 % of 8 attacks, no live
+    assert _with_synth_attacks(crops[idx], idx, train, 0.0, np.random.default_rng(0)) is not None
+
+
+def test_training_with_synthetic_attacks_runs_and_records_the_share(tmp_path):
+    pytest.importorskip("torch", reason="training needs the train extra")
+    pytest.importorskip("timm", reason="training needs the train extra")
+    import edgefas.train.baseline as baseline
+    from edgefas.runtime.preprocess import Contract
+    from edgefas.train.recipes import get_recipe
+
+    crops = np.stack([_face(i) for i in range(24)])
+    live = np.arange(24) % 2 == 0
+    train = baseline.TrainSet(crops, live, np.zeros(24, bool))
+    devel = baseline.DevelSet(crops[:12], ~live[:12], np.where(live[:12], "bona_fide", "print"))
+    recipe = get_recipe("tiny").with_overrides(synth_attacks=0.5)
+    best = baseline.train_baseline(recipe, train, devel, Contract(size=64), tmp_path, progress=False)
+    state = json.loads((best / "trainer_state.json").read_text())
+    assert state["recipe"]["synth_attacks"] == 0.5
+    # a run saved before the field existed resumes as a run without synthetic attacks
+    plain = get_recipe("tiny")
+    saved = {**state, "recipe": {k: v for k, v in state["recipe"].items() if k != "synth_attacks"}}
+    baseline._check_resume(best, {**saved, "recipe": {**saved["recipe"], "synth_attacks": 0.0}},
+                           plain, Contract(size=64))
+    with pytest.raises(EdgefasError, match="synth_attacks"):
+        baseline._check_resume(best, state, plain, Contract(size=64))
