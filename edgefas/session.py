@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 #: SessionConfig.min_motion_ratio's default: see docs/session_motion/decision.md
 MOTION_RATIO_DEFAULT = 1.35
-#: motion ratios kept per track (the check uses the most recent ones)
+#: motion ratios kept per track (the check uses the most recent ones; never fewer than
+#: SessionConfig.motion_pairs)
 MOTION_HISTORY = 20
 
 #: Frame decisions that carry a live score and so count towards the verdict.
@@ -254,7 +255,9 @@ class Session:
         self._explicit_t: bool | None = None    # frames come with t (True) or use the clock
 
     def _new_track(self) -> _Track:
-        return _Track(deque(maxlen=self.config.window))
+        # a history shorter than motion_pairs could never hold enough ratios to decide
+        return _Track(deque(maxlen=self.config.window),
+                      ratios=deque(maxlen=max(MOTION_HISTORY, self.config.motion_pairs)))
 
     def reset(self, reason: str | None = None, *, restart_clock: bool = True) -> None:
         """Forget the tracked face; the next scored frame starts a new one. The timeout clock

@@ -138,3 +138,27 @@ def test_watch_on_a_folder_of_sampled_frames(tmp_path, astronaut_bgr, capsys, st
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[-1]["verdict"]["state"] == verdict
     assert lines[1]["t"] == pytest.approx(0.48)
+
+
+def _moving_results(n: int, seed: int = 0):
+    """Scored Results of a face box over a still background whose face pixels change."""
+    from edgefas import Result
+
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    out = []
+    for _ in range(n):
+        px = bg.copy()
+        px[30:90, 50:110] = rng.integers(0, 255, (60, 60), dtype=np.uint8)   # the face changes
+        px.setflags(write=False)
+        out.append(Result(Decision.LIVE, 0.9, 0.5, (50.0, 30.0, 110.0, 90.0), None, 0.9, {}, (),
+                          None, Thumbnail(px, 1.0)))
+    return out
+
+
+def test_more_motion_pairs_than_the_history_keeps_can_still_decide():
+    # the session kept only the last 20 ratios: motion_pairs=25 waited for ever
+    s = Session(threshold=0.5, min_frames=1, motion_pairs=25, timeout_s=None)
+    v = [s.feed(r, t=0.5 * i) for i, r in enumerate(_moving_results(30))][-1].verdict
+    assert v.state is SessionState.LIVE and v.motion is not None
+
