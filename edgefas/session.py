@@ -281,6 +281,10 @@ class Session:
         if not isinstance(result, Result):
             raise InputTypeError(f"feed() takes a Result (from the detector), got "
                                  f"{type(result).__name__}; call the session with a frame instead")
+        if t is not None and not is_finite_number(t):
+            # an infinite or NaN time would make elapsed (and the timeout) and motion pairs
+            # meaningless for the rest of the session
+            raise EdgefasError(f"a frame time t must be a finite number of seconds, got {t!r}")
         if self._explicit_t is None:
             self._explicit_t = t is not None
         elif self._explicit_t != (t is not None):

@@ -162,3 +162,12 @@ def test_more_motion_pairs_than_the_history_keeps_can_still_decide():
     v = [s.feed(r, t=0.5 * i) for i, r in enumerate(_moving_results(30))][-1].verdict
     assert v.state is SessionState.LIVE and v.motion is not None
 
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), -float("inf")])
+def test_a_frame_time_that_is_not_a_finite_number_is_refused(t):
+    s = Session(threshold=0.5, min_frames=1)
+    r = _moving_results(1)[0]
+    with pytest.raises(EdgefasError, match="finite"):
+        s.feed(r, t=t)
+    # the refused frame did not fix the session's mode: frames with or without t still go in
+    assert s.feed(r, t=1.0).verdict.frames == 1
