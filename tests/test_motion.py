@@ -171,3 +171,18 @@ def test_a_frame_time_that_is_not_a_finite_number_is_refused(t):
         s.feed(r, t=t)
     # the refused frame did not fix the session's mode: frames with or without t still go in
     assert s.feed(r, t=1.0).verdict.frames == 1
+
+
+def test_cached_thumbnails_of_another_size_are_made_again(detector, replay_tree, tmp_path,
+                                                           monkeypatch):
+    from edgefas.data.replay_attack import load_replay_attack
+    from edgefas.runtime import motion
+    from edgefas.video_eval import frame_results
+
+    samples = load_replay_attack(replay_tree[0], ("test",))
+    cache = tmp_path / "test.json"
+    first = [r for r in frame_results(detector, samples, cache, progress=False) if r.thumbnail]
+    assert first and all(max(r.thumbnail.pixels.shape) == 160 for r in first)
+    monkeypatch.setattr(motion, "THUMB_SIDE", 80)
+    again = [r for r in frame_results(detector, samples, cache, progress=False) if r.thumbnail]
+    assert again and all(max(r.thumbnail.pixels.shape) == 80 for r in again)
