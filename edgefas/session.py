@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 #: SessionConfig.min_motion_ratio's default: see docs/session_motion/decision.md
 MOTION_RATIO_DEFAULT = 1.35
-#: motion ratios kept per track (the check uses the most recent ones)
+#: motion ratios kept per track (the check uses the most recent ones; never fewer than
+#: SessionConfig.motion_pairs)
 MOTION_HISTORY = 20
 
 #: Frame decisions that carry a live score and so count towards the verdict.
@@ -254,7 +255,9 @@ class Session:
         self._explicit_t: bool | None = None    # frames come with t (True) or use the clock
 
     def _new_track(self) -> _Track:
-        return _Track(deque(maxlen=self.config.window))
+        # a history shorter than motion_pairs could never hold enough ratios to decide
+        return _Track(deque(maxlen=self.config.window),
+                      ratios=deque(maxlen=max(MOTION_HISTORY, self.config.motion_pairs)))
 
     def reset(self, reason: str | None = None, *, restart_clock: bool = True) -> None:
         """Forget the tracked face; the next scored frame starts a new one. The timeout clock
@@ -278,6 +281,10 @@ class Session:
         if not isinstance(result, Result):
             raise InputTypeError(f"feed() takes a Result (from the detector), got "
                                  f"{type(result).__name__}; call the session with a frame instead")
+        if t is not None and not is_finite_number(t):
+            # an infinite or NaN time would make elapsed (and the timeout) and motion pairs
+            # meaningless for the rest of the session
+            raise EdgefasError(f"a frame time t must be a finite number of seconds, got {t!r}")
         if self._explicit_t is None:
             self._explicit_t = t is not None
         elif self._explicit_t != (t is not None):

@@ -37,6 +37,7 @@ from .errors import DatasetError
 from .metrics.iso30107 import Rate
 from .result import Decision, Result
 from .runtime.face_align import ALIGN_VERSION
+from .runtime import motion
 from .runtime.motion import Thumbnail
 from .session import Session, SessionConfig, SessionState, Verdict
 
@@ -60,7 +61,12 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
         if [(r["path"], r.get("stat")) for r in rows] == [(s.path, st) for s, st in zip(samples, stats)] \
                 and all("signature" in r for r in rows):
             with np.load(thumbs_file) as z:  # type: ignore[arg-type]
-                return [_result_from(r, _thumb(z, i)) for i, r in enumerate(rows)]
+                names = set(z.files)
+                # thumbnails made at the current size for these very rows (a cache from
+                # another THUMB_SIDE, or a thumbnail file left from another run, is made again)
+                if "thumb_side" in names and int(z["thumb_side"]) == motion.THUMB_SIDE \
+                        and int(z["frames"]) == len(rows):
+                    return [_result_from(r, _thumb(z, names, i)) for i, r in enumerate(rows)]
     by_video: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_video[video_key(s)].append(i)
@@ -71,7 +77,8 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
             out[i] = r
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {"thumb_side": np.int64(motion.THUMB_SIDE),
+                                         "frames": np.int64(len(out))}
         for i, r in enumerate(out):
             if r is not None and r.thumbnail is not None:
                 arrays[f"p{i}"] = r.thumbnail.pixels
@@ -84,8 +91,8 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
     return out  # type: ignore[return-value]
 
 
-def _thumb(z: Any, i: int) -> Thumbnail | None:
-    return Thumbnail(z[f"p{i}"], float(z[f"s{i}"])) if f"p{i}" in z.files else None
+def _thumb(z: Any, names: set[str], i: int) -> Thumbnail | None:
+    return Thumbnail(z[f"p{i}"], float(z[f"s{i}"])) if f"p{i}" in names else None
 
 
 def _pack(sig: np.ndarray | None) -> str | None:

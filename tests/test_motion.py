@@ -138,3 +138,51 @@ def test_watch_on_a_folder_of_sampled_frames(tmp_path, astronaut_bgr, capsys, st
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[-1]["verdict"]["state"] == verdict
     assert lines[1]["t"] == pytest.approx(0.48)
+
+
+def _moving_results(n: int, seed: int = 0):
+    """Scored Results of a face box over a still background whose face pixels change."""
+    from edgefas import Result
+
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    out = []
+    for _ in range(n):
+        px = bg.copy()
+        px[30:90, 50:110] = rng.integers(0, 255, (60, 60), dtype=np.uint8)   # the face changes
+        px.setflags(write=False)
+        out.append(Result(Decision.LIVE, 0.9, 0.5, (50.0, 30.0, 110.0, 90.0), None, 0.9, {}, (),
+                          None, Thumbnail(px, 1.0)))
+    return out
+
+
+def test_more_motion_pairs_than_the_history_keeps_can_still_decide():
+    # the session kept only the last 20 ratios: motion_pairs=25 waited for ever
+    s = Session(threshold=0.5, min_frames=1, motion_pairs=25, timeout_s=None)
+    v = [s.feed(r, t=0.5 * i) for i, r in enumerate(_moving_results(30))][-1].verdict
+    assert v.state is SessionState.LIVE and v.motion is not None
+
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), -float("inf")])
+def test_a_frame_time_that_is_not_a_finite_number_is_refused(t):
+    s = Session(threshold=0.5, min_frames=1)
+    r = _moving_results(1)[0]
+    with pytest.raises(EdgefasError, match="finite"):
+        s.feed(r, t=t)
+    # the refused frame did not fix the session's mode: frames with or without t still go in
+    assert s.feed(r, t=1.0).verdict.frames == 1
+
+
+def test_cached_thumbnails_of_another_size_are_made_again(detector, replay_tree, tmp_path,
+                                                           monkeypatch):
+    from edgefas.data.replay_attack import load_replay_attack
+    from edgefas.runtime import motion
+    from edgefas.video_eval import frame_results
+
+    samples = load_replay_attack(replay_tree[0], ("test",))
+    cache = tmp_path / "test.json"
+    first = [r for r in frame_results(detector, samples, cache, progress=False) if r.thumbnail]
+    assert first and all(max(r.thumbnail.pixels.shape) == 160 for r in first)
+    monkeypatch.setattr(motion, "THUMB_SIDE", 80)
+    again = [r for r in frame_results(detector, samples, cache, progress=False) if r.thumbnail]
+    assert again and all(max(r.thumbnail.pixels.shape) == 80 for r in again)

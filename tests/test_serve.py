@@ -180,3 +180,9 @@ def test_an_unscorable_frame_in_a_session_still_reports_the_session(client):
     assert r.status_code == 422
     body = r.json()
     assert body["result"]["decision"] == "bad_input" and body["session"]["state"] == "pending"
+
+
+@pytest.mark.parametrize("t", ["inf", "Infinity", "-inf", "nan"])
+def test_a_frame_time_that_is_not_a_finite_number_is_refused(client, jpeg, t):
+    r = client.post(f"/v1/detect?session=t-{t}&t={t}", content=jpeg)
+    assert r.status_code == 422 and r.json()["detail"].startswith("query.t")

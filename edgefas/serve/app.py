@@ -152,7 +152,7 @@ def create_app(detector: Detector | None = None, *,
                      session: str | None = Query(None, max_length=64,
                                                  description="keep a video session under this "
                                                              "id; its verdict is returned"),
-                     t: float | None = Query(None, ge=0, description=(
+                     t: float | None = Query(None, ge=0, allow_inf_nan=False, description=(
                          "with session: the frame's capture time in seconds on the client's "
                          "clock (all frames of a session with it, or none: then the server's "
                          "arrival time counts); sessions time motion pairs and timeouts by it"))
