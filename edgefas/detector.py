@@ -54,6 +54,11 @@ class Detector:
             faces down to ~8 % of the frame width (~50 px at 640x480) at 4 more
             face-detector runs per empty frame. Off by default; the published figures are
             measured without it.
+        thumbnails: keep a small grey copy of each scored frame on its Result
+            (``Result.thumbnail``, ~19 KB at 160 px), which video sessions compare to tell a
+            still image from a person (``SessionConfig.min_motion_ratio``). False saves the
+            memory and ~0.3 ms a frame for single-image uses that keep many Results; sessions
+            on such a detector skip their motion check and say so.
 
     Raises:
         BundleError: the bundle is missing, malformed or a file fails its sha256 check.
@@ -70,7 +75,7 @@ class Detector:
                  backend: str = "onnxruntime", precision: str = "fp32", threads: int = 1,
                  color_order: str = "bgr",
                  max_side_px: int = DEFAULT_MAX_SIDE_PX, manifest_sha256: str | None = None,
-                 far_faces: bool = False) -> None:
+                 far_faces: bool = False, thumbnails: bool = True) -> None:
         if color_order not in ("bgr", "rgb"):
             raise InputTypeError(f"color_order must be 'bgr' or 'rgb', got {color_order!r}")
         if bundle is not None and not isinstance(bundle, (str, os.PathLike, Bundle)):
@@ -81,6 +86,9 @@ class Detector:
         for name, value, low in (("threads", threads, 1), ("max_side_px", max_side_px, 64)):
             if not is_whole_number(value, low):
                 raise InputTypeError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if not isinstance(thumbnails, bool):
+            raise InputTypeError(f"thumbnails must be True or False, got {thumbnails!r}")
+        self.thumbnails = thumbnails
         self.bundle = (bundle if isinstance(bundle, Bundle)
                        else load_bundle(bundle, manifest_sha256=manifest_sha256))
         if backend == "auto":
@@ -162,7 +170,7 @@ class Detector:
             timings["align"] = _ms(t)
         # only a face ready to score gets a thumbnail: sessions compare scored frames alone
         thumb = None
-        if outcome.decision is None:
+        if outcome.decision is None and self.thumbnails:
             t = time.perf_counter()
             thumb = thumbnail(decoded.image)
             timings["thumbnail"] = _ms(t)

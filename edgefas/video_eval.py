@@ -36,8 +36,8 @@ from .detector import Detector
 from .errors import DatasetError
 from .metrics.iso30107 import Rate
 from .result import Decision, Result
-from .runtime.face_align import ALIGN_VERSION
 from .runtime import motion
+from .runtime.face_align import ALIGN_VERSION
 from .runtime.motion import Thumbnail
 from .session import Session, SessionConfig, SessionState, Verdict
 
@@ -265,8 +265,23 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
             "video_level": video_level(groups, att, sp, thr, cfg),
             "video_level_default": video_level(groups, att, sp, thr, default),
             "video_level_default_no_motion": video_level(groups, att, sp, thr, still_ok),
+            "motion_changed": motion_changes(samples, groups, att, sp, thr, default, still_ok),
         }
     return out
+
+
+def motion_changes(samples: list[Sample], groups: list[list[tuple[float, Result]]],
+                   is_attack: np.ndarray, species: np.ndarray, threshold: float,
+                   with_check: SessionConfig, without: SessionConfig) -> list[dict[str, Any]]:
+    """The videos whose first verdict the motion check changes, with the statistic it saw
+    (``_group``'s order: videos sorted by :func:`video_key`)."""
+    keys = sorted({video_key(s) for s in samples})
+    on = first_verdicts(groups, threshold, with_check)
+    off = first_verdicts(groups, threshold, without)
+    return [{"video": k, "attack": bool(a), "species": str(sp), "with": v1.state.value,
+             "without": v0.state.value,
+             "motion": None if v1.motion is None else round(v1.motion, 4)}
+            for k, a, sp, v1, v0 in zip(keys, is_attack, species, on, off) if v1.state != v0.state]
 
 
 def tie_note(search: list[dict[str, Any]]) -> str:
@@ -338,5 +353,12 @@ def to_markdown(rep: dict[str, Any], command: str) -> str:
             dl = rep[split]["video_level_default"]
             lines[-1] += (f"; default session: pending {dl['pending']}, resets {dl['resets']}, "
                           f"mean frames to a decision {dl['frames_to_decision_mean']}")
+        changed = rep[split].get("motion_changed")
+        if changed:
+            lines += ["", f"{split}: videos whose default-session verdict the motion check "
+                          "changes (without -> with, motion statistic):"]
+            lines += [f"- {c['video']} ({'attack, ' + c['species'] if c['attack'] else 'bona fide'}):"
+                      f" {c['without']} -> {c['with']}, "
+                      + ("-" if c["motion"] is None else f"{c['motion']:.3f}") for c in changed]
     return "\n".join(lines) + "\n"
 

@@ -186,3 +186,17 @@ def test_cached_thumbnails_of_another_size_are_made_again(detector, replay_tree,
     monkeypatch.setattr(motion, "THUMB_SIDE", 80)
     again = [r for r in frame_results(detector, samples, cache, progress=False) if r.thumbnail]
     assert again and all(max(r.thumbnail.pixels.shape) == 80 for r in again)
+
+
+def test_a_detector_without_thumbnails_saves_them_and_its_sessions_say_the_check_is_skipped(
+        astronaut_bgr):
+    import edgefas
+
+    det = edgefas.Detector(thumbnails=False)
+    frames = face_clip(astronaut_bgr, 2, still=True)
+    assert det(frames[0]).thumbnail is None and "thumbnail" not in det(frames[0]).timings_ms
+    s = det.session(min_frames=2, timeout_s=None)
+    v = [s(f, t=i * 0.5) for i, f in enumerate(frames)][-1].verdict
+    assert v.state is SessionState.LIVE and "no thumbnails" in v.reasons[-1]
+    with pytest.raises(TypeError):
+        edgefas.Detector(thumbnails="yes")
