@@ -117,7 +117,8 @@ def open_source(source: str | os.PathLike[str], *, fps: float | None = None) -> 
 
 
 def annotate(frame: np.ndarray, step: Step) -> np.ndarray:
-    """A copy of ``frame`` with the face box, the frame score and the session verdict."""
+    """A copy of ``frame`` with the face box, the frame score and the session verdict (with
+    its motion ratio once the motion check has one)."""
     out = frame.copy() if frame.ndim == 3 and frame.size else np.zeros((240, 320, 3), np.uint8)
     r, v = step.result, step.verdict
     colour = _COLOURS[v.state]
@@ -128,7 +129,8 @@ def annotate(frame: np.ndarray, step: Step) -> np.ndarray:
             cv2.putText(out, f"{r.live_score:.2f}", (x1, max(12, y1 - 4)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     score = f" {v.score:.2f}" if v.score is not None else ""
-    text = f"{v.state.value.upper()}{score}  frames {v.frames}  ({r.decision.value})"
+    motion = f"  motion {v.motion:.2f}" if v.motion is not None else ""
+    text = f"{v.state.value.upper()}{score}  frames {v.frames}{motion}  ({r.decision.value})"
     cv2.rectangle(out, (0, 0), (out.shape[1], 22), (0, 0, 0), -1)
     cv2.putText(out, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     return out

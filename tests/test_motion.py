@@ -200,3 +200,16 @@ def test_a_detector_without_thumbnails_saves_them_and_its_sessions_say_the_check
     assert v.state is SessionState.LIVE and "no thumbnails" in v.reasons[-1]
     with pytest.raises(TypeError):
         edgefas.Detector(thumbnails="yes")
+
+
+def test_the_watch_overlay_shows_the_motion_ratio(detector, astronaut_bgr):
+    from edgefas.watch import annotate
+
+    frames = face_clip(astronaut_bgr, 5)
+    steps = _session_on(detector, frames, min_frames=2)
+    plain = annotate(frames[0], steps[0])              # no ratio yet
+    with_ratio = annotate(frames[3], steps[3])
+    assert steps[3].verdict.motion is not None
+    # the banner is wider with the "motion 2.34" text in it
+    banner = lambda img: int((img[:22].astype(int).sum(-1) > 0).any(0).sum())  # noqa: E731
+    assert banner(with_ratio) > banner(plain)

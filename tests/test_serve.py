@@ -105,6 +105,8 @@ def test_sessions_with_client_times_tell_a_person_from_a_still_image(client, ast
     r = client.post(f"/v1/detect?session={sid}", content=frames[0])
     assert r.status_code == 400 and "time t" in r.json()["detail"]
     assert client.post(f"/v1/detect?session={sid}&t=-1", content=frames[0]).status_code == 422
+    r = client.post("/v1/detect?t=1.5", content=frames[0])     # a time without a session
+    assert r.status_code == 400 and "needs session" in r.json()["detail"]
 
 
 def test_openapi_schema_and_page(client):

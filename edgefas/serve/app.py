@@ -12,7 +12,7 @@ Endpoints:
 * ``GET /docs``, ``GET /openapi.json``: the OpenAPI schema.
 
 Errors are 4xx with ``{"detail": "..."}``: 400 no image in the request (or a session's frames
-with and without ``t``), 413 upload over
+with and without ``t``, or ``t`` without a session), 413 upload over
 ``max_upload_bytes``, 422 an image that cannot be scored (undecodable, grayscale, too large:
 the Result with the reason comes along). The Detector runs in Starlette's thread pool; it is
 thread-safe, so concurrent requests give the same answers as sequential ones.
@@ -137,7 +137,9 @@ def create_app(detector: Detector | None = None, *,
         return {"status": "ok", "bundle": det.bundle.name, "threshold": det.threshold}
 
     @app.post("/v1/detect", response_model=ResultModel, responses={
-        400: {"model": ErrorModel, "description": "no image in the request"},
+        400: {"model": ErrorModel, "description": "no image in the request, a malformed "
+              "multipart body, or a frame time t without a session (or missing in one that "
+              "had it)"},
         413: {"model": ErrorModel, "description": f"upload larger than {max_upload_bytes} bytes"},
         422: {"model": ErrorModel, "description": "the image cannot be scored (undecodable, "
                                                   "grayscale, too large, ...) or a bad parameter"}},
@@ -181,6 +183,9 @@ def create_app(detector: Detector | None = None, *,
             data = body
         if not data:
             return error(400, "no image: the request body is empty")
+        if session is None and t is not None:
+            # a frame time means nothing outside a session: say so rather than ignore it
+            return error(400, "t (a frame time) needs session=ID: only sessions use it")
         if session is None:
             result = await run_in_threadpool(det, data)
             verdict = None
