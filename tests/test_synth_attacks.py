@@ -10,7 +10,7 @@ import pytest
 from edgefas.errors import EdgefasError
 from edgefas.train.synth_attacks import synth_attack, synth_print, synth_screen
 
-from .test_camera_aug import _face
+from .test_camera_aug import _face, _hf_energy
 
 
 def _spectrum_peak(img: np.ndarray) -> float:
@@ -62,6 +62,8 @@ def test_the_recipe_checks_the_share():
     assert get_recipe("cpu").synth_attacks == 0.0   # the shipped recipes are unchanged
     with pytest.raises(EdgefasError, match="synth_attacks"):
         get_recipe("tiny").with_overrides(synth_attacks=1.5)
+    with pytest.raises(EdgefasError, match="synth_live_tone"):
+        get_recipe("tiny").with_overrides(synth_live_tone=-0.1)
 
 
 def test_only_the_asked_share_of_attack_slots_is_replaced_by_synthetic_ones():
@@ -100,3 +102,22 @@ def test_training_with_synthetic_attacks_runs_and_records_the_share(tmp_path):
                            plain, Contract(size=64))
     with pytest.raises(EdgefasError, match="synth_attacks"):
         baseline._check_resume(best, state, plain, Contract(size=64))
+
+
+def test_live_tone_keeps_the_medium_s_tone_but_not_its_texture():
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from edgefas.train.baseline import TrainSet, _with_live_tone
+
+    flat = _plain()
+    for seed in range(6):   # prints and screens
+        toned = synth_attack(flat, np.random.default_rng(seed), texture=False)
+        textured = synth_attack(flat, np.random.default_rng(seed), texture=True)
+        assert not np.array_equal(toned, flat)                          # tone changed
+        assert _hf_energy(textured) > 2 * _hf_energy(toned) + 0.05      # dots/rows/paper gone
+    crops = np.stack([_face(i) for i in range(12)])
+    live = np.arange(12) < 8
+    train = TrainSet(crops, live, np.zeros(12, bool))
+    idx = np.arange(12)
+    out = _with_live_tone(crops, idx, train, 0.5, np.random.default_rng(0))
+    changed = (out != crops).any(axis=(1, 2, 3))
+    assert changed.sum() == 4 and not changed[8:].any()      # half of the 8 live, no attack

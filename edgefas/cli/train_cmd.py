@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace this share (0-1) of each batch's attacks by synthetic prints and "
                         "screen replays made from live training faces (edgefas.train.synth_attacks; "
                         "default 0)")
+    p.add_argument("--synth-live-tone", type=fraction, metavar="P",
+                   help="give this share (0-1) of each batch's live faces a print's or screen's "
+                        "tone without its texture, labels kept (default 0)")
     p.add_argument("--crop-scale", type=float, metavar="S",
                    help="face crop width as a multiple of the tight 112-px ArcFace crop "
                         "(default 1.5: hair, ears and some background; 1.0: the face interior "
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.recipe).with_overrides(steps=args.steps, seed=args.seed,
                                                     augment=args.augment,
-                                                    synth_attacks=args.synth_attacks)
+                                                    synth_attacks=args.synth_attacks,
+                                                    synth_live_tone=args.synth_live_tone)
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.lfw_devel:

@@ -107,6 +107,21 @@ def _with_synth_attacks(crops: np.ndarray, idx: np.ndarray, train: TrainSet, sha
     return out
 
 
+def _with_live_tone(crops: np.ndarray, idx: np.ndarray, train: TrainSet, share: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Give ``share`` of the batch's live crops a print's or a screen's tone without its
+    texture (labels stay live): the synthetic attacks' gamut, cast, glare and blur then tell
+    nothing, only their dots, moire and pixel rows do."""
+    slots = np.flatnonzero(train.is_live[idx])
+    k = int(round(slots.size * share))
+    if k == 0:
+        return crops
+    out = crops.copy()
+    for slot in slots[:k]:
+        out[slot] = synth_attack(crops[slot], rng, texture=False)
+    return out
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, crops: np.ndarray, contract: Contract,
                    batch: int = 128) -> np.ndarray:
@@ -164,7 +179,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: recipe fields added since some runs were saved, with the value those runs trained under: a
 #: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
-PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0}
+PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -254,6 +269,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         crops = train.crops[idx]
         if recipe.synth_attacks > 0:
             crops = _with_synth_attacks(crops, idx, train, recipe.synth_attacks, rng)
+        if recipe.synth_live_tone > 0:
+            crops = _with_live_tone(crops, idx, train, recipe.synth_live_tone, rng)
         if recipe.augment == "camera":
             crops = capture_batch(crops, rng)
         x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)

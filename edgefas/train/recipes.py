@@ -41,6 +41,10 @@ class BaselineRecipe:
     # from live training crops (edgefas.train.synth_attacks): attack media beyond
     # Replay-Attack's one printer, phone and tablet. 0 keeps earlier runs as they were.
     synth_attacks: float = 0.0
+    # Share of each batch's live half given a print's or a screen's tone (gamut, cast, glare,
+    # blur) without its texture, labels kept: with synth_attacks, only the media's dots,
+    # moire and pixel rows are left to tell them apart. 0 keeps earlier runs as they were.
+    synth_live_tone: float = 0.0
     # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
     # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
     # teacher folder with cue_kind "despoof").
@@ -58,9 +62,10 @@ class BaselineRecipe:
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTS:
             raise EdgefasError(unknown_name("augment", self.augment, list(AUGMENTS)))
-        if not 0.0 <= self.synth_attacks <= 1.0:
-            raise EdgefasError(f"synth_attacks is a share of the attack half, in [0, 1]: "
-                               f"got {self.synth_attacks}")
+        for name in ("synth_attacks", "synth_live_tone"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
+                                   f"got {getattr(self, name)}")
 
 
 RECIPES: dict[str, BaselineRecipe] = {

@@ -38,8 +38,10 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma)
 
 
-def synth_print(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A live (S, S, 3) uint8 BGR crop as if printed on paper and filmed; uint8 out."""
+def synth_print(crop: np.ndarray, rng: np.random.Generator, texture: bool = True) -> np.ndarray:
+    """A live (S, S, 3) uint8 BGR crop as if printed on paper and filmed; uint8 out.
+    ``texture=False`` keeps the print's tone (gamut, uneven light, blur) without its dots and
+    paper: a label-preserving augmentation for live crops (the draws are the same)."""
     s = crop.shape[0]
     img = crop.astype(np.float32)
     # gamut: a print reflects less than a face; no deep blacks, duller colours
@@ -51,18 +53,24 @@ def synth_print(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     u, v = _rotated(x, y, rng.uniform(0, np.pi / 2))
     f = 1.0 / rng.uniform(2.5, 6.0)
     dots = 0.5 + 0.5 * np.cos(2 * np.pi * f * u) * np.cos(2 * np.pi * f * v)
-    img = img * (1 - rng.uniform(0.04, 0.14) * dots[..., None])
+    depth = rng.uniform(0.04, 0.14)
+    if texture:
+        img = img * (1 - depth * dots[..., None])
     # paper texture and uneven light across the sheet
     paper = _blur(rng.normal(0, 1, (s, s)).astype(np.float32), rng.uniform(1.0, 3.0))
-    img = img + paper[..., None] * rng.uniform(2, 8) / max(float(paper.std()), 1e-6)
+    amount = rng.uniform(2, 8)
+    if texture:
+        img = img + paper[..., None] * amount / max(float(paper.std()), 1e-6)
     gu, _ = _rotated(x, y, rng.uniform(0, 2 * np.pi))
     img = img * (1 + rng.uniform(-0.15, 0.15) * (gu / s))[..., None]
     img = _blur(img, rng.uniform(0.3, 1.0))
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def synth_screen(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A live (S, S, 3) uint8 BGR crop as if shown on a phone or tablet and filmed."""
+def synth_screen(crop: np.ndarray, rng: np.random.Generator, texture: bool = True) -> np.ndarray:
+    """A live (S, S, 3) uint8 BGR crop as if shown on a phone or tablet and filmed.
+    ``texture=False`` keeps the screen's tone (curve, cast, glare, blur) without its moire and
+    pixel rows (the draws are the same)."""
     s = crop.shape[0]
     img = crop.astype(np.float32)
     # a display's tone curve and colour temperature (BGR: blue up, red down)
@@ -74,10 +82,14 @@ def synth_screen(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # moire: the beat of the screen's pixel grid against the camera's, 8-50 px per period
     u, _ = _rotated(x, y, rng.uniform(0, np.pi))
     moire = np.cos(2 * np.pi * u / rng.uniform(8, 50) + rng.uniform(0, 2 * np.pi))
-    img = img * (1 + rng.uniform(0.02, 0.08) * moire)[..., None]
+    depth = rng.uniform(0.02, 0.08)
+    if texture:
+        img = img * (1 + depth * moire)[..., None]
     # the pixel rows themselves, 2-4 px apart, faint
     rows = np.cos(2 * np.pi * y / rng.uniform(2.0, 4.0))
-    img = img * (1 + rng.uniform(0.01, 0.04) * rows)[..., None]
+    depth = rng.uniform(0.01, 0.04)
+    if texture:
+        img = img * (1 + depth * rows)[..., None]
     if rng.random() < 0.5:   # glare: a broad bright blob where a light reflects
         cx, cy = rng.uniform(0, s, 2)
         r = rng.uniform(0.15, 0.5) * s
@@ -87,6 +99,9 @@ def synth_screen(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def synth_attack(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A print or a screen replay (even odds) of a live crop."""
-    return synth_print(crop, rng) if rng.random() < 0.5 else synth_screen(crop, rng)
+def synth_attack(crop: np.ndarray, rng: np.random.Generator, texture: bool = True) -> np.ndarray:
+    """A print or a screen replay (even odds) of a live crop; ``texture=False``: only the
+    medium's tone, for live crops (so tone alone stops being an attack cue)."""
+    if rng.random() < 0.5:
+        return synth_print(crop, rng, texture)
+    return synth_screen(crop, rng, texture)
