@@ -214,8 +214,8 @@ class _Track:
     missing: int = 0
     reasons: list[str] = field(default_factory=list)
     # motion: the frame the next pair starts from (time, thumbnail, box), the pairs' ratios,
-    # and the pairs and scored frames that could not give one (no thumbnail, face too
-    # small or filling the frame)
+    # the pairs that could not give one (face too small or filling the frame), and the
+    # scored frames that came with a thumbnail
     motion_ref: tuple[float, Thumbnail, tuple[float, ...]] | None = None
     ratios: deque[float] = field(default_factory=lambda: deque(maxlen=MOTION_HISTORY))
     unmeasurable: int = 0
@@ -368,7 +368,7 @@ class Session:
                         f"{score:.3f} {'>=' if state is SessionState.LIVE else '<'} threshold "
                         f"{self.threshold:.3f}",)
             if state is SessionState.LIVE and cfg.min_motion_ratio is not None:
-                state, why = self._motion_check(tr, motion, now, elapsed)
+                state, why = self._motion_check(tr, motion, elapsed)
                 reasons += (why,)
         elif cfg.timeout_s is not None and elapsed >= cfg.timeout_s:
             state = SessionState.TIMEOUT
@@ -380,7 +380,7 @@ class Session:
         return Verdict(state, score, self.threshold, tr.frames, self.resets, elapsed, reasons,
                        motion)
 
-    def _motion_check(self, tr: _Track, motion: float | None, now: float, elapsed: float
+    def _motion_check(self, tr: _Track, motion: float | None, elapsed: float
                       ) -> tuple[SessionState, str]:
         """The state of a session whose score says live, after the motion check."""
         cfg = self.config
