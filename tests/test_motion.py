@@ -213,3 +213,18 @@ def test_the_watch_overlay_shows_the_motion_ratio(detector, astronaut_bgr):
     # the banner is wider with the "motion 2.34" text in it
     banner = lambda img: int((img[:22].astype(int).sum(-1) > 0).any(0).sum())  # noqa: E731
     assert banner(with_ratio) > banner(plain)
+
+
+def test_a_cache_made_without_thumbnails_is_not_read_back_as_having_none(replay_tree, tmp_path):
+    """frame_results' cache from a Detector(thumbnails=False) holds no thumbnails; read back by
+    a detector that makes them, it would silently turn every session's motion check off."""
+    import edgefas
+    from edgefas.data.replay_attack import load_replay_attack
+    from edgefas.video_eval import frame_results
+
+    samples = load_replay_attack(replay_tree[0], ("test",))
+    cache = tmp_path / "test.json"
+    bare = frame_results(edgefas.Detector(thumbnails=False), samples, cache, progress=False)
+    assert not any(r.thumbnail for r in bare)
+    again = frame_results(edgefas.Detector(), samples, cache, progress=False)
+    assert any(r.thumbnail for r in again)
