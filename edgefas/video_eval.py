@@ -63,9 +63,13 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
             with np.load(thumbs_file) as z:  # type: ignore[arg-type]
                 names = set(z.files)
                 # thumbnails made at the current size for these very rows (a cache from
-                # another THUMB_SIDE, or a thumbnail file left from another run, is made again)
+                # another THUMB_SIDE, or a thumbnail file left from another run, is made again),
+                # by a detector that made them as this one does (Detector(thumbnails=False)
+                # writes none: read back, they would turn the motion check off unsaid)
+                made = bool(z["thumbnails"]) if "thumbnails" in names else True
+                wanted = det.thumbnails if det is not None else True
                 if "thumb_side" in names and int(z["thumb_side"]) == motion.THUMB_SIDE \
-                        and int(z["frames"]) == len(rows):
+                        and int(z["frames"]) == len(rows) and made == wanted:
                     return [_result_from(r, _thumb(z, names, i)) for i, r in enumerate(rows)]
     by_video: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
@@ -78,7 +82,8 @@ def frame_results(det: Detector, samples: list[Sample], cache: Path | None = Non
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {"thumb_side": np.int64(motion.THUMB_SIDE),
-                                         "frames": np.int64(len(out))}
+                                         "frames": np.int64(len(out)),
+                                         "thumbnails": np.bool_(det.thumbnails)}
         for i, r in enumerate(out):
             if r is not None and r.thumbnail is not None:
                 arrays[f"p{i}"] = r.thumbnail.pixels

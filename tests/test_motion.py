@@ -213,3 +213,46 @@ def test_the_watch_overlay_shows_the_motion_ratio(detector, astronaut_bgr):
     # the banner is wider with the "motion 2.34" text in it
     banner = lambda img: int((img[:22].astype(int).sum(-1) > 0).any(0).sum())  # noqa: E731
     assert banner(with_ratio) > banner(plain)
+
+
+def test_a_cache_made_without_thumbnails_is_not_read_back_as_having_none(replay_tree, tmp_path):
+    """frame_results' cache from a Detector(thumbnails=False) holds no thumbnails; read back by
+    a detector that makes them, it would silently turn every session's motion check off."""
+    import edgefas
+    from edgefas.data.replay_attack import load_replay_attack
+    from edgefas.video_eval import frame_results
+
+    samples = load_replay_attack(replay_tree[0], ("test",))
+    cache = tmp_path / "test.json"
+    bare = frame_results(edgefas.Detector(thumbnails=False), samples, cache, progress=False)
+    assert not any(r.thumbnail for r in bare)
+    again = frame_results(edgefas.Detector(), samples, cache, progress=False)
+    assert any(r.thumbnail for r in again)
+
+
+def test_eval_video_lists_the_videos_the_motion_check_changes():
+    """motion_changes names each video whose first verdict differs with the check, with its
+    label and statistic, in the order the groups are in (videos sorted by key)."""
+    from edgefas import Result
+    from edgefas.data.samples import Sample
+    from edgefas.video_eval import _group, motion_changes
+
+    moving = _moving_results(8)
+    still_px = moving[0].thumbnail
+    still = [Result(Decision.LIVE, 0.9, 0.5, r.box, None, 0.9, {}, (), None, still_px)
+             for r in moving]                       # the same pixels every frame: a photo
+    samples, results = [], []
+    # fed photo first; sorted by key ("test//live" < "test/fixed/photo") the person comes first
+    for video, attack, rs in (("photo", True, still), ("live", False, moving)):
+        for i, r in enumerate(rs):
+            samples.append(Sample(f"x/{video}/frame_{i * 12:05d}.jpg", attack,
+                                  "print" if attack else "bona_fide", "test", "replay-attack",
+                                  video=video, support="fixed" if attack else ""))
+            results.append(r)
+    groups, att, sp = _group(samples, results)
+    with_check, without = SessionConfig(timeout_s=None), SessionConfig(timeout_s=None,
+                                                                       min_motion_ratio=None)
+    changed = motion_changes(samples, groups, att, sp, 0.5, with_check, without)
+    assert [(c["video"], c["attack"], c["species"], c["without"], c["with"]) for c in changed] \
+        == [("test/fixed/photo", True, "print", "live", "spoof")]
+    assert changed[0]["motion"] is not None and changed[0]["motion"] < MOTION_RATIO_DEFAULT

@@ -98,8 +98,9 @@ def test_training_with_synthetic_attacks_runs_and_records_the_share(tmp_path):
     # a run saved before the field existed resumes as a run without synthetic attacks
     plain = get_recipe("tiny")
     saved = {**state, "recipe": {k: v for k, v in state["recipe"].items() if k != "synth_attacks"}}
-    baseline._check_resume(best, {**saved, "recipe": {**saved["recipe"], "synth_attacks": 0.0}},
-                           plain, Contract(size=64))
+    baseline._check_resume(best, saved, plain, Contract(size=64))
+    with pytest.raises(EdgefasError, match="synth_attacks"):   # it trained without them
+        baseline._check_resume(best, saved, recipe, Contract(size=64))
     with pytest.raises(EdgefasError, match="synth_attacks"):
         baseline._check_resume(best, state, plain, Contract(size=64))
 
@@ -121,3 +122,59 @@ def test_live_tone_keeps_the_medium_s_tone_but_not_its_texture():
     out = _with_live_tone(crops, idx, train, 0.5, np.random.default_rng(0))
     changed = (out != crops).any(axis=(1, 2, 3))
     assert changed.sum() == 4 and not changed[8:].any()      # half of the 8 live, no attack
+
+
+def test_without_texture_the_draws_are_those_of_a_textured_attack():
+    """texture=False must consume exactly the random numbers texture=True does: the live-tone
+    and synthetic-attack draws share one generator per step, so a different count would shift
+    every later draw of the batch (camera augmentation, flips, shifts) with the option."""
+    img = _face(size=64)
+    for seed in range(40):   # prints and screens, with and without glare
+        with_tex, without = np.random.default_rng(seed), np.random.default_rng(seed)
+        synth_attack(img, with_tex, texture=True)
+        synth_attack(img, without, texture=False)
+        assert with_tex.bit_generator.state == without.bit_generator.state, seed
+
+
+def test_a_run_saved_before_the_synthetic_fields_resumes_only_without_them():
+    """PREDATED_FIELDS: a checkpoint whose recipe lacks synth_attacks / synth_live_tone trained
+    without them; resuming it with either must be refused (changed_settings alone skips fields
+    only one side has)."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    import edgefas.train.baseline as baseline
+    from edgefas.runtime.preprocess import Contract
+    from edgefas.train.recipes import get_recipe
+
+    plain = get_recipe("tiny")
+    old = {k: v for k, v in plain.to_dict().items() if k not in ("synth_attacks", "synth_live_tone")}
+    saved = {"model_config": {}, "recipe": old, "contract": Contract(size=64).to_dict()}
+    baseline._check_resume("run/epoch_001", saved, plain, Contract(size=64))   # same recipe: fine
+    for field in ("synth_attacks", "synth_live_tone"):
+        with pytest.raises(EdgefasError, match=field):
+            baseline._check_resume("run/epoch_001", saved, plain.with_overrides(**{field: 0.25}),
+                                   Contract(size=64))
+
+
+def test_live_tone_goes_to_the_first_live_slots_so_replay_live_before_lfw():
+    """_with_live_tone tones the batch's first k live slots; _batch_indices puts Replay-Attack's
+    live faces before LFW's, so at the cpu recipe's batch (18 Replay + 6 LFW live slots) a share
+    of 0.25 (6 slots) never tones an LFW face. Pinned: the S2 run (docs/ablation_synth_attacks)
+    trained this way, and its recipe field must keep meaning what it did."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from edgefas.train.baseline import TrainSet, _batch_indices, _with_live_tone
+    from edgefas.train.recipes import get_recipe
+
+    n_replay_live, n_attack, n_lfw = 20, 20, 60
+    n = n_replay_live + n_attack + n_lfw
+    crops = np.stack([_face(i % 7, size=32) for i in range(n)])
+    live = np.r_[np.ones(n_replay_live, bool), np.zeros(n_attack, bool), np.ones(n_lfw, bool)]
+    extra = np.r_[np.zeros(n_replay_live + n_attack, bool), np.ones(n_lfw, bool)]
+    train = TrainSet(crops, live, extra)
+    recipe = get_recipe("cpu").with_overrides(synth_live_tone=0.25)
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        idx = _batch_indices(train, recipe, rng)
+        out = _with_live_tone(crops[idx], idx, train, recipe.synth_live_tone, rng)
+        toned = (out != crops[idx]).any(axis=(1, 2, 3))
+        assert toned.sum() == 6
+        assert not (toned & extra[idx]).any() and not (toned & ~live[idx]).any()

@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default 0)")
     p.add_argument("--synth-live-tone", type=fraction, metavar="P",
                    help="give this share (0-1) of each batch's live faces a print's or screen's "
-                        "tone without its texture, labels kept (default 0)")
+                        "tone without its texture, labels kept; Replay-Attack's live faces "
+                        "are toned before LFW's (default 0)")
     p.add_argument("--crop-scale", type=float, metavar="S",
                    help="face crop width as a multiple of the tight 112-px ArcFace crop "
                         "(default 1.5: hair, ears and some background; 1.0: the face interior "

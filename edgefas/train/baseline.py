@@ -111,7 +111,14 @@ def _with_live_tone(crops: np.ndarray, idx: np.ndarray, train: TrainSet, share: 
                     rng: np.random.Generator) -> np.ndarray:
     """Give ``share`` of the batch's live crops a print's or a screen's tone without its
     texture (labels stay live): the synthetic attacks' gamut, cast, glare and blur then tell
-    nothing, only their dots, moire and pixel rows do."""
+    nothing, only their dots, moire and pixel rows do.
+
+    The toned crops are the batch's *first* k live slots, and :func:`_batch_indices` puts
+    Replay-Attack's live faces before LFW's: at the cpu recipe's batch (18 Replay + 6 LFW live
+    slots) a share up to 0.75 tones Replay-Attack webcam faces only, while
+    :func:`_with_synth_attacks` makes its attacks from all live training crops (mostly LFW's).
+    Kept as is: the S2 run (docs/ablation_synth_attacks) trained so, and this field must keep
+    meaning what it did for that run's resume and reproduction."""
     slots = np.flatnonzero(train.is_live[idx])
     k = int(round(slots.size * share))
     if k == 0:

@@ -44,6 +44,8 @@ class BaselineRecipe:
     # Share of each batch's live half given a print's or a screen's tone (gamut, cast, glare,
     # blur) without its texture, labels kept: with synth_attacks, only the media's dots,
     # moire and pixel rows are left to tell them apart. 0 keeps earlier runs as they were.
+    # The first live slots of the batch get it: Replay-Attack's before LFW's (baseline.
+    # _with_live_tone), so at lfw_share 0.25 a share <= 0.75 tones no LFW face.
     synth_live_tone: float = 0.0
     # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
     # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
