@@ -178,3 +178,28 @@ def test_live_tone_goes_to_the_first_live_slots_so_replay_live_before_lfw():
         toned = (out != crops[idx]).any(axis=(1, 2, 3))
         assert toned.sum() == 6
         assert not (toned & extra[idx]).any() and not (toned & ~live[idx]).any()
+
+
+def test_live_tone_on_any_slot_reaches_every_source():
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from edgefas.train.baseline import TrainSet, _with_live_tone
+
+    crops = np.stack([_face(i) for i in range(16)])
+    live = np.arange(16) < 12           # slots 0-8 "Replay" live, 9-11 "LFW" live, 12-15 attacks
+    train = TrainSet(crops, live, np.arange(16) >= 9)
+    idx = np.arange(16)
+    seen = np.zeros(16, bool)
+    for seed in range(20):
+        out = _with_live_tone(crops, idx, train, 0.25, np.random.default_rng(seed), any_slot=True)
+        changed = (out != crops).any(axis=(1, 2, 3))
+        assert changed.sum() == 3 and not changed[12:].any()   # 25 % of 12 live, no attack
+        seen |= changed
+    assert seen[9:12].any() and seen[:9].any()                  # LFW's and Replay's both toned
+
+
+def test_the_any_slot_flag_needs_a_share(capsys):
+    from edgefas.cli import main
+
+    code = main(["train", "--protocol", "P1", "--recipe", "tiny", "--out", "/tmp/never",
+                 "--synth-live-tone-any"])
+    assert code != 0 and "--synth-live-tone P" in capsys.readouterr().err

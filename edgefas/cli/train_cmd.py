@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="give this share (0-1) of each batch's live faces a print's or screen's "
                         "tone without its texture, labels kept; Replay-Attack's live faces "
                         "are toned before LFW's (default 0)")
+    p.add_argument("--synth-live-tone-any", action="store_true",
+                   help="with --synth-live-tone: tone live faces of every source (drawn at "
+                        "random among the batch's live faces), not Replay-Attack's first")
     p.add_argument("--crop-scale", type=float, metavar="S",
                    help="face crop width as a multiple of the tight 112-px ArcFace crop "
                         "(default 1.5: hair, ears and some background; 1.0: the face interior "
@@ -94,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.lfw_devel:
         recipe = recipe.with_overrides(lfw_devel=True)
+    if args.synth_live_tone_any:
+        if not recipe.synth_live_tone:
+            from ..errors import EdgefasError
+
+            raise EdgefasError("--synth-live-tone-any needs --synth-live-tone P (the share)")
+        recipe = recipe.with_overrides(synth_live_tone_any=True)
     if args.fusion:
         if not args.cue_dir:
             from ..errors import EdgefasError

@@ -108,7 +108,7 @@ def _with_synth_attacks(crops: np.ndarray, idx: np.ndarray, train: TrainSet, sha
 
 
 def _with_live_tone(crops: np.ndarray, idx: np.ndarray, train: TrainSet, share: float,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, any_slot: bool = False) -> np.ndarray:
     """Give ``share`` of the batch's live crops a print's or a screen's tone without its
     texture (labels stay live): the synthetic attacks' gamut, cast, glare and blur then tell
     nothing, only their dots, moire and pixel rows do.
@@ -118,11 +118,15 @@ def _with_live_tone(crops: np.ndarray, idx: np.ndarray, train: TrainSet, share: 
     slots) a share up to 0.75 tones Replay-Attack webcam faces only, while
     :func:`_with_synth_attacks` makes its attacks from all live training crops (mostly LFW's).
     Kept as is: the S2 run (docs/ablation_synth_attacks) trained so, and this field must keep
-    meaning what it did for that run's resume and reproduction."""
+    meaning what it did for that run's resume and reproduction. ``any_slot`` (the recipe's
+    ``synth_live_tone_any``) draws the k slots at random among all live slots instead, so LFW's
+    faces, the synthetic attacks' main source, are toned as live too."""
     slots = np.flatnonzero(train.is_live[idx])
     k = int(round(slots.size * share))
     if k == 0:
         return crops
+    if any_slot:
+        slots = np.sort(rng.choice(slots, k, replace=False))
     out = crops.copy()
     for slot in slots[:k]:
         out[slot] = synth_attack(crops[slot], rng, texture=False)
@@ -186,7 +190,8 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: recipe fields added since some runs were saved, with the value those runs trained under: a
 #: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
-PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0}
+PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
+                   "synth_live_tone_any": False}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -277,7 +282,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         if recipe.synth_attacks > 0:
             crops = _with_synth_attacks(crops, idx, train, recipe.synth_attacks, rng)
         if recipe.synth_live_tone > 0:
-            crops = _with_live_tone(crops, idx, train, recipe.synth_live_tone, rng)
+            crops = _with_live_tone(crops, idx, train, recipe.synth_live_tone, rng,
+                                    recipe.synth_live_tone_any)
         if recipe.augment == "camera":
             crops = capture_batch(crops, rng)
         x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)

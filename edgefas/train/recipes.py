@@ -47,6 +47,10 @@ class BaselineRecipe:
     # The first live slots of the batch get it: Replay-Attack's before LFW's (baseline.
     # _with_live_tone), so at lfw_share 0.25 a share <= 0.75 tones no LFW face.
     synth_live_tone: float = 0.0
+    # True: the toned live slots are drawn at random among all of the batch's live slots
+    # (Replay-Attack's and LFW's alike, as the synthetic attacks' sources are), instead of the
+    # first ones. False keeps the S2 run's meaning.
+    synth_live_tone_any: bool = False
     # Fusion detector (issue 5): None trains the RGB baseline. Otherwise "xattn" or "twostream",
     # with the frozen cue module read from cue_dir (edgefas distill OUT/student, or a DS Net
     # teacher folder with cue_kind "despoof").
