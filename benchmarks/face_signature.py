@@ -31,7 +31,6 @@ Writes benchmarks/results/face_signature.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -147,11 +146,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_report(out: Path, rep: dict) -> str:
     """OUT.json and OUT.md; returns the markdown."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    md = to_markdown(rep)
-    out.with_suffix(".md").write_text(md)
-    return md
+    from edgefas.bench import write_json_and_markdown
+
+    return write_json_and_markdown(out, rep, to_markdown(rep))
 
 
 if __name__ == "__main__":

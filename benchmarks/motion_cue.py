@@ -18,7 +18,6 @@ docs/session_motion/plan.md: the 90th percentile of the devel still photos, roun
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
@@ -156,11 +155,9 @@ def to_markdown(rep: dict) -> str:
 
 def write_report(out: Path, rep: dict) -> str:
     """OUT.json and OUT.md; returns the markdown."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    md = to_markdown(rep)
-    out.with_suffix(".md").write_text(md)
-    return md
+    from edgefas.bench import write_json_and_markdown
+
+    return write_json_and_markdown(out, rep, to_markdown(rep))
 
 
 if __name__ == "__main__":
