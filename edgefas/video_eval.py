@@ -163,7 +163,13 @@ def first_verdicts(groups: list[list[tuple[float, Result]]], threshold: float,
 
 def video_level(groups: list[list[tuple[float, Result]]], is_attack: np.ndarray, species: np.ndarray,
                 threshold: float, config: SessionConfig) -> dict[str, Any]:
-    verdicts = first_verdicts(groups, threshold, config)
+    return verdict_rates(first_verdicts(groups, threshold, config), is_attack, species)
+
+
+def verdict_rates(verdicts: list[Verdict], is_attack: np.ndarray, species: np.ndarray
+                  ) -> dict[str, Any]:
+    """Video-level rates of each video's first verdict, with pending videos, frames to a
+    decision and resets."""
     accepted = np.array([v.state is SessionState.LIVE for v in verdicts])
     out = _rates(accepted, is_attack, species)
     out["pending"] = int(sum(v.state is SessionState.PENDING for v in verdicts))
@@ -268,21 +274,22 @@ def run_video_eval(replay_frames: str | Path, *, bundle: str | Path | None = Non
             "videos": {"bona_fide": int((~att).sum()), "attack": int(att.sum())},
             "frame_level": frame_level(samples, results, thr),
             "video_level": video_level(groups, att, sp, thr, cfg),
-            "video_level_default": video_level(groups, att, sp, thr, default),
-            "video_level_default_no_motion": video_level(groups, att, sp, thr, still_ok),
-            "motion_changed": motion_changes(samples, groups, att, sp, thr, default, still_ok),
         }
+        # each default session replayed once, for its rates and for the videos the check changes
+        on = first_verdicts(groups, thr, default)
+        off = first_verdicts(groups, thr, still_ok)
+        out[split]["video_level_default"] = verdict_rates(on, att, sp)
+        out[split]["video_level_default_no_motion"] = verdict_rates(off, att, sp)
+        out[split]["motion_changed"] = motion_changes(samples, on, off, att, sp)
     return out
 
 
-def motion_changes(samples: list[Sample], groups: list[list[tuple[float, Result]]],
-                   is_attack: np.ndarray, species: np.ndarray, threshold: float,
-                   with_check: SessionConfig, without: SessionConfig) -> list[dict[str, Any]]:
-    """The videos whose first verdict the motion check changes, with the statistic it saw
-    (``_group``'s order: videos sorted by :func:`video_key`)."""
+def motion_changes(samples: list[Sample], on: list[Verdict], off: list[Verdict],
+                   is_attack: np.ndarray, species: np.ndarray) -> list[dict[str, Any]]:
+    """The videos whose first verdict the motion check changes (``on``: with it, ``off``:
+    without, per video in ``_group``'s order, i.e. sorted by :func:`video_key`), with the
+    statistic it saw."""
     keys = sorted({video_key(s) for s in samples})
-    on = first_verdicts(groups, threshold, with_check)
-    off = first_verdicts(groups, threshold, without)
     return [{"video": k, "attack": bool(a), "species": str(sp), "with": v1.state.value,
              "without": v0.state.value,
              "motion": None if v1.motion is None else round(v1.motion, 4)}

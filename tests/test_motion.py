@@ -235,7 +235,7 @@ def test_eval_video_lists_the_videos_the_motion_check_changes():
     label and statistic, in the order the groups are in (videos sorted by key)."""
     from edgefas import Result
     from edgefas.data.samples import Sample
-    from edgefas.video_eval import _group, motion_changes
+    from edgefas.video_eval import _group, first_verdicts, motion_changes
 
     moving = _moving_results(8)
     still_px = moving[0].thumbnail
@@ -252,7 +252,8 @@ def test_eval_video_lists_the_videos_the_motion_check_changes():
     groups, att, sp = _group(samples, results)
     with_check, without = SessionConfig(timeout_s=None), SessionConfig(timeout_s=None,
                                                                        min_motion_ratio=None)
-    changed = motion_changes(samples, groups, att, sp, 0.5, with_check, without)
+    changed = motion_changes(samples, first_verdicts(groups, 0.5, with_check),
+                             first_verdicts(groups, 0.5, without), att, sp)
     assert [(c["video"], c["attack"], c["species"], c["without"], c["with"]) for c in changed] \
         == [("test/fixed/photo", True, "print", "live", "spoof")]
     assert changed[0]["motion"] is not None and changed[0]["motion"] < MOTION_RATIO_DEFAULT
