@@ -194,3 +194,21 @@ def test_teacher_init_from_is_checked_before_cropping(replay_tree, tmp_path, mon
     assert main(["teacher", "--model", "ddm-all", "--recipe", "tiny", "--protocol", "P2-print",
                  "--init-from", str(seen_all), "--out", str(tmp_path / "t"),
                  "--replay-root", str(frames)]) == 1
+
+
+def test_train_with_a_users_live_folder_records_it(replay_tree, tmp_path, monkeypatch, astronaut_bgr):
+    # `--extra-live FOLDER`: a kiosk team adds its own camera's live faces (one folder a person)
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    live = tmp_path / "my camera"
+    for p in range(12):
+        (live / f"person{p}").mkdir(parents=True)
+        cv2.imwrite(str(live / f"person{p}" / "a.png"), np.roll(astronaut_bgr, 3 * p, 1))
+    run = tmp_path / "run"
+    assert main(["train", "--protocol", "P1", "--recipe", "tiny", "--out", str(run), "--replay-root",
+                 str(frames), "--no-lfw", "--extra-live", str(live), "--package"]) == 0
+    state = json.loads((run / "best" / "trainer_state.json").read_text())
+    assert state["recipe"]["extra_live"] == str(live.resolve())
+    assert state["recipe"]["extra_live_share"] == 0.125
+    manifest = json.loads((run / "bundle" / "manifest.json").read_text())
+    assert any("my camera" in d for d in manifest["training"]["data"])

@@ -10,6 +10,7 @@ examples:
   edgefas train --protocol P1 --recipe cpu --out runs/P1-basic   # the v0.1 baseline recipe
   edgefas train --protocol P2-print --recipe cpu --out runs/P2-print --package
   accelerate launch -m edgefas train --protocol P1 --recipe gpu --out runs/P1-gpu
+  edgefas train --protocol P1 --augment camera --lfw-devel --extra-live my_camera_live/ --out runs/P1-mycam
 
 fusion detector (RGB + spoof cue of a frozen de-spoofer inside the network):
   edgefas train --protocol P1 --fusion xattn --cue-dir runs/students/cd/student --out runs/P1-xattn
@@ -63,6 +64,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth-live-tone-any", action="store_true",
                    help="with --synth-live-tone: tone live faces of every source (drawn at "
                         "random among the batch's live faces), not Replay-Attack's first")
+    p.add_argument("--extra-live", metavar="SOURCE",
+                   help="a third source of bona fide training faces: 'cfd' (the Chicago Face "
+                        "Database under $EDGEFAS_DATA/cfd or --cfd-root) or a folder (one "
+                        "sub-folder per person, or live/ inside) or CSV of your camera's live "
+                        "faces; its people in the devel hash bucket stay out of training")
+    p.add_argument("--extra-live-share", type=fraction, metavar="P",
+                   help="share (0-1) of each batch's bona fide half drawn from --extra-live "
+                        "(default 0.125 with --extra-live)")
     p.add_argument("--crop-scale", type=float, metavar="S",
                    help="face crop width as a multiple of the tight 112-px ArcFace crop "
                         "(default 1.5: hair, ears and some background; 1.0: the face interior "
@@ -77,6 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
     p.add_argument("--lfw-root", type=Path, help="LFW images folder")
+    p.add_argument("--cfd-root", type=Path, help="Chicago Face Database folder (for --extra-live cfd)")
     p.add_argument("--package", action="store_true",
                    help="after training, write a bundle to OUT/bundle (same as 'edgefas export')")
 
@@ -103,6 +113,16 @@ def run(args: argparse.Namespace) -> int:
 
             raise EdgefasError("--synth-live-tone-any needs --synth-live-tone P (the share)")
         recipe = recipe.with_overrides(synth_live_tone_any=True)
+    if args.extra_live_share is not None and not args.extra_live:
+        from ..errors import EdgefasError
+
+        raise EdgefasError("--extra-live-share needs --extra-live SOURCE")
+    if args.extra_live:
+        recipe = recipe.with_overrides(
+            # a path is recorded absolute: a resume or --package from another folder finds it
+            extra_live=(args.extra_live if args.extra_live == "cfd"
+                        else str(Path(args.extra_live).expanduser().resolve())),
+            extra_live_share=args.extra_live_share if args.extra_live_share is not None else 0.125)
     if args.fusion:
         if not args.cue_dir:
             from ..errors import EdgefasError
@@ -110,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError("--fusion needs --cue-dir")
         recipe = recipe.with_overrides(fusion=args.fusion, cue_dir=str(args.cue_dir), cue_kind=args.cue_kind,
                                        cue_nfe=args.cue_nfe)
-    roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root)
+    roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root, cfd=args.cfd_root)
     contract = None
     if args.crop_scale is not None:
         from ..errors import EdgefasError

@@ -84,3 +84,30 @@ def load_csv(path: str | Path) -> list[Sample]:
                               (row.get("split") or "all").strip(), "csv",
                               subject=(row.get("subject") or "").strip()))
     return out
+
+
+def load_live_faces(path: str | Path) -> list[Sample]:
+    """Bona fide faces of a user's camera, for ``edgefas train --extra-live PATH``.
+
+    A CSV (see module doc) gives its live rows with their ``subject``. A folder gives every image
+    under it (under ``live/`` when it has one): in per-person sub-folders (``ann/1.jpg``,
+    ``ann/2.jpg``) the sub-folder names the person; an image directly in the folder is a person
+    of its own. The person decides which faces the devel bucket holds out
+    (:func:`edgefas.data.lfw.is_devel_identity`), so one person's photos never sit on both sides.
+    """
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix.lower() == ".csv":
+        out = [s for s in load_csv(path) if not s.is_attack]
+    elif path.is_dir():
+        root = next((d for d in sorted(path.iterdir()) if d.is_dir() and d.name.lower() in LIVE_NAMES),
+                    path)
+        out = []
+        for f in _images(root):
+            rel = f.relative_to(root).parts
+            out.append(Sample(str(f), False, BONA_FIDE, "all", "extra-live",
+                              subject=rel[0] if len(rel) > 1 else f.stem))
+    else:
+        raise DatasetError(f"--extra-live: {path} is neither a folder nor a .csv file")
+    if not out:
+        raise DatasetError(f"no live images in {path}")
+    return out

@@ -7,6 +7,10 @@
 - Essex faces94 (Libor Spacek): ``Training/<n>/<person>.<k>.jpg`` bona fide faces from a lab
   camcorder (the subset of shared/DATA.md's fetch source; its ``Test/`` folder repeats some
   files, so it is not read). Research use.
+- Chicago Face Database (Ma, Correll & Wittenbrink 2015): studio portraits
+  ``CFD-<GG>-<NNN>-<SSS>-<EXPR>.jpg`` anywhere under the root, person ``<GG>-<NNN>``. Not a test
+  set here: an extra source of bona fide training faces (``edgefas train --extra-live cfd``).
+  Its terms: non-commercial research use, no redistribution.
 
 Both are read as they come; the layout is checked and a wrong folder is a DatasetError.
 """
@@ -21,6 +25,7 @@ from .image_files import find_images
 from .samples import BONA_FIDE, Sample
 
 _NUAA_NAME = re.compile(r"^(\d{4})_\d{2}_\d{2}_(\d{2})_\d+$")
+_CFD_NAME = re.compile(r"^CFD-([A-Z]{2}-\d{3})-\d{3}-[A-Z]+$")
 NUAA_TEST_SESSIONS = ("03",)
 
 
@@ -62,4 +67,24 @@ def load_essex(root: str | Path) -> list[Sample]:
            for f in find_images(train) if f.suffix.lower() in (".jpg", ".jpeg")]
     if not out:
         raise DatasetError(f"no images under {train}")
+    return out
+
+
+def load_cfd(root: str | Path) -> list[Sample]:
+    """Chicago Face Database portraits under ``root`` (any depth), all bona fide, sorted."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"Chicago Face Database not found at {root}")
+    out, unnamed = [], []
+    for f in find_images(root):
+        m = _CFD_NAME.match(f.stem)
+        if m:
+            out.append(Sample(str(f), False, BONA_FIDE, "all", "cfd", subject=m.group(1)))
+        else:
+            unnamed.append(f.name)   # its person is unknown: it could sit on both sides of a split
+    if not out:
+        raise DatasetError(f"no CFD-<GG>-<NNN>-<SSS>-<EXPR>.jpg images under {root}")
+    if unnamed:
+        warnings.warn(f"{root}: {len(unnamed)} images not named CFD-<GG>-<NNN>-<SSS>-<EXPR>.jpg, so "
+                      f"not used (e.g. {', '.join(unnamed[:3])})", DataWarning, stacklevel=2)
     return out

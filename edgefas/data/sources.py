@@ -12,12 +12,15 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..runtime.face_stage import FaceStage
 from .face_cache import CropSet, build_crops, cache_key, default_cache_dir
-from .folder import load_folder
+from .folder import load_folder, load_live_faces
 from .image_files import find_images
 from .lfw import load_lfw
-from .other_sets import load_essex, load_nuaa
+from .other_sets import load_cfd, load_essex, load_nuaa
 from .replay_attack import load_replay_attack
 from .samples import BONA_FIDE, Sample
+
+#: ``--extra-live`` value naming the Chicago Face Database (any other value is a path)
+EXTRA_LIVE_CFD = "cfd"
 
 
 def data_root() -> Path:
@@ -34,6 +37,7 @@ class DataRoots:
     london: Path | None = None          # shared/fixtures/london
     nuaa: Path | None = None            # NUAA Photograph Imposter Database (P5)
     essex: Path | None = None           # Essex faces94 subset (P5)
+    cfd: Path | None = None             # Chicago Face Database (extra bona fide training faces)
 
     def resolve(self) -> DataRoots:
         base = data_root()
@@ -44,6 +48,7 @@ class DataRoots:
             self.london or find_shared_fixture("london"),
             self.nuaa or base / "nuaa",
             self.essex or base / "essex-faces94",
+            self.cfd or base / "cfd",
         )
 
 
@@ -110,6 +115,17 @@ class CropStore:
 
     def essex(self) -> CropSet:
         return self._build("essex", load_essex(self.roots.essex))
+
+    def extra_live(self, spec: str) -> CropSet:
+        """Bona fide faces of another source for training (the recipe's ``extra_live``):
+        ``"cfd"`` for the Chicago Face Database under its root, or a user's folder or CSV
+        (:func:`~edgefas.data.folder.load_live_faces`)."""
+        if spec == EXTRA_LIVE_CFD:
+            return self._build("cfd", load_cfd(self.roots.cfd))
+        import hashlib
+
+        tag = hashlib.sha1(str(Path(spec).expanduser().resolve()).encode()).hexdigest()[:10]
+        return self._build(f"live_{tag}", load_live_faces(spec))
 
     def samples_set(self, name: str, samples: list[Sample]) -> CropSet:
         """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""

@@ -42,11 +42,13 @@ from .synth_attacks import synth_attack
 @dataclass
 class TrainSet:
     """Crops to learn from: ``crops`` (N,S,S,3) uint8 BGR, ``is_live`` (N,), ``is_extra``
-    marks bona fide faces from the extra source (LFW) drawn at ``lfw_share``."""
+    marks bona fide faces from the extra source (LFW) drawn at ``lfw_share``, ``is_extra_live``
+    those of the recipe's ``extra_live`` source drawn at ``extra_live_share``."""
 
     crops: np.ndarray
     is_live: np.ndarray
     is_extra: np.ndarray
+    is_extra_live: np.ndarray | None = None
 
 
 @dataclass
@@ -81,14 +83,19 @@ def augment(batch: np.ndarray, rng: np.random.Generator, max_shift: int = 6) -> 
 
 
 def _batch_indices(data: TrainSet, recipe: BaselineRecipe, rng: np.random.Generator) -> np.ndarray:
-    live = np.flatnonzero(data.is_live & ~data.is_extra)
+    xl = data.is_extra_live if data.is_extra_live is not None else np.zeros(len(data.is_live), bool)
+    live = np.flatnonzero(data.is_live & ~data.is_extra & ~xl)
     extra = np.flatnonzero(data.is_live & data.is_extra)
+    extra_live = np.flatnonzero(data.is_live & xl)
     attack = np.flatnonzero(~data.is_live)
     half = recipe.batch_size // 2
     n_extra = int(round(half * recipe.lfw_share)) if (recipe.use_lfw and extra.size) else 0
-    parts = [rng.choice(live, half - n_extra), rng.choice(attack, recipe.batch_size - half)]
+    n_xl = int(round(half * recipe.extra_live_share)) if extra_live.size else 0
+    parts = [rng.choice(live, half - n_extra - n_xl), rng.choice(attack, recipe.batch_size - half)]
     if n_extra:
         parts.append(rng.choice(extra, n_extra))
+    if n_xl:   # drawn last: a recipe without the source draws exactly what it drew before
+        parts.append(rng.choice(extra_live, n_xl))
     return np.concatenate(parts)
 
 
@@ -191,7 +198,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
-                   "synth_live_tone_any": False}
+                   "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:

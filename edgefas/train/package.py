@@ -13,7 +13,7 @@ from .. import __version__
 from ..bundle import default_bundle_path, write_manifest
 from ..data.face_cache import CropSet
 from ..data.protocols import get_protocol
-from ..data.sources import CropStore, DataRoots
+from ..data.sources import EXTRA_LIVE_CFD, CropStore, DataRoots
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..export.source import save_torch_weights
 from ..metrics import bpcer_by_source, evaluate, threshold_at_eer
@@ -30,6 +30,29 @@ FACE_DETECTOR_TFLITE = "face_detector.tflite"
 REPLAY_LICENCE = ("Idiap Replay-Attack EULA: research use only. The weights are derived from it; "
                   "check the EULA before any commercial use.")
 LFW_LICENCE = "Labeled Faces in the Wild: no stated licence, research use."
+CFD_LICENCE = ("Chicago Face Database (Ma, Correll & Wittenbrink 2015): non-commercial research "
+               "use, no redistribution of the images. The weights are derived from it.")
+
+
+def training_data(recipe: BaselineRecipe) -> tuple[list[str], list[str]]:
+    """What a run trained on, in words, and the licences that come with it (for the manifest)."""
+    data = ["Idiap Replay-Attack train, 20 frames per video"]
+    licence = [REPLAY_LICENCE]
+    if recipe.use_lfw:
+        data.append("LFW, identities of the 'train' hash split (edgefas.data.lfw)"
+                    f"{' less the devel bucket' if recipe.lfw_devel else ''}")
+    if recipe.use_lfw or recipe.lfw_devel:
+        licence.append(LFW_LICENCE)
+    if recipe.extra_live:
+        cfd = recipe.extra_live == EXTRA_LIVE_CFD
+        data.append(("Chicago Face Database portraits" if cfd else f"live faces from {recipe.extra_live}")
+                    + f", {recipe.extra_live_share:g} of each batch's bona fide half, less the "
+                    "people of the devel hash bucket (edgefas.data.lfw.DEVEL_BUCKET)")
+        licence.append(CFD_LICENCE if cfd else f"{recipe.extra_live}: the terms of the user's own data")
+    if recipe.synth_attacks:
+        data.append(f"synthetic prints and screen replays made from the live training faces, "
+                    f"{recipe.synth_attacks:g} of each batch's attack half (edgefas.train.synth_attacks)")
+    return data, licence
 
 
 def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
@@ -43,12 +66,9 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
     store = CropStore(stage, det_sha, roots, progress=progress)
     _, _, devel = build_sets(protocol, recipe, store)
     proto = get_protocol(protocol)
+    data, licence = training_data(recipe)
     training = {"protocol": protocol, "protocol_description": proto.description,
-                "data": ["Idiap Replay-Attack train, 20 frames per video"]
-                + ([f"LFW, identities of the 'train' hash split (edgefas.data.lfw)"
-                    f"{' less the devel bucket' if recipe.lfw_devel else ''}"]
-                   if recipe.use_lfw else []),
-                "licence": [REPLAY_LICENCE] + ([LFW_LICENCE] if recipe.use_lfw or recipe.lfw_devel else [])}
+                "data": data, "licence": licence}
     split = f"replay-attack devel ({protocol}), all 20 frames per video"
     if recipe.lfw_devel:
         split += (", and LFW's devel bucket of identities (edgefas.data.lfw.DEVEL_BUCKET, "

@@ -31,6 +31,13 @@ class BaselineRecipe:
     # threshold are then chosen against the worse of Replay-Attack's webcam and other cameras,
     # which a Replay-only devel set cannot see (its live faces come from the training webcam).
     lfw_devel: bool = False
+    # A third source of bona fide faces: "cfd" (the Chicago Face Database's studio portraits,
+    # edgefas.data.other_sets.load_cfd) or the path of a user's folder or CSV of live faces
+    # (edgefas.data.folder.load_live_faces), drawn at extra_live_share of each batch's bona
+    # fide half. Its people in LFW's devel hash bucket stay out of training. None keeps earlier
+    # runs as they were.
+    extra_live: str | None = None
+    extra_live_share: float = 0.0
     seed: int = 0
     threads: int = 2
     # "basic": flip, shift, brightness/contrast. "camera": also the capture-pipeline effects
@@ -68,10 +75,16 @@ class BaselineRecipe:
     def __post_init__(self) -> None:
         if self.augment not in AUGMENTS:
             raise EdgefasError(unknown_name("augment", self.augment, list(AUGMENTS)))
-        for name in ("synth_attacks", "synth_live_tone"):
+        for name in ("synth_attacks", "synth_live_tone", "extra_live_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
+        if (self.extra_live is None) != (self.extra_live_share == 0.0):
+            raise EdgefasError("extra_live and extra_live_share go together: a source and its "
+                               f"share (got {self.extra_live!r}, {self.extra_live_share})")
+        if self.lfw_share * self.use_lfw + self.extra_live_share >= 1.0:
+            raise EdgefasError("lfw_share + extra_live_share must leave Replay-Attack's live faces "
+                               f"part of each batch: got {self.lfw_share} + {self.extra_live_share}")
 
 
 RECIPES: dict[str, BaselineRecipe] = {

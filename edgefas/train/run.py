@@ -91,7 +91,20 @@ def build_sets(protocol: str, recipe: BaselineRecipe, store: CropStore
             crops.append(lfw.crops)
             is_live.append(np.ones(len(lfw), bool))
             is_extra.append(np.ones(len(lfw), bool))
-    train = TrainSet(np.concatenate(crops), np.concatenate(is_live), np.concatenate(is_extra))
+    is_extra_live = None
+    if recipe.extra_live:
+        xl = store.extra_live(recipe.extra_live)
+        # its people in LFW's devel hash bucket stay out, as LFW's do: faces to check it on
+        xl = xl.subset(xl.ok & ~np.array([is_devel_identity(s.subject) for s in xl.samples], bool))
+        if not len(xl):
+            raise EdgefasError(f"--extra-live {recipe.extra_live}: no face found in its images")
+        crops.append(xl.crops)
+        is_live.append(np.ones(len(xl), bool))
+        is_extra.append(np.zeros(len(xl), bool))
+        is_extra_live = np.concatenate([np.zeros(sum(len(c) for c in crops[:-1]), bool),
+                                        np.ones(len(xl), bool)])
+    train = TrainSet(np.concatenate(crops), np.concatenate(is_live), np.concatenate(is_extra),
+                     is_extra_live)
     dv = dv_all.subset(frames_per_video(dv_all.samples, recipe.devel_frames_per_video))
     if lfw_dv is not None:
         dv, dv_all = concat_crops(dv, lfw_dv), concat_crops(dv_all, lfw_dv)
@@ -130,8 +143,9 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
     marker.write_text(protocol + "\n")
     lfw_devel = ("" if devel.source is None
                  else f", {int((devel.source == 'lfw').sum())} of them LFW devel identities")
+    xl = "" if train.is_extra_live is None else f", {int(train.is_extra_live.sum())} {recipe.extra_live}"
     print(f"{protocol}: train {int(train.is_live.sum())} bona fide "
-          f"({int(train.is_extra.sum())} LFW) / {int((~train.is_live).sum())} attack crops; "
+          f"({int(train.is_extra.sum())} LFW{xl}) / {int((~train.is_live).sum())} attack crops; "
           f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}{lfw_devel}")
     return train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
                           progress=progress)
