@@ -13,6 +13,10 @@ its threshold, and the rates at the bundle's own threshold. This is the adoption
 docs/ablation_lfw_devel/plan.md; it reads devel only. A bundle trained on the LFW devel
 identities (every bundle without ``lfw_devel`` in its recipe) is marked: its LFW figure is
 optimistic. Writes OUT.json and OUT.md.
+
+``--info-live cfd`` (or a folder/CSV, as ``edgefas train --extra-live``) also scores that
+source's people of the devel hash bucket and reports their BPCER at each bundle's threshold:
+beside the rule, never part of it (docs/ablation_extra_live/plan.md).
 """
 from __future__ import annotations
 
@@ -23,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 
-def score_bundle(bundle: Path) -> dict:
+def score_bundle(bundle: Path, info_live: str | None = None) -> dict:
     from edgefas.data.lfw import is_devel_identity
     from edgefas.data.protocols import get_protocol
     from edgefas.detector import Detector
     from edgefas.evaluation import crop_store_for, score_crops
-    from edgefas.metrics import apcer, bpcer_by_source, eer
+    from edgefas.metrics import apcer, bpcer, bpcer_by_source, eer
 
     det = Detector.from_bundle(bundle)
     store = crop_store_for(det, None, progress=True)
@@ -46,6 +50,14 @@ def score_bundle(bundle: Path) -> dict:
     ap = apcer(scores, is_attack, thr, species)
     per_source = {g: r.to_dict() for g, r in bpcer_by_source(scores, is_attack, source, thr).items()}
     recipe = det.bundle.manifest.get("training", {}).get("recipe", {})
+    info = None
+    if info_live:
+        xl = store.extra_live(info_live)
+        xl = xl.subset(xl.ok & np.array([is_devel_identity(s.subject) for s in xl.samples], bool))
+        xs = score_crops(det, xl)
+        info = {"source": info_live, "bona_fide": len(xl),
+                "bpcer_at_bundle_threshold": bpcer(xs, np.zeros(len(xs), bool), thr).to_dict(),
+                "trained_on_source": recipe.get("extra_live") == info_live}
     return {"bundle": str(bundle), "name": det.bundle.manifest.get("name"),
             "crop_scale": det.bundle.manifest["preprocess"].get("crop_scale"),
             "trained_on_lfw_devel": bool(recipe.get("use_lfw", True)) and not recipe.get("lfw_devel", False),
@@ -55,7 +67,8 @@ def score_bundle(bundle: Path) -> dict:
             "worst_source_deer": worst.to_dict(),
             "at_bundle_threshold": {"threshold": thr,
                                     "apcer": {k: v.to_dict() for k, v in ap.items()},
-                                    "bpcer_by_source": per_source}}
+                                    "bpcer_by_source": per_source},
+            "info_live": info}
 
 
 def _pct(r: dict) -> str:
@@ -83,6 +96,14 @@ def to_markdown(rows: list[dict], command: str) -> str:
                      f"| {100 * w['value']:.2f} % | {w['threshold']:.4g} | {_pct(w['apcer'])} "
                      f"| {_pct(w['bpcer'])} | {b['threshold']:.4g} | {_pct(worst_sp)} / "
                      f"{_pct(src.get('replay-attack', none))} / {_pct(src.get('lfw', none))} |")
+    info = [r for r in rows if r.get("info_live")]
+    if info:
+        src = info[0]["info_live"]["source"]
+        lines += ["", f"Beside the rule, not part of it: BPCER of {src}'s devel-bucket people at each "
+                  "bundle's threshold († = the bundle trained on other people of that source).", "",
+                  "| bundle | BPCER |", "|---|---|"]
+        lines += [f"| {r['name']}{' †' if r['info_live']['trained_on_source'] else ''} "
+                  f"| {_pct(r['info_live']['bpcer_at_bundle_threshold'])} |" for r in info]
     c = rows[0]["counts"]
     lines += ["", f"Counts: {c['replay_bona_fide']} Replay devel bona fide, {c['lfw_devel_bona_fide']} "
               f"LFW devel bona fide (faces found; varies slightly with the crop), {c['attack']} attacks."]
@@ -95,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, action="append", required=True, help="bundle folder (repeat)")
     ap.add_argument("--out", type=Path, default=Path("docs/ablation_lfw_devel/devel_rule"),
                     help="output path without suffix (default: %(default)s)")
+    ap.add_argument("--info-live", metavar="SOURCE",
+                    help="also report this live source's devel-bucket BPCER (cfd, a folder or a CSV)")
     args = ap.parse_args(argv)
-    rows = [score_bundle(b) for b in args.bundle]
+    rows = [score_bundle(b, args.info_live) for b in args.bundle]
     command = "python benchmarks/devel_worst_source.py " + " ".join(f"--bundle {b}" for b in args.bundle)
+    if args.info_live:
+        command += f" --info-live {args.info_live}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
     args.out.with_suffix(".md").write_text(to_markdown(rows, command))

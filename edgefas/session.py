@@ -253,6 +253,7 @@ class Session:
         self._started: float | None = None      # when a face first appeared in this attempt
         self._no_face_run = 0                   # frames in a row without any face
         self._explicit_t: bool | None = None    # frames come with t (True) or use the clock
+        self._last_t: float | None = None       # the previous frame's time
 
     def _new_track(self) -> _Track:
         # a history shorter than motion_pairs could never hold enough ratios to decide
@@ -292,6 +293,11 @@ class Session:
             raise EdgefasError("this session's frames came " + ("with" if self._explicit_t else "without")
                                + " a time t; give every frame one, or none")
         now = self.clock() if t is None else float(t)
+        if self._last_t is not None and now < self._last_t:
+            # a looped file, a restarted stream or a clock set back: elapsed, the timeout and
+            # the motion pairs of the frames before mean nothing against this one's time
+            self.reset(f"frame time went backwards ({now:g} s after {self._last_t:g} s): new session")
+        self._last_t = now
         self._no_face_run = 0 if result.box is not None else self._no_face_run + 1
         if self._started is None and result.box is not None:
             self._started = now
@@ -334,9 +340,11 @@ class Session:
             return
         tr.thumbnails += 1
         ref = tr.motion_ref
-        if ref is not None and 0 <= now - ref[0] < self.config.motion_gap_s:
-            return   # too soon: keep the older frame as the pair's start
-        if ref is not None and now >= ref[0]:
+        if ref is not None and (now - ref[0] < self.config.motion_gap_s or now == ref[0]):
+            # too soon: keep the older frame as the pair's start. A frame at the same time is
+            # a repeat (a camera that hands out its last frame again), and would look still.
+            return
+        if ref is not None:
             r = motion_ratio(ref[1], ref[2], result.thumbnail, result.box)  # type: ignore[arg-type]
             if r is None:
                 tr.unmeasurable += 1

@@ -71,3 +71,23 @@ def test_devel_rule_markdown_with_a_source_without_faces():
                                    "bpcer_by_source": {"replay-attack": _rate(1, 10)}}}
     md = w.to_markdown([row], "cmd")
     assert "10.00 % (2/20) / 10.00 % (1/10) / n/a |" in md
+
+
+def test_devel_rule_markdown_lists_the_info_source_beside_the_rule():
+    w = benchmark_module("devel_worst_source")
+    base = {"crop_scale": 1.5, "trained_on_lfw_devel": False,
+            "counts": {"replay_bona_fide": 10, "lfw_devel_bona_fide": 5, "attack": 20},
+            "worst_source_deer": {"value": 0.1, "threshold": 0.5, "apcer": _rate(2, 20),
+                                  "bpcer": _rate(1, 10)},
+            "at_bundle_threshold": {"threshold": 0.5, "apcer": {"overall": _rate(2, 20)},
+                                    "bpcer_by_source": {"replay-attack": _rate(1, 10)}}}
+    def info(trained: bool, errors: int) -> dict:
+        return {"source": "cfd", "bona_fide": 69, "trained_on_source": trained,
+                "bpcer_at_bundle_threshold": _rate(errors, 69)}
+
+    rows = [{**base, "name": "old", "info_live": info(False, 9)},
+            {**base, "name": "new", "info_live": info(True, 1)}]
+    md = w.to_markdown(rows, "cmd")
+    assert "BPCER of cfd's devel-bucket people" in md
+    assert "| old | 13.04 % (9/69) |" in md and "| new † | 1.45 % (1/69) |" in md
+    assert "cfd" not in w.to_markdown([base | {"name": "x"}], "cmd")

@@ -257,3 +257,16 @@ def test_eval_video_lists_the_videos_the_motion_check_changes():
     assert [(c["video"], c["attack"], c["species"], c["without"], c["with"]) for c in changed] \
         == [("test/fixed/photo", True, "print", "live", "spoof")]
     assert changed[0]["motion"] is not None and changed[0]["motion"] < MOTION_RATIO_DEFAULT
+
+
+def test_a_repeated_frame_time_is_not_a_motion_pair(detector, astronaut_bgr):
+    # a camera handing out its last frame again: the same time twice would pair a frame with
+    # itself, a pair that looks perfectly still and drags the statistic down
+    frames = face_clip(astronaut_bgr, 4)
+    once = detector.session(min_frames=1, timeout_s=None, motion_gap_s=0.0)
+    twice = detector.session(min_frames=1, timeout_s=None, motion_gap_s=0.0)
+    for i, fr in enumerate(frames):
+        a = once(fr, t=float(i)).verdict
+        twice(fr, t=float(i))
+        b = twice(fr, t=float(i)).verdict            # the same frame, the same time
+    assert a.motion is not None and b.motion == pytest.approx(a.motion)

@@ -349,3 +349,15 @@ def test_watch_plays_numbered_frames_in_number_order(tmp_path):
     src = open_source(tmp_path)
     firsts = [int(frame[0, 0, 0]) if frame.size else None for frame, _ in src.frames]
     assert firsts == [1, 2, 10, 11, None]   # not 1, 10, 11, 12, 2; the broken file stays empty
+
+
+def test_time_going_backwards_starts_a_new_session():
+    # a looped file or a restarted stream: elapsed and the timeout restart, never go negative
+    s = Session(threshold=0.5, window=5, min_frames=2, timeout_s=10.0)
+    for t in (100.0, 101.0, 102.0):
+        v = s.feed(res(0.9), t=t).verdict
+    assert v.state is SessionState.LIVE and v.elapsed_s == pytest.approx(2.0)
+    v = s.feed(res(0.9), t=3.0).verdict
+    assert v.state is SessionState.PENDING and v.frames == 1 and v.resets == 1
+    assert v.elapsed_s == 0.0 and any("went backwards" in r for r in v.reasons)
+    assert s.feed(res(0.9), t=4.0).verdict.elapsed_s == pytest.approx(1.0)
