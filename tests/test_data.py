@@ -271,3 +271,27 @@ def test_image_folders_follow_symlinked_subfolders_once(tmp_path, astronaut_bgr)
         (False, "bona_fide"), (True, "print"), (True, "print")]
     assert [p.name for p in find_images(caps)] == ["a.png", "b.tif", "l.jpg"]
     assert find_images(caps / "missing") == []
+
+
+def test_an_interrupted_chunk_write_leaves_no_temporary_file(tmp_path, astronaut_bgr, monkeypatch):
+    from edgefas.bundle import default_bundle_path
+    from edgefas.data import face_cache
+    from edgefas.data.samples import Sample
+    from edgefas.runtime.face_detect import FaceDetector
+    from edgefas.runtime.face_stage import FacePolicy, FaceStage
+
+    p = tmp_path / "a.png"
+    cv2.imwrite(str(p), astronaut_bgr)
+    stage = FaceStage(FaceDetector.from_file(default_bundle_path() / "face_detector.onnx"),
+                      FacePolicy(), size=32, crop_scale=1.5)
+    real_savez = np.savez
+
+    def interrupted(path, **arrays):
+        real_savez(path, **arrays)
+        raise KeyboardInterrupt   # after the bytes are out, before the rename
+
+    monkeypatch.setattr(face_cache.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_crops([Sample(str(p), False, "bona_fide", "train", "t")], stage, tmp_path / "c",
+                    progress=False)
+    assert list((tmp_path / "c").iterdir()) == []

@@ -150,8 +150,13 @@ def build_crops(samples: Sequence[Sample], stage: FaceStage, folder: str | Path,
             # one temporary file per process: under a multi-process launch every process crops
             # and writes the same chunk, and a shared name let one rename the other's half-written file
             tmp = f.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, crops=c, status=st.astype(str), face_score=sc)
-            os.replace(tmp, f)
+            try:
+                np.savez(tmp, crops=c, status=st.astype(str), face_score=sc)
+                os.replace(tmp, f)
+            except BaseException:
+                # Ctrl-C or a full disk mid-write: no half-written chunk left behind
+                tmp.unlink(missing_ok=True)
+                raise
         crops[start:start + len(part)] = c
         status[start:start + len(part)] = st
         score[start:start + len(part)] = sc
