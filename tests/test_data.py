@@ -127,6 +127,11 @@ def test_folder_and_csv(tmp_path):
     c = load_csv(csv)
     assert [x.is_attack for x in c] == [False, True] and c[1].species == "print"
     assert (tmp_path / "live" / "a.jpg").samefile(c[0].path)
+    # species differing only in case are one species, in folders and CSVs alike
+    _img(tmp_path / "attack" / "Print" / "d.jpg")
+    assert Counter(x.species for x in load_folder(tmp_path))["print"] == 2
+    csv.write_text("path,label,species\nattack/print/b.jpg,spoof,Print \n")
+    assert load_csv(csv)[0].species == "print"
     csv.write_text("path,label\nx.jpg,maybe\n")
     with pytest.raises(DatasetError, match="neither live nor attack"):
         load_csv(csv)

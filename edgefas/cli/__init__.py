@@ -23,6 +23,7 @@ COMMANDS = {
     "watch": ("watch_cmd", "video session on a file, camera or frame folder: per-frame + verdict"),
     "eval-video": ("eval_video_cmd", "video-level vs frame-level metrics on Replay-Attack (20 f/video)"),
     "calibrate": ("calibrate_cmd", "fit the threshold (+ calibration) to one camera's captures"),
+    "finetune": ("finetune_cmd", "fine-tune a bundle's classifier on one camera's live + attack captures"),
     "serve": ("serve_cmd", "local web server: POST /v1/detect API + live camera demo page"),
 }
 

@@ -2,7 +2,8 @@
 
 Folder: ``root/live/**`` (also ``real``, ``bona_fide``) holds bona fide images;
 ``root/attack/<species>/**`` (also ``spoof``) holds attacks, the first sub-folder naming the
-species (images directly under ``attack/`` get species ``attack``).
+species (images directly under ``attack/`` get species ``attack``). Species names are taken in
+lower case, so ``Print/`` and ``print/`` (or a CSV's ``Print`` and ``print``) are one species.
 
 CSV: columns ``path`` and ``label`` (``live``/``bona_fide``/``0`` or ``attack``/``spoof``/``1``),
 optional ``species``, ``split``, ``subject``; relative paths are relative to the CSV.
@@ -43,7 +44,8 @@ def load_folder(root: str | Path, split: str = "all") -> list[Sample]:
         elif name in ATTACK_NAMES:
             for f in _images(d):
                 rel = f.relative_to(d).parts
-                species = rel[0] if len(rel) > 1 else "attack"
+                # lower case: per-species APCER would otherwise split "Print" from "print"
+                species = rel[0].lower() if len(rel) > 1 else "attack"
                 out.append(Sample(str(f), True, species, split, "folder"))
         elif stray := _images(d):
             ignored.append(f"{d.name}/ ({len(stray)} images)")
@@ -79,7 +81,8 @@ def load_csv(path: str | Path) -> list[Sample]:
                 raise DatasetError(f"{path}:{i}: label {row['label']!r} is neither live nor attack")
             img = Path(row["path"])
             img = img if img.is_absolute() else path.parent / img
-            species = (row.get("species") or "").strip() or ("attack" if is_attack else BONA_FIDE)
+            species = ((row.get("species") or "").strip().lower()
+                       or ("attack" if is_attack else BONA_FIDE))
             out.append(Sample(str(img), is_attack, BONA_FIDE if not is_attack else species,
                               (row.get("split") or "all").strip(), "csv",
                               subject=(row.get("subject") or "").strip()))

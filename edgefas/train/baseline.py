@@ -198,7 +198,8 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: checkpoint without the field is compared as if it had it (a run saved before ``lfw_devel``
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
-                   "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0}
+                   "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
+                   "init_from": None}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -245,8 +246,12 @@ def check_resume(out_dir: str | Path, recipe: BaselineRecipe, contract: Contract
 
 
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
-                   out_dir: str | Path, *, resume: bool = True, progress: bool = True) -> Path:
+                   out_dir: str | Path, *, resume: bool = True, progress: bool = True,
+                   init_weights: dict | None = None) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
+
+    ``init_weights``: a state dict to start from (fine-tuning; the recipe's ``init_from`` names
+    it), instead of the backbone's ImageNet weights. A resumed run loads its checkpoint instead.
 
     Writes ``out_dir/epoch_NNN/`` checkpoints (``epoch`` = evaluation round), ``best`` (a copy
     of the best by devel D-EER) and ``history.json`` (every evaluation).
@@ -260,6 +265,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     set_seed(recipe.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model, config = build_model(recipe, contract)
+    if (init_weights is None) != (recipe.init_from is None):
+        raise EdgefasError("init_weights and the recipe's init_from go together")
+    if init_weights is not None:
+        model.load_state_dict(init_weights)   # strict: another architecture fails here, named
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
                             weight_decay=recipe.weight_decay)

@@ -65,6 +65,9 @@ class BaselineRecipe:
     cue_dir: str | None = None
     cue_kind: str = "student"
     cue_nfe: int = 1
+    # Where the starting weights came from: "<bundle name>@sha256:<classifier.safetensors>" for
+    # a fine-tuning run (edgefas.train.finetune), None for a run from ImageNet weights.
+    init_from: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

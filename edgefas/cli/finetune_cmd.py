@@ -1,0 +1,79 @@
+"""Fine-tune a bundle's classifier on one camera's labelled captures; write a new bundle.
+
+--train and --devel each take a folder (live/ and attack/<species>/, as 'edgefas eval --folder')
+or a CSV (path,label[,species,subject,split]; a CSV with a split column can serve both, its
+'train' rows for --train and 'devel' rows for --devel). Put different people in the two: the
+checkpoint and the threshold (D-EER) are chosen on --devel, and a CSV's subject column is
+checked for people in both. Only your captures are needed, not the base training data.
+Checkpoints go to --out every 50 steps; running the same command again resumes.
+
+Start with 'edgefas calibrate' (threshold only, no training); fine-tune when the model itself
+does not separate your camera's live faces from its attacks. Check the new bundle on captures
+of people in neither set (edgefas eval --bundle OUT/bundle --folder ...), and on the base
+protocols if you have their data: fine-tuning can forget.
+
+examples:
+  edgefas finetune --train cam/train --devel cam/devel --out runs/cam1
+  edgefas finetune --train cam.csv --devel cam.csv --steps 500 --out runs/cam1
+  edgefas eval --bundle runs/cam1/bundle --folder cam/test
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .argtypes import NO_RESUME_HELP, _number, positive_int
+
+#: a learning rate: above 0, below 1
+learning_rate = _number(float, lambda v: 0 < v < 1, "in (0, 1)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", required=True, help="labelled captures to train on (folder or CSV)")
+    p.add_argument("--devel", required=True,
+                   help="labelled captures of other people: checkpoint and threshold are chosen here")
+    p.add_argument("--out", required=True, type=Path,
+                   help="run folder (checkpoints; the new bundle goes to OUT/bundle)")
+    p.add_argument("--bundle", help="bundle to start from (default: the shipped one)")
+    p.add_argument("--steps", type=positive_int, help="training steps (default 300)")
+    p.add_argument("--lr", type=learning_rate, help="peak learning rate (default 2e-4)")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="crops per step, half live and half attack (default: the base recipe's)")
+    p.add_argument("--seed", type=int, help="random seed (default: the base recipe's)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: the base recipe's)")
+    p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import require_training_extra
+
+    require_training_extra("finetune")
+    from ..runtime.face_stage import FacePolicy
+    from ..train.baseline import load_trained
+    from ..train.finetune import finetune
+    from ..train.package import package_model
+
+    best, devel, base = finetune(args.bundle, args.train, args.devel, args.out, steps=args.steps,
+                                 lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                                 threads=args.threads,
+                                 resume=not args.no_resume, progress=not args.no_progress)
+    print(f"best checkpoint: {best}")
+    model, state = load_trained(best)
+    base_training = base.get("training", {})
+    training = {
+        "base_bundle": {"name": base["name"], "version": base.get("version"),
+                        "init_from": state["recipe"]["init_from"],
+                        "data": base_training.get("data", [])},
+        "data": [*base_training.get("data", []),
+                 f"fine-tuned on {Path(args.train).expanduser().resolve()} (the user's captures)"],
+        "licence": [*base.get("licence", {}).get("data", []),
+                    f"{args.train}: the terms of the user's own data"],
+    }
+    bundle = package_model(model, state, devel, args.out / "bundle", name=f"{base['name']}-finetuned",
+                           training=training,
+                           devel_split=f"{Path(args.devel).expanduser().resolve()} (the user's "
+                                       "devel captures)",
+                           policy=FacePolicy.from_dict(base["face_policy"]))
+    print(f"bundle: {bundle}")
+    return 0

@@ -1,0 +1,104 @@
+"""edgefas finetune: the shipped bundle's classifier trained on a user's labelled captures."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edgefas import load_bundle
+from edgefas.bundle import default_bundle_path
+from edgefas.cli import main
+from edgefas.errors import EdgefasError
+
+from .conftest import attack_like
+
+pytest.importorskip("torch", reason="fine-tuning needs the train extra")
+
+
+@pytest.fixture(scope="module")
+def capture_csv(tmp_path_factory, astronaut_bgr):
+    """Two 'people' (shifted, re-exposed astronauts), live and attack captures of each, listed
+    in one CSV with split and subject columns."""
+    root = tmp_path_factory.mktemp("cam")
+    base = cv2.resize(astronaut_bgr, (384, 384))
+    rows = ["path,label,species,subject,split"]
+    for i in range(24):
+        img = np.clip(np.roll(base, 5 * (i % 6) - 12, axis=1).astype(np.float32)
+                      * (0.8 + 0.02 * i), 0, 255).astype(np.uint8)
+        person, split = ("ann", "train") if i < 12 else ("bob", "devel")
+        cv2.imwrite(str(root / f"l{i:02d}.jpg"), img)
+        cv2.imwrite(str(root / f"a{i:02d}.jpg"), attack_like(img, i))
+        rows += [f"l{i:02d}.jpg,live,,{person},{split}",
+                 f"a{i:02d}.jpg,attack,{'Print' if i % 2 else 'screen'},{person},{split}"]
+    (root / "cam.csv").write_text("\n".join(rows) + "\n")
+    return root / "cam.csv"
+
+
+def _finetune(csv, out, *extra: str) -> int:
+    return main(["finetune", "--train", str(csv), "--devel", str(csv), "--out", str(out),
+                 "--steps", "2", "--batch-size", "8", "--threads", "1", "--no-progress", *extra])
+
+
+def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert _finetune(capture_csv, out) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "train 12 live / 12 attack crops; devel 12 / 12" in text
+    b = load_bundle(out / "bundle")          # verified: every file's sha256
+    base = load_bundle(default_bundle_path())
+    m = b.manifest
+    assert m["name"] == f"{base.name}-finetuned"
+    assert m["training"]["base_bundle"]["name"] == base.name
+    recipe = m["training"]["recipe"]
+    assert recipe["init_from"].startswith(f"{base.name}@sha256:") and recipe["steps"] == 2
+    assert recipe["use_lfw"] is False and recipe["lr"] == 2e-4
+    assert m["threshold"]["bona_fide"] == 12 and m["threshold"]["attack"] == 12
+    # the species were taken in lower case ("Print" rows are "print")
+    assert set(m["metrics"]["devel"]["species_counts"]) == {"print", "screen"}
+    assert any("user's own data" in t for t in m["licence"]["data"])
+    assert b.contract == base.contract
+    # the weights moved from the base's: it was trained, not copied
+    from safetensors.numpy import load_file
+
+    new = load_file(b.model_file("classifier", "pytorch"))
+    old = load_file(base.model_file("classifier", "pytorch"))
+    assert new.keys() == old.keys()
+    assert any(not np.array_equal(new[k], old[k]) for k in new)
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in hist] == [2]
+    # the same command resumes (nothing left to train) instead of starting over
+    assert _finetune(capture_csv, out) == 0
+    assert "resuming from" in capsys.readouterr().out
+
+
+def test_finetune_refuses_shared_people_and_too_few_captures(capture_csv, tmp_path, monkeypatch,
+                                                             capsys):
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    header, *rows = capture_csv.read_text().splitlines()
+    bob = [r for r in rows if ",bob," in r]
+    # bob's captures on both sides: a devel set of training people is refused
+    shared = capture_csv.parent / "shared.csv"   # beside the images its paths name
+    shared.write_text("\n".join([header] + [r.replace(",devel", ",train") for r in bob] + bob) + "\n")
+    assert _finetune(shared, tmp_path / "r1") == 1
+    assert "share 1 people (bob)" in capsys.readouterr().err
+    few = capture_csv.parent / "few.csv"        # 2 live, 2 attack train captures
+    few.write_text("\n".join([header] + rows[:4] + bob) + "\n")
+    assert _finetune(few, tmp_path / "r2") == 1
+    assert "needs at least 10 of each" in capsys.readouterr().err
+    with pytest.raises(SystemExit):              # argparse: a learning rate of 3
+        main(["finetune", "--train", "x", "--devel", "y", "--out", "z", "--lr", "3"])
+
+
+def test_finetune_recipe_needs_a_recorded_recipe(tmp_path):
+    from edgefas.train.finetune import finetune_recipe
+
+    base = load_bundle(default_bundle_path())
+    r = finetune_recipe(base, steps=7)
+    assert r.steps == 7 and r.arch == base.manifest["training"]["recipe"]["arch"]
+    assert r.augment == base.manifest["training"]["recipe"]["augment"]
+    bare = type(base)(base.path, {**base.manifest, "training": {}})
+    with pytest.raises(EdgefasError, match="records no training recipe"):
+        finetune_recipe(bare)
