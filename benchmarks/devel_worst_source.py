@@ -77,6 +77,13 @@ def _pct(r: dict) -> str:
     return f"{100 * r['value']:.2f} % ({r['errors']}/{r['count']})"
 
 
+def _label(r: dict, rows: list[dict]) -> str:
+    """The bundle's name, and its folder when another row has the same name (runs packaged
+    as baseline-P1 are told apart by where they are)."""
+    same = sum(x["name"] == r["name"] for x in rows) > 1
+    return f"{r['name']} (`{r['bundle']}`)" if same else r["name"]
+
+
 def to_markdown(rows: list[dict], command: str) -> str:
     lines = ["# Devel with live faces of other cameras: the worst-source rule", "",
              f"Command: `{command}`", "",
@@ -92,7 +99,7 @@ def to_markdown(rows: list[dict], command: str) -> str:
                        key=lambda v: v["value"], default=b["apcer"]["overall"])
         src = b["bpcer_by_source"]
         none = {"value": None, "errors": 0, "count": 0}   # a source without usable faces
-        lines.append(f"| {r['name']}{' *' if r['trained_on_lfw_devel'] else ''} | {r['crop_scale']} "
+        lines.append(f"| {_label(r, rows)}{' *' if r['trained_on_lfw_devel'] else ''} | {r['crop_scale']} "
                      f"| {100 * w['value']:.2f} % | {w['threshold']:.4g} | {_pct(w['apcer'])} "
                      f"| {_pct(w['bpcer'])} | {b['threshold']:.4g} | {_pct(worst_sp)} / "
                      f"{_pct(src.get('replay-attack', none))} / {_pct(src.get('lfw', none))} |")
@@ -102,7 +109,7 @@ def to_markdown(rows: list[dict], command: str) -> str:
         lines += ["", f"Beside the rule, not part of it: BPCER of {src}'s devel-bucket people at each "
                   "bundle's threshold († = the bundle trained on other people of that source).", "",
                   "| bundle | BPCER |", "|---|---|"]
-        lines += [f"| {r['name']}{' †' if r['info_live']['trained_on_source'] else ''} "
+        lines += [f"| {_label(r, rows)}{' †' if r['info_live']['trained_on_source'] else ''} "
                   f"| {_pct(r['info_live']['bpcer_at_bundle_threshold'])} |" for r in info]
     c = rows[0]["counts"]
     lines += ["", f"Counts: {c['replay_bona_fide']} Replay devel bona fide, {c['lfw_devel_bona_fide']} "

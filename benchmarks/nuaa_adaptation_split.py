@@ -6,6 +6,7 @@ adapt-train, 0007-0009 adapt-devel, 0010-0016 test (all sessions). It writes
 
   OUT/adapt.csv              path,label,species,subject,split (train + devel rows), for finetune
   OUT/adapt/{live,attack/print}/   symlinks to all adapt images, for calibrate
+  OUT/devel/{live,attack/print}/   symlinks to the adapt-devel people's images only
   OUT/test/{live,attack/print}/    symlinks to the test people's images, for eval --folder
   OUT/counts.json            images per part and class
 
@@ -15,7 +16,9 @@ example:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -43,24 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     root = args.nuaa_root or DataRoots().resolve().nuaa
     samples = load_nuaa(root, sessions=SESSIONS)
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    rows, counts = ["path,label,species,subject,split"], Counter()
+    shutil.rmtree(out, ignore_errors=True)   # links of an earlier split must not linger
+    out.mkdir(parents=True)
+    rows, counts = [["path", "label", "species", "subject", "split"]], Counter()
     for s in samples:
         part = part_of(s.subject)
         cls = "attack" if s.is_attack else "live"
         counts[f"{part}/{cls}"] += 1
         src = Path(s.path).resolve()
-        folders = [out / "test"] if part == "test" else [out / "adapt"]
+        folders = {"test": [out / "test"], "train": [out / "adapt"],
+                   "devel": [out / "adapt", out / "devel"]}[part]
         for f in folders:
             d = f / ("attack/print" if s.is_attack else "live")
             d.mkdir(parents=True, exist_ok=True)
             link = d / src.name
-            if link.is_symlink() or link.exists():
-                link.unlink()
             link.symlink_to(src)
         if part != "test":
-            rows.append(f"{src},{cls},{s.species if s.is_attack else ''},{s.subject},{part}")
-    (out / "adapt.csv").write_text("\n".join(rows) + "\n")
+            rows.append([str(src), cls, s.species if s.is_attack else "", s.subject, part])
+    with open(out / "adapt.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
     people = {part: sorted({s.subject for s in samples if part_of(s.subject) == part})
               for part in PARTS}
     (out / "counts.json").write_text(json.dumps({"images": dict(sorted(counts.items())),

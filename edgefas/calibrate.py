@@ -71,7 +71,8 @@ def collect(det: Detector, folder: str | os.PathLike[str], *, progress: bool = T
             continue
         crops.append(crop)
         rel = f.relative_to(root).parts
-        species.append(rel[0] if len(rel) > 1 else "")
+        # lower case, as edgefas.data.folder: "Print/" and "print/" are one species
+        species.append(rel[0].lower() if len(rel) > 1 else "")
     logits = np.concatenate([det.live_logits(np.stack(crops[i:i + 64]))
                              for i in range(0, len(crops), 64)]) if crops else np.zeros(0)
     return Captures(logits, species, failed)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import cv2
 import numpy as np
@@ -37,8 +38,11 @@ def capture_csv(tmp_path_factory, astronaut_bgr):
 
 
 def _finetune(csv, out, *extra: str) -> int:
-    return main(["finetune", "--train", str(csv), "--devel", str(csv), "--out", str(out),
-                 "--steps", "2", "--batch-size", "8", "--threads", "1", "--no-progress", *extra])
+    # a few steps end inside the 20-step warm-up, which is said (tested below)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"\d steps end inside", UserWarning)
+        return main(["finetune", "--train", str(csv), "--devel", str(csv), "--out", str(out),
+                     "--steps", "2", "--batch-size", "8", "--threads", "1", "--no-progress", *extra])
 
 
 def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, monkeypatch, capsys):
@@ -60,18 +64,33 @@ def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, m
     assert set(m["metrics"]["devel"]["species_counts"]) == {"print", "screen"}
     assert any("user's own data" in t for t in m["licence"]["data"])
     assert b.contract == base.contract
-    # the weights moved from the base's: it was trained, not copied
+    data = m["training"]["finetune_data"]
+    assert (data["train"]["live"], data["train"]["attack"], data["train"]["people"]) == (12, 12, 1)
+    assert data["devel"]["path"].endswith("cam.csv (its 'devel' rows)")
+    # it started from the base's weights and moved a little (2 steps at a low rate, EMA):
+    # weights built afresh would be far from them, an unchanged copy equal
     from safetensors.numpy import load_file
 
     new = load_file(b.model_file("classifier", "pytorch"))
     old = load_file(base.model_file("classifier", "pytorch"))
     assert new.keys() == old.keys()
-    assert any(not np.array_equal(new[k], old[k]) for k in new)
+    floats = [k for k in new if new[k].dtype.kind == "f" and "running" not in k]
+    assert max(float(np.abs(new[k] - old[k]).max()) for k in floats) < 1e-3
+    assert any(not np.array_equal(new[k], old[k]) for k in floats)
     hist = json.loads((out / "history.json").read_text())
     assert [h["step"] for h in hist] == [2]
     # the same command resumes (nothing left to train) instead of starting over
     assert _finetune(capture_csv, out) == 0
     assert "resuming from" in capsys.readouterr().out
+    # ... but not on other captures: its checkpoints belong to the first ones
+    other = capture_csv.parent / "other.csv"
+    header, *rows = capture_csv.read_text().splitlines()
+    other.write_text("\n".join([header] + rows[2:]) + "\n")     # ann's first two dropped
+    assert _finetune(other, out, "--steps", "3") == 1
+    assert "fine-tuned on other train captures" in capsys.readouterr().err
+    # nor packaged by 'edgefas export RUN', which would threshold it on Replay-Attack devel
+    assert main(["export", str(out)]) == 1
+    assert "is an 'edgefas finetune' run" in capsys.readouterr().err
 
 
 def test_finetune_refuses_shared_people_and_too_few_captures(capture_csv, tmp_path, monkeypatch,
@@ -79,9 +98,10 @@ def test_finetune_refuses_shared_people_and_too_few_captures(capture_csv, tmp_pa
     monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
     header, *rows = capture_csv.read_text().splitlines()
     bob = [r for r in rows if ",bob," in r]
-    # bob's captures on both sides: a devel set of training people is refused
+    # bob on both sides (other images): a devel set of training people is refused
     shared = capture_csv.parent / "shared.csv"   # beside the images its paths name
-    shared.write_text("\n".join([header] + [r.replace(",devel", ",train") for r in bob] + bob) + "\n")
+    shared.write_text("\n".join([header] + [r.replace(",devel", ",train") for r in bob[:12]]
+                                + bob[12:]) + "\n")   # other images of one person
     assert _finetune(shared, tmp_path / "r1") == 1
     assert "share 1 people (bob)" in capsys.readouterr().err
     few = capture_csv.parent / "few.csv"        # 2 live, 2 attack train captures
@@ -92,13 +112,46 @@ def test_finetune_refuses_shared_people_and_too_few_captures(capture_csv, tmp_pa
         main(["finetune", "--train", "x", "--devel", "y", "--out", "z", "--lr", "3"])
 
 
+def test_finetune_data_checks(capture_csv, tmp_path):
+    from edgefas.errors import DatasetError
+    from edgefas.train.finetune import check_disjoint, load_labelled
+
+    header, *rows = capture_csv.read_text().splitlines()
+    tr, dv = load_labelled(capture_csv, "train"), load_labelled(capture_csv, "devel")
+    assert len(tr) == len(dv) == 24 and {s.subject for s in tr} == {"ann"}
+    check_disjoint(tr, dv)
+    with pytest.raises(DatasetError, match="share 24 images"):
+        check_disjoint(tr, tr)
+    # a split name it does not know would put rows on no side: refused, named
+    odd = capture_csv.parent / "odd.csv"
+    odd.write_text("\n".join([header] + [r.replace(",devel", ",val") for r in rows]) + "\n")
+    with pytest.raises(DatasetError, match=r"split values \['train', 'val'\]"):
+        load_labelled(odd, "devel")
+    # capitalised split names are the same splits; a CSV without one gives every row
+    caps = capture_csv.parent / "caps.csv"
+    caps.write_text("\n".join([header] + [r.replace(",train", ",Train") for r in rows]) + "\n")
+    assert len(load_labelled(caps, "train")) == 24
+    flat = capture_csv.parent / "flat.csv"
+    flat.write_text("path,label\n" + "\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n")
+    assert len(load_labelled(flat, "devel")) == 48
+    # without people named, the split cannot be checked: said, not silent
+    nobody = [type(s)(s.path, s.is_attack, s.species, s.split, s.dataset) for s in dv]
+    with pytest.warns(UserWarning, match="names no people"):
+        check_disjoint(tr, nobody)
+    with pytest.raises(DatasetError, match="CSV not found"):
+        load_labelled(tmp_path / "typo.csv", "train")
+
+
 def test_finetune_recipe_needs_a_recorded_recipe(tmp_path):
     from edgefas.train.finetune import finetune_recipe
 
     base = load_bundle(default_bundle_path())
-    r = finetune_recipe(base, steps=7)
+    with pytest.warns(UserWarning, match="7 steps end inside the 20-step warm-up"):
+        r = finetune_recipe(base, steps=7)
     assert r.steps == 7 and r.arch == base.manifest["training"]["recipe"]["arch"]
     assert r.augment == base.manifest["training"]["recipe"]["augment"]
     bare = type(base)(base.path, {**base.manifest, "training": {}})
     with pytest.raises(EdgefasError, match="records no training recipe"):
         finetune_recipe(bare)
+    with pytest.raises(EdgefasError, match="an even number"):
+        finetune_recipe(base, batch_size=7)

@@ -157,6 +157,10 @@ def _package_run(args: argparse.Namespace) -> int:
     state_file = args.path / "best" / "trainer_state.json"
     if not state_file.is_file():
         raise ExportError(f"{args.path} has no best/ checkpoint: train it first")
+    if json.loads(state_file.read_text()).get("recipe", {}).get("init_from"):
+        # package_run would threshold it on Replay-Attack devel and name only Replay's data
+        raise ExportError(f"{args.path} is an 'edgefas finetune' run: run the same finetune "
+                          "command again, which resumes and writes OUT/bundle")
     trained_on = _run_protocol(args.path)
     if args.protocol and trained_on and args.protocol != trained_on:
         # the bundle would be labelled (and thresholded) for data its model was trained on

@@ -54,26 +54,28 @@ def run(args: argparse.Namespace) -> int:
     from ..train.finetune import finetune
     from ..train.package import package_model
 
-    best, devel, base = finetune(args.bundle, args.train, args.devel, args.out, steps=args.steps,
-                                 lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                                 threads=args.threads,
-                                 resume=not args.no_resume, progress=not args.no_progress)
+    best, devel, base, data = finetune(args.bundle, args.train, args.devel, args.out,
+                                       steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                                       seed=args.seed, threads=args.threads,
+                                       resume=not args.no_resume, progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     model, state = load_trained(best)
     base_training = base.get("training", {})
+    tr, dv = data["train"], data["devel"]
     training = {
         "base_bundle": {"name": base["name"], "version": base.get("version"),
                         "init_from": state["recipe"]["init_from"],
                         "data": base_training.get("data", [])},
         "data": [*base_training.get("data", []),
-                 f"fine-tuned on {Path(args.train).expanduser().resolve()} (the user's captures)"],
+                 f"fine-tuned on {tr['path']}: {tr['usable_live']} live and "
+                 f"{tr['usable_attack']} attack faces (the user's captures)"],
+        "finetune_data": data,
         "licence": [*base.get("licence", {}).get("data", []),
-                    f"{args.train}: the terms of the user's own data"],
+                    f"{tr['path']}: the terms of the user's own data"],
     }
     bundle = package_model(model, state, devel, args.out / "bundle", name=f"{base['name']}-finetuned",
                            training=training,
-                           devel_split=f"{Path(args.devel).expanduser().resolve()} (the user's "
-                                       "devel captures)",
+                           devel_split=f"{dv['path']} (the user's devel captures)",
                            policy=FacePolicy.from_dict(base["face_policy"]))
     print(f"bundle: {bundle}")
     return 0

@@ -12,6 +12,10 @@ forget of the base data is not measured here; measure the new bundle with ``edge
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +25,7 @@ from ..data.face_cache import CropSet
 from ..data.folder import load_csv, load_folder
 from ..data.samples import Sample
 from ..data.sources import CropStore
-from ..errors import DatasetError, EdgefasError
+from ..errors import DatasetError, DataWarning, EdgefasError
 from ..runtime.preprocess import Contract
 from .baseline import DevelSet, TrainSet, check_resume, train_baseline
 from .recipes import BaselineRecipe
@@ -35,26 +39,58 @@ FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "e
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
 MIN_PER_CLASS = 10
+#: split values a CSV may hold (test rows are for 'edgefas eval', never read here)
+SPLITS = {"train", "devel", "test"}
+#: file in the run folder recording the data sets (resume refuses other ones)
+DATA_RECORD = "finetune_data.json"
 
 
 def load_labelled(path: str | Path, split: str) -> list[Sample]:
     """Labelled captures of a folder (``live/`` + ``attack/<species>/``) or CSV. A CSV whose
-    ``split`` column says ``train``/``devel`` gives the rows of ``split``; other CSVs give all."""
+    ``split`` column is filled gives its rows of ``split`` (train, devel; test rows are never
+    read); a CSV without one gives all its rows."""
     path = Path(path).expanduser()
-    if path.is_file() and path.suffix.lower() == ".csv":
-        rows = load_csv(path)
-        if any(s.split in ("train", "devel") for s in rows):
-            rows = [s for s in rows if s.split == split]
-            if not rows:
-                raise DatasetError(f"{path}: no row with split '{split}'")
+    if path.suffix.lower() != ".csv":
+        return load_folder(path)
+    rows = load_csv(path)
+    splits = {s.split.lower() for s in rows} - {"all", ""}
+    if not splits:
         return rows
-    return load_folder(path)
+    if not splits <= SPLITS:
+        # "dev", "val": a split name this does not know would silently put rows on no side
+        raise DatasetError(f"{path}: split values {sorted(splits)}; expected {', '.join(sorted(SPLITS))}")
+    rows = [s for s in rows if s.split.lower() == split]
+    if not rows:
+        raise DatasetError(f"{path}: no row with split '{split}'")
+    return rows
+
+
+def data_fingerprint(samples: list[Sample]) -> str:
+    """sha1 of what a data set lists (resolved paths, labels, species, people): a resumed run
+    on other captures is refused, and the bundle records which captures it learnt from."""
+    keys = sorted([os.path.realpath(s.path), s.is_attack, s.species, s.subject] for s in samples)
+    return hashlib.sha1(json.dumps(keys).encode()).hexdigest()
+
+
+def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
+    """Refuse to resume a run on other captures (its checkpoints, and the D-EERs its best was
+    chosen by, belong to the first ones); a fresh run writes the record."""
+    f = Path(out_dir) / DATA_RECORD
+    if resume and f.is_file():
+        old = json.loads(f.read_text())
+        changed = [k for k in ("train", "devel") if old[k]["sha1"] != record[k]["sha1"]]
+        if changed:
+            raise EdgefasError(f"{out_dir} was fine-tuned on other {' and '.join(changed)} captures "
+                               f"({', '.join(old[k]['path'] for k in changed)}): use another "
+                               "--out or --no-resume")
 
 
 def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None,
                     threads: int | None = None) -> BaselineRecipe:
     """The base bundle's recipe with :data:`FINETUNE` over it, and where its weights came from."""
+    if batch_size is not None and (batch_size < 2 or batch_size % 2):
+        raise EdgefasError(f"batch size {batch_size}: an even number >= 2 (half live, half attack)")
     base = dict(bundle.manifest.get("training", {}).get("recipe") or {})
     if not base:
         raise EdgefasError(f"bundle {bundle.name!r} records no training recipe: it cannot be "
@@ -65,15 +101,15 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
     known = set(BaselineRecipe.__dataclass_fields__)
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **FINETUNE}.items() if k in known})
     sha = sha256_file(bundle.model_file("classifier", "pytorch"))
-    return recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                                 threads=threads,
-                                 init_from=f"{bundle.name}@sha256:{sha}")
+    recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                                   threads=threads, init_from=f"{bundle.name}@sha256:{sha}")
+    if recipe.steps <= recipe.warmup_steps:
+        warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
+                      f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
+    return recipe
 
 
-def _crops(store: CropStore, path: str | Path, split: str) -> CropSet:
-    import hashlib
-
-    samples = load_labelled(path, split)
+def _crops(store: CropStore, samples: list[Sample], path: str | Path, split: str) -> CropSet:
     tag = hashlib.sha1(f"{Path(path).expanduser().resolve()}:{split}".encode()).hexdigest()[:10]
     crops = store.samples_set(f"finetune_{split}_{tag}", samples)
     crops = crops.subset(crops.ok)
@@ -85,20 +121,41 @@ def _crops(store: CropStore, path: str | Path, split: str) -> CropSet:
     return crops
 
 
-def overlapping_subjects(train: CropSet, devel: CropSet) -> set[str]:
-    """People (CSV ``subject``) in both sets: a devel set of the training people rewards
-    remembering them, not telling live from attack."""
-    a = {s.subject for s in train.samples if s.subject}
-    return a & {s.subject for s in devel.samples if s.subject}
+def check_disjoint(train: list[Sample], devel: list[Sample]) -> None:
+    """Devel must hold other images, and other people where people are named: a devel set of
+    the training people rewards remembering them, not telling live from attack."""
+    same = {os.path.realpath(s.path) for s in train} & {os.path.realpath(s.path) for s in devel}
+    if same:
+        raise DatasetError(f"--train and --devel share {len(same)} images (e.g. {sorted(same)[0]}): "
+                           "give them different captures, of different people")
+    a, b = {s.subject for s in train if s.subject}, {s.subject for s in devel if s.subject}
+    if both := a & b:
+        raise DatasetError(f"--train and --devel share {len(both)} people ({', '.join(sorted(both)[:5])}"
+                           f"{', ...' if len(both) > 5 else ''}): the checkpoint and threshold "
+                           "must be chosen on people the model did not train on")
+    if not (a and b):
+        warnings.warn("--train or --devel names no people (a folder, or a CSV without 'subject'): "
+                      "make sure the two hold different people, which cannot be checked here",
+                      DataWarning, stacklevel=3)
+
+
+def _record(path: str | Path, samples: list[Sample], split: str) -> dict:
+    p = Path(path).expanduser().resolve()
+    csv_rows = p.suffix.lower() == ".csv" and any(s.split.lower() == split for s in samples)
+    return {"path": str(p) + (f" (its '{split}' rows)" if csv_rows else ""),
+            "live": sum(not s.is_attack for s in samples),
+            "attack": sum(s.is_attack for s in samples),
+            "people": len({s.subject for s in samples if s.subject}) or None,
+            "sha1": data_fingerprint(samples)}
 
 
 def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path: str | Path,
              out_dir: str | Path, *, steps: int | None = None, lr: float | None = None,
              batch_size: int | None = None, seed: int | None = None,
              threads: int | None = None, resume: bool = True,
-             progress: bool = True) -> tuple[Path, CropSet, dict]:
-    """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest)."""
-    import torch
+             progress: bool = True) -> tuple[Path, CropSet, dict, dict]:
+    """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest, the
+    record of both data sets: paths, counts, fingerprints)."""
     from safetensors.torch import load_file
 
     bundle = load_bundle(bundle_path)
@@ -106,13 +163,18 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
                              threads=threads)
     contract = Contract.from_dict(bundle.manifest["preprocess"])
     check_resume(out_dir, recipe, contract, resume=resume)
+    tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")
+    check_disjoint(tr_s, dv_s)
+    record = {"train": _record(train_path, tr_s, "train"), "devel": _record(devel_path, dv_s, "devel")}
+    _check_data(Path(out_dir), record, resume)   # before minutes of cropping
     stage, det_sha = face_stage_for(contract, bundle.face_policy, bundle.path)
     store = CropStore(stage, det_sha, progress=progress)
-    tr, dv = _crops(store, train_path, "train"), _crops(store, devel_path, "devel")
-    if both := overlapping_subjects(tr, dv):
-        raise DatasetError(f"--train and --devel share {len(both)} people ({', '.join(sorted(both)[:5])}"
-                           f"{', ...' if len(both) > 5 else ''}): the checkpoint and threshold "
-                           "must be chosen on people the model did not train on")
+    tr, dv = _crops(store, tr_s, train_path, "train"), _crops(store, dv_s, devel_path, "devel")
+    for part, crops in (("train", tr), ("devel", dv)):   # the faces used, beside the images listed
+        record[part]["usable_live"] = sum(not s.is_attack for s in crops.samples)
+        record[part]["usable_attack"] = sum(s.is_attack for s in crops.samples)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / DATA_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     is_live = np.array([not s.is_attack for s in tr.samples], bool)
     train = TrainSet(tr.crops, is_live, np.zeros(len(tr), bool))
     devel = DevelSet(dv.crops, np.array([s.is_attack for s in dv.samples], bool),
@@ -120,7 +182,6 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
     print(f"fine-tuning {bundle.name}: train {int(is_live.sum())} live / {int((~is_live).sum())} "
           f"attack crops; devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}")
     init = load_file(bundle.model_file("classifier", "pytorch"))
-    torch.set_num_threads(recipe.threads)
     best = train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
                           progress=progress, init_weights=init)
-    return best, dv, bundle.manifest
+    return best, dv, bundle.manifest, record
