@@ -26,6 +26,8 @@ from .argtypes import NO_RESUME_HELP, _number, positive_int
 
 #: a learning rate: above 0, below 1
 learning_rate = _number(float, lambda v: 0 < v < 1, "in (0, 1)")
+#: a weight >= 0
+non_negative_float = _number(float, lambda v: v >= 0, ">= 0")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=learning_rate, help="peak learning rate (default 2e-4)")
     p.add_argument("--batch-size", type=positive_int,
                    help="crops per step, half live and half attack (default: the base recipe's)")
+    p.add_argument("--anchor", type=non_negative_float, metavar="ALPHA",
+                   help="L2-SP weight: pull the weights toward the base bundle's (loss + ALPHA/2 "
+                        "||w - w_base||^2) so that it forgets less of the base data (default 0)")
     p.add_argument("--seed", type=int, help="random seed (default: the base recipe's)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: the base recipe's)")
     p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     best, devel, base, data = finetune(args.bundle, args.train, args.devel, args.out,
                                        steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                                       seed=args.seed, threads=args.threads,
+                                       seed=args.seed, threads=args.threads, anchor=args.anchor,
                                        resume=not args.no_resume, progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     model, state = load_trained(best)

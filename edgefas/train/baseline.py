@@ -199,7 +199,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
-                   "init_from": None}
+                   "init_from": None, "anchor": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -285,6 +285,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    # L2-SP anchor: the starting weights themselves (not a resumed checkpoint's), by name
+    anchored = ([(p, init_weights[n].to(accelerator.device))
+                 for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]
+                if recipe.anchor > 0 else [])
     # One generator per step, derived from (seed, step): a resumed run draws the same batches.
     bar = tqdm(total=recipe.steps, initial=state["step"], desc=f"train {recipe.name}",
                disable=not (progress and accelerator.is_local_main_process))
@@ -308,6 +312,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
             g["lr"] = _lr_at(step, recipe, state["lr_schedule_steps"])
         model.train()
         loss = loss_fn(model(x), y)
+        if anchored:
+            loss = loss + recipe.anchor / 2 * sum(((p - p0) ** 2).sum() for p, p0 in anchored)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()

@@ -87,7 +87,7 @@ def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
 
 def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None,
-                    threads: int | None = None) -> BaselineRecipe:
+                    threads: int | None = None, anchor: float | None = None) -> BaselineRecipe:
     """The base bundle's recipe with :data:`FINETUNE` over it, and where its weights came from."""
     if batch_size is not None and (batch_size < 2 or batch_size % 2):
         raise EdgefasError(f"batch size {batch_size}: an even number >= 2 (half live, half attack)")
@@ -102,7 +102,8 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **FINETUNE}.items() if k in known})
     sha = sha256_file(bundle.model_file("classifier", "pytorch"))
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                                   threads=threads, init_from=f"{bundle.name}@sha256:{sha}")
+                                   threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
+                                   anchor=anchor)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
@@ -152,7 +153,7 @@ def _record(path: str | Path, samples: list[Sample], split: str) -> dict:
 def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path: str | Path,
              out_dir: str | Path, *, steps: int | None = None, lr: float | None = None,
              batch_size: int | None = None, seed: int | None = None,
-             threads: int | None = None, resume: bool = True,
+             threads: int | None = None, anchor: float | None = None, resume: bool = True,
              progress: bool = True) -> tuple[Path, CropSet, dict, dict]:
     """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest, the
     record of both data sets: paths, counts, fingerprints)."""
@@ -160,7 +161,7 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
 
     bundle = load_bundle(bundle_path)
     recipe = finetune_recipe(bundle, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                             threads=threads)
+                             threads=threads, anchor=anchor)
     contract = Contract.from_dict(bundle.manifest["preprocess"])
     check_resume(out_dir, recipe, contract, resume=resume)
     tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")

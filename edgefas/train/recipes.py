@@ -68,6 +68,10 @@ class BaselineRecipe:
     # Where the starting weights came from: "<bundle name>@sha256:<classifier.safetensors>" for
     # a fine-tuning run (edgefas.train.finetune), None for a run from ImageNet weights.
     init_from: str | None = None
+    # L2-SP (Li et al., ICML 2018): loss + anchor / 2 * ||w - w_init||^2 over the trained
+    # weights, pulling a fine-tuned model toward the bundle it started from so that it keeps
+    # more of what the base data taught. 0: plain fine-tuning (and every run from scratch).
+    anchor: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +86,9 @@ class BaselineRecipe:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
+        if self.anchor < 0 or (self.anchor > 0 and self.init_from is None):
+            raise EdgefasError(f"anchor {self.anchor:g}: a non-negative weight, and only for a run "
+                               "that starts from a bundle's weights (init_from)")
         if (self.extra_live is None) != (self.extra_live_share == 0.0):
             raise EdgefasError("extra_live and extra_live_share go together: a source and its "
                                f"share (got {self.extra_live!r}, {self.extra_live_share})")
