@@ -7,8 +7,10 @@ a few hundred steps at a low learning rate on the user's ``--train`` captures (l
 picks the checkpoint and threshold on the ``--devel`` captures (other people than ``--train``),
 and writes a new bundle that records the base bundle, both data sets and their counts.
 
-No data set of the base training is needed: only the user's captures. What the model may
-forget of the base data is not measured here; measure the new bundle with ``edgefas eval``.
+No data set of the base training is needed: only the user's captures. The model forgets: on
+NUAA (docs/finetune_nuaa) plain fine-tuning lifted the camera's test AUC from 0.537 to 0.848
+and dropped Replay-Attack's from 1.000 to 0.517. ``anchor`` (L2-SP) pulls the weights toward
+the base's to keep more of it; measure any new bundle with ``edgefas eval``.
 """
 from __future__ import annotations
 
