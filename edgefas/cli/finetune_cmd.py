@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="crops per step, half live and half attack (default: the base recipe's)")
     p.add_argument("--anchor", type=non_negative_float, metavar="ALPHA",
                    help="L2-SP weight: pull the weights toward the base bundle's (loss + ALPHA/2 "
-                        "||w - w_base||^2) so that it forgets less of the base data (default 0)")
+                        "||w - w_base||^2) so that it forgets less of the base data (default 0.1, "
+                        "chosen on devel in docs/finetune_nuaa; 0: plain fine-tuning)")
     p.add_argument("--seed", type=int, help="random seed (default: the base recipe's)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: the base recipe's)")
     p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)

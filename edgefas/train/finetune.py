@@ -36,7 +36,11 @@ from .run import face_stage_for
 #: Fine-tuning settings over the base bundle's recipe (its architecture, augmentation, batch).
 #: A low rate and a short warm-up: the weights start trained, and a base-rate step would
 #: throw away what the base data taught before the new captures can replace it.
+#: anchor 0.1 (L2-SP) by the devel rule of docs/finetune_nuaa/plan.md (addendum 1): on NUAA it
+#: forgot less of the base devel set (worst-source D-EER 49.15 % against 63.20 % unanchored) at
+#: an adapt-devel D-EER 1.3 points higher.
 FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "eval_every": 50,
+            "anchor": 0.1,
             "use_lfw": False, "lfw_devel": False, "extra_live": None, "extra_live_share": 0.0,
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
@@ -101,11 +105,13 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
         raise EdgefasError("fine-tuning a fusion bundle is not supported: its cue module's "
                            "folder is not part of the bundle")
     known = set(BaselineRecipe.__dataclass_fields__)
-    recipe = BaselineRecipe(**{k: v for k, v in {**base, **FINETUNE}.items() if k in known})
+    # the anchor joins with init_from below: a recipe with one and not the other is refused
+    over = {k: v for k, v in FINETUNE.items() if k != "anchor"}
+    recipe = BaselineRecipe(**{k: v for k, v in {**base, **over}.items() if k in known})
     sha = sha256_file(bundle.model_file("classifier", "pytorch"))
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
                                    threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
-                                   anchor=anchor)
+                                   anchor=FINETUNE["anchor"] if anchor is None else anchor)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
@@ -142,10 +148,19 @@ def check_disjoint(train: list[Sample], devel: list[Sample]) -> None:
                       DataWarning, stacklevel=3)
 
 
+def _shown(path: Path) -> str:
+    """A path as the manifest shows it: relative to the working folder when inside it (a run
+    folder moved with its data stays readable, and no home folder is written), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _record(path: str | Path, samples: list[Sample], split: str) -> dict:
     p = Path(path).expanduser().resolve()
     csv_rows = p.suffix.lower() == ".csv" and any(s.split.lower() == split for s in samples)
-    return {"path": str(p) + (f" (its '{split}' rows)" if csv_rows else ""),
+    return {"path": _shown(p) + (f" (its '{split}' rows)" if csv_rows else ""),
             "live": sum(not s.is_attack for s in samples),
             "attack": sum(s.is_attack for s in samples),
             "people": len({s.subject for s in samples if s.subject}) or None,
