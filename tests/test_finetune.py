@@ -177,3 +177,28 @@ def test_anchor_keeps_the_weights_nearer_the_base(capture_csv, tmp_path, monkeyp
         from edgefas.train.recipes import get_recipe
 
         get_recipe("tiny").with_overrides(anchor=0.1)
+
+
+def test_rehearse_mixes_the_base_training_data(capture_csv, replay_tree, tmp_path, monkeypatch,
+                                               capsys):
+    """--rehearse: the base bundle's train part (here a tiny P1 run on the fixture tree, without
+    LFW) joins the user's captures, and the bundle records it."""
+    frames, _ = replay_tree
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    assert main(["train", "--protocol", "P1", "--recipe", "tiny", "--out", str(base),
+                 "--replay-root", str(frames), "--no-lfw", "--package"]) == 0
+    out = tmp_path / "ft"
+    assert _finetune(capture_csv, out, "--bundle", str(base / "bundle"), "--rehearse",
+                     "--replay-root", str(frames)) == 0
+    text = capsys.readouterr().out
+    # fixture P1 train: 2 clients x 2 lightings x 2 frames live (8), x 3 species attacks (24)
+    assert "train 20 live / 36 attack crops (of them the base data: 8 / 24)" in text
+    m = load_bundle(out / "bundle").manifest
+    assert m["training"]["recipe"]["rehearse"] is True
+    assert m["training"]["finetune_data"]["rehearsal"] == {"protocol": "P1", "live": 8, "attack": 24,
+                                                           "of_them_lfw": 0}
+    assert "rehearsed" in m["training"]["data"][-1]
+    # resuming without --rehearse is another recipe: refused
+    assert _finetune(capture_csv, out, "--bundle", str(base / "bundle")) == 1
+    assert "another recipe (rehearse True -> False)" in capsys.readouterr().err

@@ -47,6 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="L2-SP weight: pull the weights toward the base bundle's (loss + ALPHA/2 "
                         "||w - w_base||^2) so that it forgets less of the base data (default 0.1, "
                         "chosen on devel in docs/finetune_nuaa; 0: plain fine-tuning)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="also train on the base bundle's own training data (Replay-Attack train, "
+                        "LFW; under $EDGEFAS_DATA or --replay-root / --lfw-root), mixed with your "
+                        "captures by count, so that it forgets less")
+    p.add_argument("--replay-root", type=Path, help="with --rehearse: Replay-Attack 20-frame tree")
+    p.add_argument("--lfw-root", type=Path, help="with --rehearse: LFW images folder")
     p.add_argument("--seed", type=int, help="random seed (default: the base recipe's)")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: the base recipe's)")
     p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("finetune")
+    from ..data.sources import DataRoots
     from ..runtime.face_stage import FacePolicy
     from ..train.baseline import load_trained
     from ..train.finetune import finetune
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     best, devel, base, data = finetune(args.bundle, args.train, args.devel, args.out,
                                        steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                        seed=args.seed, threads=args.threads, anchor=args.anchor,
+                                       rehearse=args.rehearse,
+                                       roots=DataRoots(args.replay_root, None, args.lfw_root),
                                        resume=not args.no_resume, progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     model, state = load_trained(best)
@@ -76,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                         "data": base_training.get("data", [])},
         "data": [*base_training.get("data", []),
                  f"fine-tuned on {tr['path']}: {tr['usable_live']} live and "
-                 f"{tr['usable_attack']} attack faces (the user's captures)"],
+                 f"{tr['usable_attack']} attack faces (the user's captures)"
+                 + (", with the base data above rehearsed in each batch" if args.rehearse else "")],
         "finetune_data": data,
         "licence": [*base.get("licence", {}).get("data", []),
                     f"{tr['path']}: the terms of the user's own data"],

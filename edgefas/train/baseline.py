@@ -199,7 +199,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
-                   "init_from": None, "anchor": 0.0}
+                   "init_from": None, "anchor": 0.0, "rehearse": False}
 
 
 def _saved_state(ckpt: Path) -> dict:

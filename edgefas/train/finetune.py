@@ -26,7 +26,7 @@ from ..bundle import Bundle, load_bundle, sha256_file
 from ..data.face_cache import CropSet
 from ..data.folder import load_csv, load_folder
 from ..data.samples import Sample
-from ..data.sources import CropStore
+from ..data.sources import CropStore, DataRoots
 from ..errors import DatasetError, DataWarning, EdgefasError
 from ..runtime.preprocess import Contract
 from .baseline import DevelSet, TrainSet, check_resume, train_baseline
@@ -93,7 +93,8 @@ def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
 
 def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None,
-                    threads: int | None = None, anchor: float | None = None) -> BaselineRecipe:
+                    threads: int | None = None, anchor: float | None = None,
+                    rehearse: bool = False) -> BaselineRecipe:
     """The base bundle's recipe with :data:`FINETUNE` over it, and where its weights came from."""
     if batch_size is not None and (batch_size < 2 or batch_size % 2):
         raise EdgefasError(f"batch size {batch_size}: an even number >= 2 (half live, half attack)")
@@ -107,11 +108,15 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
     known = set(BaselineRecipe.__dataclass_fields__)
     # the anchor joins with init_from below: a recipe with one and not the other is refused
     over = {k: v for k, v in FINETUNE.items() if k != "anchor"}
+    if rehearse:   # the base data as the base recipe drew it (LFW and its share, devel bucket out)
+        over = {k: v for k, v in over.items() if k not in ("use_lfw", "lfw_devel")}
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **over}.items() if k in known})
     sha = sha256_file(bundle.model_file("classifier", "pytorch"))
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
                                    threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
                                    anchor=FINETUNE["anchor"] if anchor is None else anchor)
+    if rehearse:
+        recipe = recipe.with_overrides(rehearse=True)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
@@ -167,10 +172,30 @@ def _record(path: str | Path, samples: list[Sample], split: str) -> dict:
             "sha1": data_fingerprint(samples)}
 
 
+def _with_base_data(user: TrainSet, bundle: Bundle, recipe: BaselineRecipe, store: CropStore
+                    ) -> tuple[TrainSet, dict]:
+    """The base bundle's training crops (its protocol's train part, LFW as its recipe drew it)
+    before the user's: batches then draw live and attack faces from both in proportion to
+    their counts, and LFW at the recipe's share, as the base run did."""
+    from .run import build_sets
+
+    protocol = bundle.manifest.get("training", {}).get("protocol")
+    if not protocol:
+        raise EdgefasError(f"bundle {bundle.name!r} records no training protocol: nothing to rehearse")
+    base, _, _ = build_sets(protocol, recipe, store)
+    train = TrainSet(np.concatenate([base.crops, user.crops]),
+                     np.concatenate([base.is_live, user.is_live]),
+                     np.concatenate([base.is_extra, user.is_extra]))
+    info = {"protocol": protocol, "live": int(base.is_live.sum()), "attack": int((~base.is_live).sum()),
+            "of_them_lfw": int(base.is_extra.sum())}
+    return train, info
+
+
 def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path: str | Path,
              out_dir: str | Path, *, steps: int | None = None, lr: float | None = None,
              batch_size: int | None = None, seed: int | None = None,
-             threads: int | None = None, anchor: float | None = None, resume: bool = True,
+             threads: int | None = None, anchor: float | None = None, rehearse: bool = False,
+             roots: DataRoots | None = None, resume: bool = True,
              progress: bool = True) -> tuple[Path, CropSet, dict, dict]:
     """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest, the
     record of both data sets: paths, counts, fingerprints)."""
@@ -178,7 +203,7 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
 
     bundle = load_bundle(bundle_path)
     recipe = finetune_recipe(bundle, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                             threads=threads, anchor=anchor)
+                             threads=threads, anchor=anchor, rehearse=rehearse)
     contract = Contract.from_dict(bundle.manifest["preprocess"])
     check_resume(out_dir, recipe, contract, resume=resume)
     tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")
@@ -186,19 +211,25 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
     record = {"train": _record(train_path, tr_s, "train"), "devel": _record(devel_path, dv_s, "devel")}
     _check_data(Path(out_dir), record, resume)   # before minutes of cropping
     stage, det_sha = face_stage_for(contract, bundle.face_policy, bundle.path)
-    store = CropStore(stage, det_sha, progress=progress)
+    store = CropStore(stage, det_sha, roots, progress=progress)
     tr, dv = _crops(store, tr_s, train_path, "train"), _crops(store, dv_s, devel_path, "devel")
     for part, crops in (("train", tr), ("devel", dv)):   # the faces used, beside the images listed
         record[part]["usable_live"] = sum(not s.is_attack for s in crops.samples)
         record[part]["usable_attack"] = sum(s.is_attack for s in crops.samples)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / DATA_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     is_live = np.array([not s.is_attack for s in tr.samples], bool)
     train = TrainSet(tr.crops, is_live, np.zeros(len(tr), bool))
+    if recipe.rehearse:
+        train, record["rehearsal"] = _with_base_data(train, bundle, recipe, store)
+    (Path(out_dir) / DATA_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     devel = DevelSet(dv.crops, np.array([s.is_attack for s in dv.samples], bool),
                      np.array([s.species for s in dv.samples]))
+    is_live = train.is_live
+    rh = record.get("rehearsal")
+    base_part = f" (of them the base data: {rh['live']} / {rh['attack']})" if rh else ""
     print(f"fine-tuning {bundle.name}: train {int(is_live.sum())} live / {int((~is_live).sum())} "
-          f"attack crops; devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}")
+          f"attack crops{base_part}; devel {int((~devel.is_attack).sum())} / "
+          f"{int(devel.is_attack.sum())}")
     init = load_file(bundle.model_file("classifier", "pytorch"))
     best = train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
                           progress=progress, init_weights=init)

@@ -72,6 +72,10 @@ class BaselineRecipe:
     # weights, pulling a fine-tuned model toward the bundle it started from so that it keeps
     # more of what the base data taught. 0: plain fine-tuning (and every run from scratch).
     anchor: float = 0.0
+    # Fine-tuning only: also train on the base bundle's own training data (its protocol's
+    # Replay-Attack train part, and LFW as its recipe drew it), mixed with the user's captures
+    # in proportion to their counts, so that the base task keeps being rehearsed.
+    rehearse: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +90,8 @@ class BaselineRecipe:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
+        if self.rehearse and self.init_from is None:
+            raise EdgefasError("rehearse is for a run that starts from a bundle's weights (init_from)")
         if self.anchor < 0 or (self.anchor > 0 and self.init_from is None):
             raise EdgefasError(f"anchor {self.anchor:g}: a non-negative weight, and only for a run "
                                "that starts from a bundle's weights (init_from)")
