@@ -12,11 +12,13 @@ does not separate your camera's live faces from its attacks. Check the new bundl
 of people in neither set (edgefas eval --bundle OUT/bundle --folder ...), and on the base
 protocols if you have their data: fine-tuning forgets (docs/finetune_nuaa: fine-tuned on
 NUAA's webcam, v0.3 lost its separation of Replay-Attack's attacks); --anchor limits how far
-the weights move from the base bundle's.
+the weights move from the base bundle's, and --rehearse (if you have the base training data)
+keeps training on it beside your captures, which kept most of the base model there.
 
 examples:
   edgefas finetune --train cam/train --devel cam/devel --out runs/cam1
   edgefas finetune --train cam.csv --devel cam.csv --steps 500 --out runs/cam1
+  edgefas finetune --train cam.csv --devel cam.csv --rehearse --out runs/cam1-rh
   edgefas eval --bundle runs/cam1/bundle --folder cam/test
 """
 from __future__ import annotations
@@ -98,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"bundle: {bundle}")
     # measured (docs/finetune_nuaa): fine-tuned on one camera's captures, v0.3 went from AUC
     # 1.000 to 0.517 on Replay-Attack and rejected 76 % of LFW's faces
-    print("note: this bundle is fitted to the camera and attacks of --train; fine-tuning can "
-          "forget what the base model knew of other cameras and attack media. Deploy it on that "
+    print("note: this bundle is fitted to the camera and attacks of --train; fine-tuning "
+          + ("with --rehearse forgets less, but can still forget"
+             if args.rehearse else "can forget")
+          + " what the base model knew of other cameras and attack media. Deploy it on that "
           "camera only, and check it on captures of people in neither set (edgefas eval "
           f"--bundle {bundle} --folder ...)")
     return 0
