@@ -198,7 +198,18 @@ def test_rehearse_mixes_the_base_training_data(capture_csv, replay_tree, tmp_pat
     assert m["training"]["recipe"]["rehearse"] is True
     assert m["training"]["finetune_data"]["rehearsal"] == {"protocol": "P1", "live": 8, "attack": 24,
                                                            "of_them_lfw": 0}
-    assert "rehearsed" in m["training"]["data"][-1]
+    assert m["training"]["data"][-1].startswith("rehearsed in each batch: Idiap Replay-Attack train")
+    # a fine-tuned bundle has no base protocol: --rehearse on it is refused before any cropping,
+    # and fine-tuning it again without the flag does not inherit its rehearsal
+    from edgefas.train.finetune import finetune_recipe
+
+    tuned = load_bundle(out / "bundle")
+    with pytest.raises(EdgefasError, match="records no training protocol"):
+        finetune_recipe(tuned, rehearse=True)
+    assert finetune_recipe(tuned, steps=50).rehearse is False
+    assert main(["finetune", "--train", "x.csv", "--devel", "y.csv", "--out", str(tmp_path / "z"),
+                 "--replay-root", str(frames)]) == 1
+    assert "read only with --rehearse" in capsys.readouterr().err
     # resuming without --rehearse is another recipe: refused
     assert _finetune(capture_csv, out, "--bundle", str(base / "bundle")) == 1
     assert "another recipe (rehearse True -> False)" in capsys.readouterr().err

@@ -4,7 +4,8 @@
 or a CSV (path,label[,species,subject,split]; a CSV with a split column can serve both, its
 'train' rows for --train and 'devel' rows for --devel). Put different people in the two: the
 checkpoint and the threshold (D-EER) are chosen on --devel, and a CSV's subject column is
-checked for people in both. Only your captures are needed, not the base training data.
+checked for people in both. Only your captures are needed, not the base training data
+(unless --rehearse).
 Checkpoints go to --out every 50 steps; running the same command again resumes.
 
 Start with 'edgefas calibrate' (threshold only, no training); fine-tune when the model itself
@@ -13,12 +14,13 @@ of people in neither set (edgefas eval --bundle OUT/bundle --folder ...), and on
 protocols if you have their data: fine-tuning forgets (docs/finetune_nuaa: fine-tuned on
 NUAA's webcam, v0.3 lost its separation of Replay-Attack's attacks); --anchor limits how far
 the weights move from the base bundle's, and --rehearse (if you have the base training data)
-keeps training on it beside your captures, which kept most of the base model there.
+keeps training on it beside your captures: with --anchor 0 it kept most of the base model there
+(the default anchor with --rehearse was not measured).
 
 examples:
   edgefas finetune --train cam/train --devel cam/devel --out runs/cam1
   edgefas finetune --train cam.csv --devel cam.csv --steps 500 --out runs/cam1
-  edgefas finetune --train cam.csv --devel cam.csv --rehearse --out runs/cam1-rh
+  edgefas finetune --train cam.csv --devel cam.csv --rehearse --anchor 0 --out runs/cam1-rh
   edgefas eval --bundle runs/cam1/bundle --folder cam/test
 """
 from __future__ import annotations
@@ -64,12 +66,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
+    if (args.replay_root or args.lfw_root) and not args.rehearse:
+        from ..errors import EdgefasError
+
+        raise EdgefasError("--replay-root and --lfw-root are read only with --rehearse")
     require_training_extra("finetune")
     from ..data.sources import DataRoots
     from ..runtime.face_stage import FacePolicy
     from ..train.baseline import load_trained
     from ..train.finetune import finetune
-    from ..train.package import package_model
+    from ..train.package import package_model, training_data
+    from ..train.recipes import BaselineRecipe
 
     best, devel, base, data = finetune(args.bundle, args.train, args.devel, args.out,
                                        steps=args.steps, lr=args.lr, batch_size=args.batch_size,
@@ -87,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
                         "data": base_training.get("data", [])},
         "data": [*base_training.get("data", []),
                  f"fine-tuned on {tr['path']}: {tr['usable_live']} live and "
-                 f"{tr['usable_attack']} attack faces (the user's captures)"
-                 + (", with the base data above rehearsed in each batch" if args.rehearse else "")],
+                 f"{tr['usable_attack']} attack faces (the user's captures)",
+                 *(f"rehearsed in each batch: {d}" for d in
+                   (training_data(BaselineRecipe(**state["recipe"]))[0] if args.rehearse else []))],
         "finetune_data": data,
         "licence": [*base.get("licence", {}).get("data", []),
                     f"{tr['path']}: the terms of the user's own data"],

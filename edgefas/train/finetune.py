@@ -11,7 +11,8 @@ No data set of the base training is needed: only the user's captures. The model 
 NUAA (docs/finetune_nuaa) plain fine-tuning lifted the camera's test AUC from 0.537 to 0.848
 and dropped Replay-Attack's from 1.000 to 0.517. ``anchor`` (L2-SP) pulls the weights toward
 the base's (Replay-Attack AUC 0.689 at 0.1); ``rehearse`` mixes the base's own training data
-into each batch (0.998), for users who have it. Measure any new bundle with ``edgefas eval``.
+into each batch (0.998 with anchor 0; not measured with the default anchor), for users who
+have it. Measure any new bundle with ``edgefas eval``.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ from .run import face_stage_for
 #: forgot less of the base devel set (worst-source D-EER 49.15 % against 63.20 % unanchored) at
 #: an adapt-devel D-EER 1.3 points higher.
 FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "eval_every": 50,
-            "anchor": 0.1,
+            "anchor": 0.1, "rehearse": False,
             "use_lfw": False, "lfw_devel": False, "extra_live": None, "extra_live_share": 0.0,
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
@@ -86,6 +87,9 @@ def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
     if resume and f.is_file():
         old = json.loads(f.read_text())
         changed = [k for k in ("train", "devel") if old[k]["sha1"] != record[k]["sha1"]]
+        if old.get("rehearsal_roots") != record.get("rehearsal_roots"):
+            raise EdgefasError(f"{out_dir} rehearsed the base data from {old.get('rehearsal_roots')}, "
+                               f"not {record.get('rehearsal_roots')}: use another --out or --no-resume")
         if changed:
             raise EdgefasError(f"{out_dir} was fine-tuned on other {' and '.join(changed)} captures "
                                f"({', '.join(old[k]['path'] for k in changed)}): use another "
@@ -117,6 +121,10 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
                                    threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
                                    anchor=FINETUNE["anchor"] if anchor is None else anchor)
     if rehearse:
+        if not bundle.manifest.get("training", {}).get("protocol"):
+            # a fine-tuned bundle has no base protocol of its own: checked before any cropping
+            raise EdgefasError(f"bundle {bundle.name!r} records no training protocol (a fine-tuned "
+                               "bundle?): --rehearse needs the data set its base was trained on")
         recipe = recipe.with_overrides(rehearse=True)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
@@ -210,9 +218,13 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
     tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")
     check_disjoint(tr_s, dv_s)
     record = {"train": _record(train_path, tr_s, "train"), "devel": _record(devel_path, dv_s, "devel")}
-    _check_data(Path(out_dir), record, resume)   # before minutes of cropping
     stage, det_sha = face_stage_for(contract, bundle.face_policy, bundle.path)
     store = CropStore(stage, det_sha, roots, progress=progress)
+    if recipe.rehearse:   # where the base data comes from: a resume must read the same
+        record["rehearsal_roots"] = {"replay": _shown(Path(store.roots.replay_frames).resolve()),
+                                     **({"lfw": _shown(Path(store.roots.lfw).resolve())}
+                                        if recipe.use_lfw else {})}
+    _check_data(Path(out_dir), record, resume)   # before minutes of cropping
     tr, dv = _crops(store, tr_s, train_path, "train"), _crops(store, dv_s, devel_path, "devel")
     for part, crops in (("train", tr), ("devel", dv)):   # the faces used, beside the images listed
         record[part]["usable_live"] = sum(not s.is_attack for s in crops.samples)
