@@ -213,3 +213,19 @@ def test_rehearse_mixes_the_base_training_data(capture_csv, replay_tree, tmp_pat
     # resuming without --rehearse is another recipe: refused
     assert _finetune(capture_csv, out, "--bundle", str(base / "bundle")) == 1
     assert "another recipe (rehearse True -> False)" in capsys.readouterr().err
+
+
+def test_freeze_bn_keeps_the_base_running_statistics(capture_csv, tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    old = load_file(load_bundle(default_bundle_path()).model_file("classifier", "pytorch"))
+    stats = [k for k in old if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for flag, same in (("--freeze-bn", True), ("--no-freeze-bn", False)):
+        out = tmp_path / flag
+        assert _finetune(capture_csv, out, flag) == 0
+        b = load_bundle(out / "bundle")
+        new = load_file(b.model_file("classifier", "pytorch"))
+        assert all(np.array_equal(new[k], old[k]) for k in stats) is same
+        assert b.manifest["training"]["recipe"]["freeze_bn"] is same

@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="L2-SP weight: pull the weights toward the base bundle's (loss + ALPHA/2 "
                         "||w - w_base||^2) so that it forgets less of the base data (default 0.1, "
                         "chosen on devel in docs/finetune_nuaa; 0: plain fine-tuning)")
+    p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep BatchNorm's running statistics as the base bundle left them "
+                        "(default: off)")
     p.add_argument("--rehearse", action="store_true",
                    help="also train on the base bundle's own training data (Replay-Attack train, "
                         "LFW; under $EDGEFAS_DATA or --replay-root / --lfw-root), mixed with your "
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     best, devel, base, data = finetune(args.bundle, args.train, args.devel, args.out,
                                        steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                        seed=args.seed, threads=args.threads, anchor=args.anchor,
-                                       rehearse=args.rehearse,
+                                       rehearse=args.rehearse, freeze_bn=args.freeze_bn,
                                        roots=DataRoots(args.replay_root, None, args.lfw_root),
                                        resume=not args.no_resume, progress=not args.no_progress)
     print(f"best checkpoint: {best}")

@@ -199,7 +199,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
-                   "init_from": None, "anchor": 0.0, "rehearse": False}
+                   "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -311,6 +311,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, recipe, state["lr_schedule_steps"])
         model.train()
+        if recipe.freeze_bn:   # the base's running statistics stay, and normalise as they did
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         loss = loss_fn(model(x), y)
         if anchored:
             loss = loss + recipe.anchor / 2 * sum(((p - p0) ** 2).sum() for p, p0 in anchored)

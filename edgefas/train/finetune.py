@@ -42,7 +42,7 @@ from .run import face_stage_for
 #: forgot less of the base devel set (worst-source D-EER 49.15 % against 63.20 % unanchored) at
 #: an adapt-devel D-EER 1.3 points higher.
 FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "eval_every": 50,
-            "anchor": 0.1, "rehearse": False,
+            "anchor": 0.1, "rehearse": False, "freeze_bn": False,
             "use_lfw": False, "lfw_devel": False, "extra_live": None, "extra_live_share": 0.0,
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
@@ -99,7 +99,7 @@ def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
 def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None,
                     threads: int | None = None, anchor: float | None = None,
-                    rehearse: bool = False) -> BaselineRecipe:
+                    rehearse: bool = False, freeze_bn: bool | None = None) -> BaselineRecipe:
     """The base bundle's recipe with :data:`FINETUNE` over it, and where its weights came from."""
     if batch_size is not None and (batch_size < 2 or batch_size % 2):
         raise EdgefasError(f"batch size {batch_size}: an even number >= 2 (half live, half attack)")
@@ -111,15 +111,16 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
         raise EdgefasError("fine-tuning a fusion bundle is not supported: its cue module's "
                            "folder is not part of the bundle")
     known = set(BaselineRecipe.__dataclass_fields__)
-    # the anchor joins with init_from below: a recipe with one and not the other is refused
-    over = {k: v for k, v in FINETUNE.items() if k != "anchor"}
+    # these join with init_from below: a recipe with one and not the other is refused
+    over = {k: v for k, v in FINETUNE.items() if k not in ("anchor", "freeze_bn")}
     if rehearse:   # the base data as the base recipe drew it (LFW and its share, devel bucket out)
         over = {k: v for k, v in over.items() if k not in ("use_lfw", "lfw_devel")}
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **over}.items() if k in known})
     sha = sha256_file(bundle.model_file("classifier", "pytorch"))
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
                                    threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
-                                   anchor=FINETUNE["anchor"] if anchor is None else anchor)
+                                   anchor=FINETUNE["anchor"] if anchor is None else anchor,
+                                   freeze_bn=FINETUNE["freeze_bn"] if freeze_bn is None else freeze_bn)
     if rehearse:
         if not bundle.manifest.get("training", {}).get("protocol"):
             # a fine-tuned bundle has no base protocol of its own: checked before any cropping
@@ -204,7 +205,7 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
              out_dir: str | Path, *, steps: int | None = None, lr: float | None = None,
              batch_size: int | None = None, seed: int | None = None,
              threads: int | None = None, anchor: float | None = None, rehearse: bool = False,
-             roots: DataRoots | None = None, resume: bool = True,
+             freeze_bn: bool | None = None, roots: DataRoots | None = None, resume: bool = True,
              progress: bool = True) -> tuple[Path, CropSet, dict, dict]:
     """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest, the
     record of both data sets: paths, counts, fingerprints)."""
@@ -212,7 +213,8 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
 
     bundle = load_bundle(bundle_path)
     recipe = finetune_recipe(bundle, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                             threads=threads, anchor=anchor, rehearse=rehearse)
+                             threads=threads, anchor=anchor, rehearse=rehearse,
+                             freeze_bn=freeze_bn)
     contract = Contract.from_dict(bundle.manifest["preprocess"])
     check_resume(out_dir, recipe, contract, resume=resume)
     tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")

@@ -76,6 +76,10 @@ class BaselineRecipe:
     # Replay-Attack train part, and LFW as its recipe drew it), mixed with the user's captures
     # in proportion to their counts, so that the base task keeps being rehearsed.
     rehearse: bool = False
+    # Fine-tuning: keep BatchNorm's running statistics as the base bundle left them (BN layers
+    # in eval mode while training). The anchor holds the weights, not these buffers, and on
+    # NUAA they moved as far with the anchor as without it (docs/finetune_nuaa/result.md).
+    freeze_bn: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,8 +94,9 @@ class BaselineRecipe:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
-        if self.rehearse and self.init_from is None:
-            raise EdgefasError("rehearse is for a run that starts from a bundle's weights (init_from)")
+        if (self.rehearse or self.freeze_bn) and self.init_from is None:
+            raise EdgefasError("rehearse and freeze_bn are for a run that starts from a bundle's "
+                               "weights (init_from)")
         if self.anchor < 0 or (self.anchor > 0 and self.init_from is None):
             raise EdgefasError(f"anchor {self.anchor:g}: a non-negative weight, and only for a run "
                                "that starts from a bundle's weights (init_from)")
