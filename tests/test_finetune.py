@@ -59,6 +59,7 @@ def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, m
     recipe = m["training"]["recipe"]
     assert recipe["init_from"].startswith(f"{base.name}@sha256:") and recipe["steps"] == 2
     assert recipe["use_lfw"] is False and recipe["lr"] == 2e-4 and recipe["anchor"] == 0.1
+    assert recipe["freeze_bn"] is True
     assert m["threshold"]["bona_fide"] == 12 and m["threshold"]["attack"] == 12
     # the species were taken in lower case ("Print" rows are "print")
     assert set(m["metrics"]["devel"]["species_counts"]) == {"print", "screen"}

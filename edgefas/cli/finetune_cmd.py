@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "chosen on devel in docs/finetune_nuaa; 0: plain fine-tuning)")
     p.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="keep BatchNorm's running statistics as the base bundle left them "
-                        "(default: off)")
+                        "(default: on, chosen on devel in docs/finetune_nuaa; --no-freeze-bn "
+                        "re-estimates them on your captures)")
     p.add_argument("--rehearse", action="store_true",
                    help="also train on the base bundle's own training data (Replay-Attack train, "
                         "LFW; under $EDGEFAS_DATA or --replay-root / --lfw-root), mixed with your "
