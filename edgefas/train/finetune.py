@@ -112,23 +112,18 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
     if base.get("fusion"):
         raise EdgefasError("fine-tuning a fusion bundle is not supported: its cue module's "
                            "folder is not part of the bundle")
-    known = set(BaselineRecipe.__dataclass_fields__)
-    # these join with init_from below: a recipe with one and not the other is refused
-    over = {k: v for k, v in FINETUNE.items() if k not in ("anchor", "freeze_bn")}
+    if rehearse and not bundle.manifest.get("training", {}).get("protocol"):
+        # a fine-tuned bundle has no base protocol of its own: checked before any cropping
+        raise EdgefasError(f"bundle {bundle.name!r} records no training protocol (a fine-tuned "
+                           "bundle?): --rehearse needs the data set its base was trained on")
+    sha = sha256_file(bundle.model_file("classifier", "pytorch"))
+    over = {**FINETUNE, "init_from": f"{bundle.name}@sha256:{sha}", "rehearse": rehearse}
     if rehearse:   # the base data as the base recipe drew it (LFW and its share, devel bucket out)
         over = {k: v for k, v in over.items() if k not in ("use_lfw", "lfw_devel")}
+    known = set(BaselineRecipe.__dataclass_fields__)
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **over}.items() if k in known})
-    sha = sha256_file(bundle.model_file("classifier", "pytorch"))
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                                   threads=threads, init_from=f"{bundle.name}@sha256:{sha}",
-                                   anchor=FINETUNE["anchor"] if anchor is None else anchor,
-                                   freeze_bn=FINETUNE["freeze_bn"] if freeze_bn is None else freeze_bn)
-    if rehearse:
-        if not bundle.manifest.get("training", {}).get("protocol"):
-            # a fine-tuned bundle has no base protocol of its own: checked before any cropping
-            raise EdgefasError(f"bundle {bundle.name!r} records no training protocol (a fine-tuned "
-                               "bundle?): --rehearse needs the data set its base was trained on")
-        recipe = recipe.with_overrides(rehearse=True)
+                                   threads=threads, anchor=anchor, freeze_bn=freeze_bn)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
@@ -234,8 +229,8 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
         record[part]["usable_live"] = sum(not s.is_attack for s in crops.samples)
         record[part]["usable_attack"] = sum(s.is_attack for s in crops.samples)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    is_live = np.array([not s.is_attack for s in tr.samples], bool)
-    train = TrainSet(tr.crops, is_live, np.zeros(len(tr), bool))
+    train = TrainSet(tr.crops, np.array([not s.is_attack for s in tr.samples], bool),
+                     np.zeros(len(tr), bool))
     if recipe.rehearse:
         train, record["rehearsal"] = _with_base_data(train, bundle, recipe, store)
     (Path(out_dir) / DATA_RECORD).write_text(json.dumps(record, indent=2) + "\n")
