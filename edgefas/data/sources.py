@@ -122,10 +122,7 @@ class CropStore:
         (:func:`~edgefas.data.folder.load_live_faces`)."""
         if spec == EXTRA_LIVE_CFD:
             return self._build("cfd", load_cfd(self.roots.cfd))
-        import hashlib
-
-        tag = hashlib.sha1(str(Path(spec).expanduser().resolve()).encode()).hexdigest()[:10]
-        return self._build(f"live_{tag}", load_live_faces(spec))
+        return self.path_set("live", spec, load_live_faces(spec))
 
     def samples_set(self, name: str, samples: list[Sample]) -> CropSet:
         """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""
@@ -134,7 +131,13 @@ class CropStore:
     def folder_set(self, root: Path, samples: list[Sample] | None = None) -> CropSet:
         """Crops of a user's labelled folder; ``samples``: its :func:`load_folder` list when the
         caller has it already (the folder is walked, and its notes printed, once)."""
+        return self.path_set("folder", root, samples if samples is not None else load_folder(root))
+
+    def path_set(self, kind: str, path: str | Path, samples: list[Sample], suffix: str = "") -> CropSet:
+        """Crops of a user's data at ``path``, cached under ``<kind>_<tag>``: the tag is a hash
+        of the resolved path (and ``suffix``, e.g. the CSV split read), so the same folder given
+        from another working folder finds its crops."""
         import hashlib
 
-        tag = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:10]
-        return self._build(f"folder_{tag}", samples if samples is not None else load_folder(root))
+        key = f"{Path(path).expanduser().resolve()}{suffix}"
+        return self._build(f"{kind}_{hashlib.sha1(key.encode()).hexdigest()[:10]}", samples)

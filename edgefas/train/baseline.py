@@ -285,6 +285,9 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    # BatchNorm layers whose running statistics stay the base's (put back in eval mode each step)
+    frozen_bn = ([m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+                 if recipe.freeze_bn else [])
     # L2-SP anchor: the starting weights themselves (not a resumed checkpoint's), by name
     anchored = ([(p, init_weights[n].to(accelerator.device))
                  for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]
@@ -311,10 +314,8 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, recipe, state["lr_schedule_steps"])
         model.train()
-        if recipe.freeze_bn:   # the base's running statistics stay, and normalise as they did
-            for m in model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+        for m in frozen_bn:   # the base's running statistics stay, and normalise as they did
+            m.eval()
         loss = loss_fn(model(x), y)
         if anchored:
             loss = loss + recipe.anchor / 2 * sum(((p - p0) ** 2).sum() for p, p0 in anchored)

@@ -131,8 +131,7 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
 
 
 def _crops(store: CropStore, samples: list[Sample], path: str | Path, split: str) -> CropSet:
-    tag = hashlib.sha1(f"{Path(path).expanduser().resolve()}:{split}".encode()).hexdigest()[:10]
-    crops = store.samples_set(f"finetune_{split}_{tag}", samples)
+    crops = store.path_set(f"finetune_{split}", path, samples, suffix=f":{split}")
     crops = crops.subset(crops.ok)
     is_attack = np.array([s.is_attack for s in crops.samples], bool)
     n_live, n_att = int((~is_attack).sum()), int(is_attack.sum())
