@@ -199,3 +199,22 @@ def test_an_in_place_export_failing_between_its_renames_puts_the_bundle_back(tin
     assert any(Path(b).name.endswith(".old") for _, b in calls)   # it had moved the bundle aside
     assert (mine / "manifest.json").read_text() == manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_fp32_parity_allows_a_stray_face_but_not_a_shifted_model():
+    from edgefas.export.parity import FP32_ATOL, FP32_MAX_FACTOR, fp32_parity
+
+    ref = np.random.default_rng(0).normal(0, 7, 1000)
+    got = ref + np.random.default_rng(1).normal(0, 1e-6, 1000)    # kernel-order noise
+    assert fp32_parity(ref, got)[0]
+    one = got.copy()
+    one[3] += 3 * FP32_ATOL           # one face off by 3e-4, as seen in two real runs
+    ok, q99, top = fp32_parity(ref, one)
+    assert ok and q99 < FP32_ATOL and top == pytest.approx(3 * FP32_ATOL, rel=0.01)
+    one[3] += FP32_MAX_FACTOR * FP32_ATOL                         # but not by 1e-3 and more
+    assert not fp32_parity(ref, one)[0]
+    many = got.copy()
+    many[:20] += 2 * FP32_ATOL        # 2 % of the faces: a conversion error, not noise
+    assert not fp32_parity(ref, many)[0]
+    assert fp32_parity(ref, many, atol=5 * FP32_ATOL)[0]          # unless allowed (--atol)
+

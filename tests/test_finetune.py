@@ -92,6 +92,20 @@ def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, m
     # nor packaged by 'edgefas export RUN', which would threshold it on Replay-Attack devel
     assert main(["export", str(out)]) == 1
     assert "is an 'edgefas finetune' run" in capsys.readouterr().err
+    # its exports are gated on its camera's devel captures, not Replay-Attack devel
+    exported = tmp_path / "exported"
+    assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
+                 "--out", str(exported)]) == 1
+    assert "give --devel DATA" in capsys.readouterr().err and not exported.exists()
+    assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
+                 "--devel", str(capture_csv), "--protocol", "P1", "--out", str(exported)]) == 1
+    assert "not both" in capsys.readouterr().err
+    assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
+                 "--devel", str(capture_csv), "--out", str(exported)]) == 0, capsys.readouterr().err
+    assert "gating on --devel" in capsys.readouterr().out
+    gate = load_bundle(exported).manifest["parity"]["onnx_fp16"]
+    assert gate["passed"] is True and (gate["bona_fide"], gate["attack"]) == (12, 12)
+    assert gate["gate_data"].startswith("cam.csv (user captures): 12 live / 12 attack, sha1 ")
 
 
 def test_finetune_refuses_shared_people_and_too_few_captures(capture_csv, tmp_path, monkeypatch,

@@ -11,6 +11,9 @@ optional ``species``, ``split``, ``subject``; relative paths are relative to the
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
 import warnings
 from pathlib import Path
 
@@ -114,3 +117,35 @@ def load_live_faces(path: str | Path) -> list[Sample]:
     if not out:
         raise DatasetError(f"no live images in {path}")
     return out
+
+
+#: split values a CSV may hold (test rows are for 'edgefas eval', never read by finetune or export)
+SPLITS = {"train", "devel", "test"}
+
+
+def load_labelled(path: str | Path, split: str) -> list[Sample]:
+    """Labelled captures of a folder (``live/`` + ``attack/<species>/``) or CSV, as
+    ``edgefas finetune`` and ``edgefas export --devel`` read them. A CSV whose ``split`` column
+    is filled gives its rows of ``split`` (train, devel; test rows are never read); a CSV
+    without one gives all its rows."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".csv":
+        return load_folder(path)
+    rows = load_csv(path)
+    splits = {s.split.lower() for s in rows} - {"all", ""}
+    if not splits:
+        return rows
+    if not splits <= SPLITS:
+        # "dev", "val": a split name this does not know would silently put rows on no side
+        raise DatasetError(f"{path}: split values {sorted(splits)}; expected {', '.join(sorted(SPLITS))}")
+    rows = [s for s in rows if s.split.lower() == split]
+    if not rows:
+        raise DatasetError(f"{path}: no row with split '{split}'")
+    return rows
+
+
+def data_fingerprint(samples: list[Sample]) -> str:
+    """sha1 of what a data set lists (resolved paths, labels, species, people): a resumed run
+    on other captures is refused, and the bundle records which captures it learnt from."""
+    keys = sorted([os.path.realpath(s.path), s.is_attack, s.species, s.subject] for s in samples)
+    return hashlib.sha1(json.dumps(keys).encode()).hexdigest()

@@ -133,6 +133,21 @@ class CropStore:
         caller has it already (the folder is walked, and its notes printed, once)."""
         return self.path_set("folder", root, samples if samples is not None else load_folder(root))
 
+    def labelled_set(self, path: str | Path, samples: list[Sample], split: str, *, minimum: int,
+                     purpose: str) -> CropSet:
+        """Usable crops of a user's labelled captures (``edgefas finetune --train/--devel``,
+        ``edgefas export --devel``), refused with fewer than ``minimum`` faces of a class.
+        Cached as ``finetune_<split>``, so an export gated on a fine-tune's devel captures
+        finds them cropped."""
+        crops = self.path_set(f"finetune_{split}", path, samples, suffix=f":{split}")
+        crops = crops.subset(crops.ok)
+        n_att = sum(s.is_attack for s in crops.samples)
+        n_live = len(crops) - n_att
+        if min(n_live, n_att) < minimum:
+            raise DatasetError(f"--{split} {path}: {n_live} live and {n_att} attack captures with "
+                               f"a usable face; {purpose} needs at least {minimum} of each")
+        return crops
+
     def path_set(self, kind: str, path: str | Path, samples: list[Sample], suffix: str = "") -> CropSet:
         """Crops of a user's data at ``path``, cached under ``<kind>_<tag>``: the tag is a hash
         of the resolved path (and ``suffix``, e.g. the CSV split read), so the same folder given

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable, ExportError, unknown_name
+from .parity import FP32_ATOL
 from .source import ExportSource
 
 #: What building the bundle's PyTorch model takes (converters that read PyTorch need them).
@@ -38,7 +39,7 @@ class Target:
     source: str = "onnx"                    # "onnx" or "torch": what the conversion reads
     predicts_on: str | None = None          # platform.system() the result can run on, if one
     precheck: Callable[[], None] | None = None  # raises BackendUnavailable with the reason
-    fp32_atol: float = 1e-4
+    fp32_atol: float = FP32_ATOL             # see edgefas.export.parity
     max_rate_shift: float = 0.005           # APCER/BPCER may move by 0.5 pp at most
     note: str = ""
 

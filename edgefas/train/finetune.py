@@ -17,7 +17,6 @@ bundle with ``edgefas eval``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -27,7 +26,7 @@ import numpy as np
 
 from ..bundle import Bundle, load_bundle, sha256_file
 from ..data.face_cache import CropSet
-from ..data.folder import load_csv, load_folder
+from ..data.folder import data_fingerprint, load_labelled
 from ..data.samples import Sample
 from ..data.sources import CropStore, DataRoots
 from ..errors import DatasetError, DataWarning, EdgefasError
@@ -49,37 +48,8 @@ FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "e
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
 MIN_PER_CLASS = 10
-#: split values a CSV may hold (test rows are for 'edgefas eval', never read here)
-SPLITS = {"train", "devel", "test"}
 #: file in the run folder recording the data sets (resume refuses other ones)
 DATA_RECORD = "finetune_data.json"
-
-
-def load_labelled(path: str | Path, split: str) -> list[Sample]:
-    """Labelled captures of a folder (``live/`` + ``attack/<species>/``) or CSV. A CSV whose
-    ``split`` column is filled gives its rows of ``split`` (train, devel; test rows are never
-    read); a CSV without one gives all its rows."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() != ".csv":
-        return load_folder(path)
-    rows = load_csv(path)
-    splits = {s.split.lower() for s in rows} - {"all", ""}
-    if not splits:
-        return rows
-    if not splits <= SPLITS:
-        # "dev", "val": a split name this does not know would silently put rows on no side
-        raise DatasetError(f"{path}: split values {sorted(splits)}; expected {', '.join(sorted(SPLITS))}")
-    rows = [s for s in rows if s.split.lower() == split]
-    if not rows:
-        raise DatasetError(f"{path}: no row with split '{split}'")
-    return rows
-
-
-def data_fingerprint(samples: list[Sample]) -> str:
-    """sha1 of what a data set lists (resolved paths, labels, species, people): a resumed run
-    on other captures is refused, and the bundle records which captures it learnt from."""
-    keys = sorted([os.path.realpath(s.path), s.is_attack, s.species, s.subject] for s in samples)
-    return hashlib.sha1(json.dumps(keys).encode()).hexdigest()
 
 
 def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
@@ -128,17 +98,6 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
     return recipe
-
-
-def _crops(store: CropStore, samples: list[Sample], path: str | Path, split: str) -> CropSet:
-    crops = store.path_set(f"finetune_{split}", path, samples, suffix=f":{split}")
-    crops = crops.subset(crops.ok)
-    is_attack = np.array([s.is_attack for s in crops.samples], bool)
-    n_live, n_att = int((~is_attack).sum()), int(is_attack.sum())
-    if min(n_live, n_att) < MIN_PER_CLASS:
-        raise DatasetError(f"--{split} {path}: {n_live} live and {n_att} attack captures with a "
-                           f"usable face; fine-tuning needs at least {MIN_PER_CLASS} of each")
-    return crops
 
 
 def check_disjoint(train: list[Sample], devel: list[Sample]) -> None:
@@ -223,7 +182,8 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
                                      **({"lfw": _shown(Path(store.roots.lfw).resolve())}
                                         if recipe.use_lfw else {})}
     _check_data(Path(out_dir), record, resume)   # before minutes of cropping
-    tr, dv = _crops(store, tr_s, train_path, "train"), _crops(store, dv_s, devel_path, "devel")
+    tr, dv = (store.labelled_set(path, samples, split, minimum=MIN_PER_CLASS, purpose="fine-tuning")
+              for path, samples, split in ((train_path, tr_s, "train"), (devel_path, dv_s, "devel")))
     for part, crops in (("train", tr), ("devel", dv)):   # the faces used, beside the images listed
         record[part]["usable_live"] = sum(not s.is_attack for s in crops.samples)
         record[part]["usable_attack"] = sum(s.is_attack for s in crops.samples)
