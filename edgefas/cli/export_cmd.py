@@ -8,9 +8,10 @@ flipped), then write the bundle.
 From a bundle, with --target (or --device): convert its classifier for a runtime and
 precision, calibrated on devel faces, and keep it only if it passes its parity gate against
 PyTorch on labelled devel faces (fp32: |diff| <= 1e-4 on 99 %, 1e-3 on all; fp16/int8: APCER
-and BPCER at the bundle threshold within 0.5 points). The gate's figures go into the manifest under "parity",
-with, beside them, the decision agreement and BPCER on 1,000 bona fide LFW faces of the train
-identities (other cameras; devel scores are too saturated to show drift near the threshold).
+and BPCER at the bundle threshold within 0.5 points). The gate's figures go into the manifest
+under "parity", with, beside them, the decision agreement and BPCER on 1,000 bona fide LFW
+faces of the train identities (other cameras; devel scores are too saturated to show drift near
+the threshold).
 Several exports in one command are written together or not at all.
 The devel faces are Replay-Attack's (--replay-root) unless --devel names your own labelled
 captures (a live/ + attack/<species>/ folder, or a CSV's 'devel' rows): needed without
@@ -130,17 +131,16 @@ def _export_bundle(args: argparse.Namespace) -> int:
                           "split), not both")
     det = Detector(args.path)
     store: CropStore = crop_store_for(det, DataRoots(args.replay_root, None, args.lfw_root), True)
+    trained = det.bundle.manifest.get("training", {})
     if args.devel is not None:
         devel, devel_name = _user_devel(args.devel, store)
     else:
-        finetuned = det.bundle.manifest.get("training", {}).get("finetune_data")
-        if finetuned:
+        if finetuned := trained.get("finetune_data"):
             # its checkpoint and threshold were chosen on its camera's faces, and that is
             # where a changed decision matters; Replay-Attack devel may not even be here
             raise ExportError(f"{args.path} was fine-tuned ('edgefas finetune', devel "
                               f"{finetuned['devel']['path']}): give --devel DATA, its devel "
                               "captures or others of that camera, to calibrate and gate the export on")
-        trained = det.bundle.manifest.get("training", {})
         protocol = get_protocol(args.protocol or trained.get("protocol", "P1"))
         replay = store.replay(frames="20")
         devel = replay.subset(protocol.devel_mask(replay.samples))
