@@ -51,6 +51,7 @@ def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, m
     assert _finetune(capture_csv, out) == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     assert "train 12 live / 12 attack crops; devel 12 / 12" in text
+    assert f"--devel {capture_csv} --out DIR" in text          # how to export it, gated on devel
     b = load_bundle(out / "bundle")          # verified: every file's sha256
     base = load_bundle(default_bundle_path())
     m = b.manifest

@@ -118,4 +118,6 @@ def run(args: argparse.Namespace) -> int:
           + " what the base model knew of other cameras and attack media. Deploy it on that "
           "camera only, and check it on captures of people in neither set (edgefas eval "
           f"--bundle {bundle} --folder ...)")
+    print(f"to export it for a device: edgefas export {bundle} --device DEVICE --devel "
+          f"{args.devel} --out DIR (gated on these devel captures)")
     return 0
