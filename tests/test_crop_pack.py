@@ -42,3 +42,18 @@ def test_a_damaged_or_foreign_pack_is_refused(tmp_path):
         load_crop_pack(tmp_path / "missing.npz")
     with pytest.raises(TeacherConfigError, match="labels"):
         save_crop_pack(tmp_path / "x.npz", _faces(), np.ones(2, bool), region=1.0, data={})
+
+
+def test_an_interrupted_write_leaves_the_old_pack_and_no_partial_file(tmp_path, monkeypatch):
+    path = save_crop_pack(tmp_path / "p.npz", _faces(), np.ones(6, bool), region=1.0, data={"n": 1})
+    before = path.read_bytes()
+
+    def interrupted(f, **arrays):
+        f.write(b"PK\x03\x04 half a pack")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_crop_pack(path, _faces(4), np.ones(4, bool), region=1.0, data={"n": 2})
+    assert path.read_bytes() == before                       # the complete old pack, as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz"]   # no temporary file left

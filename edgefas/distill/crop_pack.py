@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -60,9 +62,20 @@ def save_crop_pack(path: str | Path, crops: np.ndarray, is_live: np.ndarray, *, 
             "region": float(region), "pixels_sha256": _pixels_sha256(crops), "data": data}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez(f, blob=np.concatenate(encoded), offsets=offsets, is_live=np.asarray(is_live, bool),
-                 meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    # written beside it and renamed: an interrupted write leaves no half pack under the name a
+    # GPU slot would upload, and processes of one 'accelerate launch' each writing it do not
+    # interleave their bytes (the last complete file wins)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, blob=np.concatenate(encoded), offsets=offsets,
+                     is_live=np.asarray(is_live, bool),
+                     meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        os.chmod(tmp, 0o644)   # mkstemp's file is owner-only; a pack is meant to be copied around
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
