@@ -245,3 +245,24 @@ def test_freeze_bn_keeps_the_base_running_statistics(capture_csv, tmp_path, monk
         new = load_file(b.model_file("classifier", "pytorch"))
         assert all(np.array_equal(new[k], old[k]) for k in stats) is same
         assert b.manifest["training"]["recipe"]["freeze_bn"] is same
+
+
+def test_last_stage_trains_only_the_top_of_the_network(capture_csv, tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    old = load_file(load_bundle(default_bundle_path()).model_file("classifier", "pytorch"))
+    out = tmp_path / "last"
+    # --no-freeze-bn: the lower layers' statistics must stay put all the same (their weights do)
+    assert _finetune(capture_csv, out, "--train-layers", "last-stage", "--no-freeze-bn") == 0
+    b = load_bundle(out / "bundle")
+    new = load_file(b.model_file("classifier", "pytorch"))
+    top = ("net.stages.4.", "net.final_conv.", "net.head.")
+    lower = [k for k in old if not k.startswith(top) and new[k].dtype.kind == "f"]
+    upper = [k for k in old if k.startswith(top) and "running" not in k and new[k].dtype.kind == "f"]
+    assert lower and upper
+    assert all(np.array_equal(new[k], old[k]) for k in lower)        # weights and statistics
+    assert any(not np.array_equal(new[k], old[k]) for k in upper)    # the top did train
+    upper_stats = [k for k in old if k.startswith(top) and k.endswith("running_mean")]
+    assert any(not np.array_equal(new[k], old[k]) for k in upper_stats)
+    assert b.manifest["training"]["recipe"]["train_layers"] == "last-stage"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..train.recipes import TRAIN_LAYERS
 from .argtypes import NO_RESUME_HELP, _number, positive_int
 
 #: a learning rate: above 0, below 1
@@ -55,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep BatchNorm's running statistics as the base bundle left them "
                         "(default: on, chosen on devel in docs/finetune_nuaa; --no-freeze-bn "
                         "re-estimates them on your captures)")
+    p.add_argument("--train-layers", choices=TRAIN_LAYERS,
+                   help="which weights train: all (the default), or last-stage (the backbone's "
+                        "last stage, final convolution and head; the layers below keep the base's "
+                        "weights and BatchNorm statistics)")
     p.add_argument("--rehearse", action="store_true",
                    help="also train on the base bundle's own training data (Replay-Attack train, "
                         "LFW; under $EDGEFAS_DATA or --replay-root / --lfw-root), mixed with your "
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                        steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                                        seed=args.seed, threads=args.threads, anchor=args.anchor,
                                        rehearse=args.rehearse, freeze_bn=args.freeze_bn,
+                                       train_layers=args.train_layers,
                                        roots=DataRoots(args.replay_root, None, args.lfw_root),
                                        resume=not args.no_resume, progress=not args.no_progress)
     print(f"best checkpoint: {best}")

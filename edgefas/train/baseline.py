@@ -199,7 +199,8 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 #: trained on LFW's devel bucket, so resuming it with ``--lfw-devel`` must be refused).
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
-                   "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False}
+                   "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False,
+                   "train_layers": "all"}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -245,6 +246,21 @@ def check_resume(out_dir: str | Path, recipe: BaselineRecipe, contract: Contract
         _check_resume(ckpt, _saved_state(ckpt), recipe, contract)
 
 
+def freeze_lower_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Freeze every weight below the backbone's last stage (``train_layers="last-stage"``) and
+    return the frozen modules. The stage and what follows it (final convolution, head) train."""
+    net = getattr(model, "net", None)
+    stages = getattr(net, "stages", None)
+    if not isinstance(stages, torch.nn.Sequential) or len(stages) < 2:
+        raise EdgefasError(f"train_layers 'last-stage' needs a timm backbone with stages; "
+                           f"{type(model).__name__} has none")
+    frozen = [m for name, m in net.named_children() if name in ("stem", "patch_embed")]
+    frozen += list(stages[:-1])
+    for m in frozen:
+        m.requires_grad_(False)
+    return frozen
+
+
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True,
                    init_weights: dict | None = None) -> Path:
@@ -269,6 +285,7 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         raise EdgefasError("init_weights and the recipe's init_from go together")
     if init_weights is not None:
         model.load_state_dict(init_weights)   # strict: another architecture fails here, named
+    frozen_parts = freeze_lower_layers(model) if recipe.train_layers == "last-stage" else []
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
                             weight_decay=recipe.weight_decay)
@@ -285,9 +302,10 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    # BatchNorm layers whose running statistics stay the base's (put back in eval mode each step)
-    frozen_bn = ([m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-                 if recipe.freeze_bn else [])
+    # BatchNorm layers whose running statistics stay the base's (put back in eval mode each
+    # step): all of them, or those of the frozen lower layers, whose weights they belong to
+    frozen_bn = [m for part in ([model] if recipe.freeze_bn else frozen_parts)
+                 for m in part.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     # L2-SP anchor: the starting weights themselves (not a resumed checkpoint's), by name
     anchored = ([(p, init_weights[n].to(accelerator.device))
                  for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]

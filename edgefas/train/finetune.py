@@ -43,7 +43,7 @@ from .run import face_stage_for
 #: an adapt-devel D-EER 1.3 points higher. freeze_bn by addendum 3's rule: with the anchor,
 #: base devel 40.58 % (against 49.15 %) and adapt-devel 3.55 % (against 9.20 %).
 FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "eval_every": 50,
-            "anchor": 0.1, "rehearse": False, "freeze_bn": True,
+            "anchor": 0.1, "rehearse": False, "freeze_bn": True, "train_layers": "all",
             "use_lfw": False, "lfw_devel": False, "extra_live": None, "extra_live_share": 0.0,
             "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
 #: the fewest usable crops of each class in --train and in --devel
@@ -71,7 +71,8 @@ def _check_data(out_dir: Path, record: dict, resume: bool) -> None:
 def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None,
                     threads: int | None = None, anchor: float | None = None,
-                    rehearse: bool = False, freeze_bn: bool | None = None) -> BaselineRecipe:
+                    rehearse: bool = False, freeze_bn: bool | None = None,
+                    train_layers: str | None = None) -> BaselineRecipe:
     """The base bundle's recipe with :data:`FINETUNE` over it, and where its weights came from."""
     if batch_size is not None and (batch_size < 2 or batch_size % 2):
         raise EdgefasError(f"batch size {batch_size}: an even number >= 2 (half live, half attack)")
@@ -93,7 +94,8 @@ def finetune_recipe(bundle: Bundle, *, steps: int | None = None, lr: float | Non
     known = set(BaselineRecipe.__dataclass_fields__)
     recipe = BaselineRecipe(**{k: v for k, v in {**base, **over}.items() if k in known})
     recipe = recipe.with_overrides(steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                                   threads=threads, anchor=anchor, freeze_bn=freeze_bn)
+                                   threads=threads, anchor=anchor, freeze_bn=freeze_bn,
+                                   train_layers=train_layers)
     if recipe.steps <= recipe.warmup_steps:
         warnings.warn(f"{recipe.steps} steps end inside the {recipe.warmup_steps}-step warm-up: "
                       f"the learning rate never reaches {recipe.lr:g}", stacklevel=2)
@@ -160,7 +162,8 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
              out_dir: str | Path, *, steps: int | None = None, lr: float | None = None,
              batch_size: int | None = None, seed: int | None = None,
              threads: int | None = None, anchor: float | None = None, rehearse: bool = False,
-             freeze_bn: bool | None = None, roots: DataRoots | None = None, resume: bool = True,
+             freeze_bn: bool | None = None, train_layers: str | None = None,
+             roots: DataRoots | None = None, resume: bool = True,
              progress: bool = True) -> tuple[Path, CropSet, dict, dict]:
     """Fine-tune; returns (best checkpoint folder, devel crops, base bundle manifest, the
     record of both data sets: paths, counts, fingerprints)."""
@@ -169,7 +172,7 @@ def finetune(bundle_path: str | Path | None, train_path: str | Path, devel_path:
     bundle = load_bundle(bundle_path)
     recipe = finetune_recipe(bundle, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
                              threads=threads, anchor=anchor, rehearse=rehearse,
-                             freeze_bn=freeze_bn)
+                             freeze_bn=freeze_bn, train_layers=train_layers)
     contract = Contract.from_dict(bundle.manifest["preprocess"])
     check_resume(out_dir, recipe, contract, resume=resume)
     tr_s, dv_s = load_labelled(train_path, "train"), load_labelled(devel_path, "devel")

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, replace
 from ..errors import EdgefasError, unknown_name
 
 AUGMENTS = ("basic", "camera")
+#: what a fine-tuning run trains (BaselineRecipe.train_layers)
+TRAIN_LAYERS = ("all", "last-stage")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class BaselineRecipe:
     # in eval mode while training). The anchor holds the weights, not these buffers, and on
     # NUAA they moved as far with the anchor as without it (docs/finetune_nuaa/result.md).
     freeze_bn: bool = False
+    # Fine-tuning: which weights train. "all", or "last-stage": the backbone's last stage and
+    # what follows it (MobileViT-XXS: stage 4, the final 1x1 convolution and the head, 460 k of
+    # 951 k parameters); the layers below keep the base's weights and BatchNorm statistics.
+    train_layers: str = "all"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +103,11 @@ class BaselineRecipe:
         if (self.rehearse or self.freeze_bn) and self.init_from is None:
             raise EdgefasError("rehearse and freeze_bn are for a run that starts from a bundle's "
                                "weights (init_from)")
+        if self.train_layers not in TRAIN_LAYERS:
+            raise EdgefasError(unknown_name("train layers", self.train_layers, list(TRAIN_LAYERS)))
+        if self.train_layers != "all" and self.init_from is None:
+            raise EdgefasError(f"train_layers {self.train_layers!r} is for a run that starts from "
+                               "a bundle's weights (init_from)")
         if self.anchor < 0 or (self.anchor > 0 and self.init_from is None):
             raise EdgefasError(f"anchor {self.anchor:g}: a non-negative weight, and only for a run "
                                "that starts from a bundle's weights (init_from)")
