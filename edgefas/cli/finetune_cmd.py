@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-layers", choices=TRAIN_LAYERS,
                    help="which weights train: all (the default), or last-stage (the backbone's "
                         "last stage, final convolution and head; the layers below keep the base's "
-                        "weights and BatchNorm statistics)")
+                        "weights and BatchNorm statistics; on NUAA it forgot more and adapted less, "
+                        "docs/finetune_nuaa addendum 5)")
     p.add_argument("--rehearse", action="store_true",
                    help="also train on the base bundle's own training data (Replay-Attack train, "
                         "LFW; under $EDGEFAS_DATA or --replay-root / --lfw-root), mixed with your "

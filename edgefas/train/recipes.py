@@ -85,6 +85,8 @@ class BaselineRecipe:
     # Fine-tuning: which weights train. "all", or "last-stage": the backbone's last stage and
     # what follows it (MobileViT-XXS: stage 4, the final 1x1 convolution and the head, 460 k of
     # 951 k parameters); the layers below keep the base's weights and BatchNorm statistics.
+    # On NUAA it failed its devel rule: it forgot more of the base and adapted less than all
+    # layers under the same anchor (docs/finetune_nuaa/result.md, addendum 5).
     train_layers: str = "all"
 
     def to_dict(self) -> dict:
