@@ -217,4 +217,8 @@ def test_fp32_parity_allows_a_stray_face_but_not_a_shifted_model():
     many[:20] += 2 * FP32_ATOL        # 2 % of the faces: a conversion error, not noise
     assert not fp32_parity(ref, many)[0]
     assert fp32_parity(ref, many, atol=5 * FP32_ATOL)[0]          # unless allowed (--atol)
+    small = got[:50].copy()
+    small[3] += 3 * FP32_ATOL         # under 100 faces, 1 % is no face: no stray allowed
+    assert not fp32_parity(ref[:50], small)[0]
+    assert not fp32_parity(ref, np.where(np.arange(1000) == 7, np.nan, got))[0]
 

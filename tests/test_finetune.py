@@ -101,6 +101,12 @@ def test_finetune_writes_a_bundle_that_records_its_base(capture_csv, tmp_path, m
     assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
                  "--devel", str(capture_csv), "--protocol", "P1", "--out", str(exported)]) == 1
     assert "not both" in capsys.readouterr().err
+    train_only = capture_csv.parent / "train_rows.csv"     # its training captures, no split column
+    train_only.write_text("\n".join(r.rsplit(",", 1)[0] for r in capture_csv.read_text().splitlines()
+                                    if r.endswith((",train", ",split"))) + "\n")
+    assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
+                 "--devel", str(train_only), "--out", str(exported)]) == 1
+    assert "the captures the bundle was fine-tuned on" in capsys.readouterr().err
     assert main(["export", str(out / "bundle"), "--target", "onnx", "--precision", "fp16",
                  "--devel", str(capture_csv), "--out", str(exported)]) == 0, capsys.readouterr().err
     assert "gating on --devel" in capsys.readouterr().out

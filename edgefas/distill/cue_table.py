@@ -33,9 +33,20 @@ def load_reports(paths: Iterable[str | Path]) -> list[dict]:
     return out
 
 
+def _steps_tag(recipe: dict) -> str | None:
+    """"6,800 steps" for a teacher trained longer or shorter than its recipe preset (--steps),
+    so that two lengths of one recipe get rows of their own."""
+    from .recipes import RECIPES
+
+    preset = RECIPES.get(recipe.get("kind", ""), {}).get(recipe.get("name", ""))
+    steps = recipe.get("steps")
+    return f"{steps:,} steps" if preset is not None and steps and steps != preset.steps else None
+
+
 def _teacher_tags(infos: list[dict]) -> list[str]:
     """What sets a teacher apart from the CPU-recipe, unconditional, Replay-only one."""
     return sorted({f"{r} recipe" for i in infos if (r := i.get("recipe", {}).get("name")) and r != "cpu"}
+                  | {s for i in infos if (s := _steps_tag(i.get("recipe", {})))}
                   | {f"{c['kind']} condition" for i in infos if (c := i.get("condition"))}
                   | {"+ LFW live faces" for i in infos if i.get("data", {}).get("with_lfw")}
                   | {f"{a} augmentation" for i in infos
