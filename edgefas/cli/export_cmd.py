@@ -70,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run -> bundle: bundle name (default: baseline-PROTOCOL)")
     p.add_argument("--atol", type=float,
                    help="run -> bundle: fp32 ONNX-vs-PyTorch tolerance on the logit, exceeded "
-                        "by at most 1 % of the faces, 10x it by none (default: 1e-4, "
+                        "by at most 1 %% of the faces, 10x it by none (default: 1e-4, "
                         "edgefas.export.parity.FP32_ATOL); a larger value is recorded "
                         "in the manifest's parity report")
     p.add_argument("--lfw-root", type=Path)
