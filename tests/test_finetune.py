@@ -272,3 +272,18 @@ def test_last_stage_trains_only_the_top_of_the_network(capture_csv, tmp_path, mo
     upper_stats = [k for k in old if k.startswith(top) and k.endswith("running_mean")]
     assert any(not np.array_equal(new[k], old[k]) for k in upper_stats)
     assert b.manifest["training"]["recipe"]["train_layers"] == "last-stage"
+
+
+def test_eval_reads_only_the_test_rows_of_a_csv(capture_csv, tmp_path, monkeypatch):
+    """The CSV finetune learns from also names its test people: 'edgefas eval --folder CSV'
+    scores those rows only (train and devel rows chose the model and its threshold)."""
+    monkeypatch.setenv("EDGEFAS_CACHE", str(tmp_path / "cache"))
+    header, *rows = capture_csv.read_text().splitlines()
+    # bob's last four pairs become test rows of a third person
+    test_rows = [r.replace(",bob,devel", ",cid,test") for r in rows[-8:]]
+    csv = capture_csv.parent / "with_test.csv"
+    csv.write_text("\n".join([header, *rows[:-8], *test_rows]) + "\n")
+    out = tmp_path / "rep"
+    assert main(["eval", "--folder", str(csv), "--out", str(out), "--bootstrap", "0"]) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())["folder"]["report"]
+    assert rep["n_bona_fide"] == 4 and sum(rep["species_counts"].values()) == 4

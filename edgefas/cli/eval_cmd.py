@@ -19,6 +19,7 @@ examples:
   edgefas eval --protocol P1                       # the shipped bundle
   edgefas eval --runs runs --out docs/baseline     # P1-P4 table of all protocol runs
   edgefas eval --folder my_captures/ --bundle my_bundle/   # live/ and attack/<species>/ folders
+  edgefas eval --folder cam.csv --bundle runs/cam1/bundle   # a CSV's test rows (see finetune)
 """
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help="bundle folder (default: the shipped bundle)")
     p.add_argument("--protocol", default="P1", help="P1, P2-<species>, P3-..., P4, P5 (default: P1)")
     p.add_argument("--runs", type=Path, help="evaluate RUNS/<protocol>/bundle for all protocols")
-    p.add_argument("--folder", type=Path, help="a labelled folder instead of a protocol")
+    p.add_argument("--folder", type=Path, metavar="DATA",
+                   help="your labelled captures instead of a protocol: a live/ + "
+                        "attack/<species>/ folder, or a CSV (path,label[,species,subject,split]; "
+                        "its 'test' rows when the split column is filled, else all rows)")
     p.add_argument("--out", type=Path, default=Path("eval_out"),
                    help="output prefix: writes OUT.md, OUT.json, OUT_det.png (default: %(default)s)")
     p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples (0 = none)")
@@ -87,11 +91,12 @@ def run(args: argparse.Namespace) -> int:
                       essex=args.essex_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folder:
-        from ..data.folder import load_folder
+        from ..data.folder import load_labelled
         from ..detector import Detector
         from ..evaluation import crop_store_for
 
-        samples = load_folder(args.folder)
+        # a CSV's train and devel rows chose the model and its threshold: only test rows here
+        samples = load_labelled(args.folder, "test")
         n_attack = sum(s.is_attack for s in samples)
         if n_attack in (0, len(samples)):
             # APCER, BPCER, HTER and AUC each need both classes
@@ -100,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                                "for live captures alone use 'edgefas calibrate' or 'edgefas detect'")
         det = Detector(args.bundle)
         store = crop_store_for(det, roots, True)
-        crops = store.folder_set(args.folder, samples)
+        crops = store.path_set("folder", args.folder, samples,
+                               suffix=":test" if args.folder.suffix.lower() == ".csv" else "")
         usable = [s.is_attack for s, ok in zip(crops.samples, crops.ok) if ok]
         if sum(usable) in (0, len(usable)):
             # both classes were there as files, but one lost every face to the face policy

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..runtime.face_stage import FaceStage
 from .face_cache import CropSet, build_crops, cache_key, default_cache_dir
-from .folder import load_folder, load_live_faces
+from .folder import load_live_faces
 from .image_files import find_images
 from .lfw import load_lfw
 from .other_sets import load_cfd, load_essex, load_nuaa
@@ -127,11 +127,6 @@ class CropStore:
     def samples_set(self, name: str, samples: list[Sample]) -> CropSet:
         """Crops of any list of samples, cached under ``name`` (e.g. the silentface fixtures)."""
         return self._build(name, samples)
-
-    def folder_set(self, root: Path, samples: list[Sample] | None = None) -> CropSet:
-        """Crops of a user's labelled folder; ``samples``: its :func:`load_folder` list when the
-        caller has it already (the folder is walked, and its notes printed, once)."""
-        return self.path_set("folder", root, samples if samples is not None else load_folder(root))
 
     def labelled_set(self, path: str | Path, samples: list[Sample], split: str, *, minimum: int,
                      purpose: str) -> CropSet:
