@@ -63,19 +63,27 @@ def collect(det: Detector, folder: str | os.PathLike[str], *, progress: bool = T
             desc: str = "captures") -> Captures:
     """Run the face stage on every image under ``folder`` and the classifier on the faces."""
     root = Path(folder)
-    crops, species, failed = [], [], {}
-    for f in tqdm(list_images(root), desc=f"scoring {desc}", unit="img", disable=not progress):
+    files = list_images(root)
+    # lower case, as edgefas.data.folder: "Print/" and "print/" are one species
+    species = [rel[0].lower() if len(rel := f.relative_to(root).parts) > 1 else "" for f in files]
+    return collect_files(det, files, species, progress=progress, desc=desc)
+
+
+def collect_files(det: Detector, files: list[Path], species: list[str], *, progress: bool = True,
+                  desc: str = "captures") -> Captures:
+    """:func:`collect` over listed images, each with its species ("" for live captures)."""
+    crops, kept, failed = [], [], {}
+    for f, sp in tqdm(list(zip(files, species)), desc=f"scoring {desc}", unit="img",
+                      disable=not progress):
         crop, res = det.face_crop(f)
         if crop is None:
             failed[res.decision.value] = failed.get(res.decision.value, 0) + 1
             continue
         crops.append(crop)
-        rel = f.relative_to(root).parts
-        # lower case, as edgefas.data.folder: "Print/" and "print/" are one species
-        species.append(rel[0].lower() if len(rel) > 1 else "")
+        kept.append(sp)
     logits = np.concatenate([det.live_logits(np.stack(crops[i:i + 64]))
                              for i in range(0, len(crops), 64)]) if crops else np.zeros(0)
-    return Captures(logits, species, failed)
+    return Captures(logits, kept, failed)
 
 
 def threshold_for_bpcer(live_scores: np.ndarray, target: float) -> float:
@@ -166,8 +174,9 @@ def oob_bootstrap(live: np.ndarray, attack: np.ndarray, target: float, *, n: int
             "apcer_max": summary(ap_max) if len(np.unique(sp)) > 1 else None}
 
 
-def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike[str],
+def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike[str] | None,
               out_dir: str | os.PathLike[str], *, attack_dir: str | os.PathLike[str] | None = None,
+              data: str | os.PathLike[str] | None = None,
               target_bpcer: float = 0.01, target_apcer: float | None = None,
               refit: bool = True, bootstrap: int = 1000, min_live: int = 50,
               progress: bool = True, command: str = "") -> dict[str, Any]:
@@ -175,7 +184,9 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
 
     The threshold is the highest with BPCER <= ``target_bpcer`` on the live captures or, when
     ``target_apcer`` is given (attack captures needed), the lowest with APCER <= it for every
-    attack species.
+    attack species. The captures are ``live_dir`` (and ``attack_dir``, sub-folders naming the
+    species), or ``data``: a ``live/`` + ``attack/<species>/`` folder or a CSV, whose ``devel``
+    rows are read when its split column is filled (:func:`edgefas.data.folder.load_labelled`).
 
     Raises:
         EdgefasError: too few usable live captures, no attack captures for ``target_apcer``,
@@ -183,10 +194,12 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
     """
     if not 0.0 <= target_bpcer < 1.0:
         raise EdgefasError(f"--target-bpcer must be in [0, 1), got {target_bpcer}")
+    if (data is None) == (live_dir is None) or (data is not None and attack_dir is not None):
+        raise EdgefasError("give --live DIR (and --attack DIR), or --data DATA")
     if target_apcer is not None:
         if not 0.0 <= target_apcer < 1.0:
             raise EdgefasError(f"--target-apcer must be in [0, 1), got {target_apcer}")
-        if not attack_dir:
+        if not attack_dir and data is None:
             raise EdgefasError("--target-apcer needs attack captures (--attack DIR)")
     out = Path(out_dir)
     if out.exists():
@@ -200,12 +213,25 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
             raise EdgefasError(f"--live {live_dir} and --attack {attack_dir} overlap: give two "
                                "separate folders")
     det = Detector(bundle)
-    live = collect(det, live_dir, progress=progress, desc="live captures")
+    if data is not None:
+        from .data.folder import load_labelled
+
+        samples = load_labelled(data, "devel")
+        lv = [Path(s.path) for s in samples if not s.is_attack]
+        at = [s for s in samples if s.is_attack]
+        live = collect_files(det, lv, [""] * len(lv), progress=progress, desc="live captures")
+        attack = collect_files(det, [Path(s.path) for s in at], [s.species for s in at],
+                               progress=progress, desc="attack captures")
+        if target_apcer is not None and not at:
+            raise EdgefasError(f"--target-apcer needs attack captures; {data} lists none")
+    else:
+        live = collect(det, live_dir, progress=progress, desc="live captures")
+        attack = collect(det, attack_dir, progress=progress, desc="attack captures") \
+            if attack_dir else Captures(np.zeros(0), [], {})
+    where = live_dir if data is None else data
     if len(live.logits) < max(min_live, 1):
         raise EdgefasError(f"only {len(live.logits)} live captures with a usable face under "
-                           f"{live_dir} (need >= {max(min_live, 1)}; failures: {live.failed})")
-    attack = collect(det, attack_dir, progress=progress, desc="attack captures") \
-        if attack_dir else Captures(np.zeros(0), [], {})
+                           f"{where} (need >= {max(min_live, 1)}; failures: {live.failed})")
     a, b = det._cal_a, det._cal_b
     refitted = bool(refit and len(attack.logits))
     if refitted:
@@ -216,7 +242,7 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
     ls, as_ = apply_platt(live.logits, a, b), apply_platt(attack.logits, a, b)
     if target_apcer is not None:
         if not len(as_):
-            raise EdgefasError(f"no attack capture with a usable face under {attack_dir} "
+            raise EdgefasError(f"no attack capture with a usable face under {attack_dir or data} "
                                f"(failures: {attack.failed}); --target-apcer needs some")
         thr = threshold_for_apcer(as_, attack.species, target_apcer)
         if thr > 1.0:
@@ -241,9 +267,11 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         "previous_threshold": det.threshold, "calibration_refit": refitted,
         "calibration": {"a": a, "b": b}, "previous_calibration": {"a": det._cal_a,
                                                                     "b": det._cal_b},
-        "live": {"dir": str(live_dir), "usable": int(len(ls)), "failed": live.failed},
+        "live": {"dir": str(live_dir) if live_dir else None, "usable": int(len(ls)),
+                 "failed": live.failed},
         "attack": {"dir": str(attack_dir) if attack_dir else None, "usable": int(len(as_)),
                    "failed": attack.failed},
+        **({"data": _data_name(data)} if data is not None else {}),
         "in_sample": {"bpcer": _rate(bp_err, len(ls))},
         "expected_on_new_captures": boot,
         "bpcer_at_previous_threshold": _rate(int((apply_platt(live.logits, det._cal_a,
@@ -262,12 +290,22 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
     return report
 
 
+def _data_name(data: str | os.PathLike[str]) -> str:
+    path = Path(data)
+    return f"{path} (its devel rows, or all rows without a split column)" \
+        if path.suffix.lower() == ".csv" else str(path)
+
+
 def _write_bundle(det: Detector, out: Path, report: dict[str, Any]) -> None:
     shutil.copytree(det.bundle.path, out)
     m = dict(det.bundle.manifest)
-    src = (f"camera captures: {report['live']['usable']} bona fide from {report['live']['dir']}"
-           + (f", {report['attack']['usable']} attacks from {report['attack']['dir']}"
-              if report["attack"]["usable"] else ""))
+    if report.get("data"):
+        src = (f"camera captures: {report['live']['usable']} bona fide and "
+               f"{report['attack']['usable']} attacks from {report['data']}")
+    else:
+        src = (f"camera captures: {report['live']['usable']} bona fide from {report['live']['dir']}"
+               + (f", {report['attack']['usable']} attacks from {report['attack']['dir']}"
+                  if report["attack"]["usable"] else ""))
     m["threshold"] = {"value": report["threshold"], "on": "live_score (live when >=)",
                       "split": src,
                       "criterion": report["criterion"],

@@ -177,3 +177,31 @@ def test_smoothed_platt_matches_ml_on_overlap_and_stays_finite_when_separated():
     # separated classes: scores stay below 1 instead of all tying at exactly 1.0 (which made
     # D-EER thresholds and AUCs of packaged bundles depend on ties)
     assert apply_platt(sep_x[sep_y == 1], a, b).max() < 1 - 1e-6
+
+
+def test_calibrate_reads_labelled_data_like_finetune(captures, tmp_path, capsys):
+    """--data: the same captures listed in a CSV (devel rows only) give the folders' choice."""
+    rows = ["path,label,species,split"]
+    for f in sorted((captures / "live").iterdir()):
+        rows.append(f"{f},live,,devel")
+    for f in sorted((captures / "attack").rglob("*.jpg")):
+        rows.append(f"{f},attack,{f.parent.name},devel")
+    rows.append(f"{sorted((captures / 'live').glob('*.jpg'))[0]},live,,train")  # not read
+    csv = tmp_path / "cam.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    assert _calibrate_with_attacks(captures, tmp_path / "a", tmp_path / "a.json",
+                                   "--target-bpcer", "5%") == 0
+    assert main(["calibrate", "--data", str(csv), "--target-bpcer", "5%", "--out",
+                 str(tmp_path / "b"), "--min-live", "20", "--bootstrap", "100", "--no-progress",
+                 "--json", str(tmp_path / "b.json")]) == 0, capsys.readouterr().err
+    a, b = (json.loads((tmp_path / f"{k}.json").read_text()) for k in "ab")
+    assert b["live"]["usable"] == a["live"]["usable"] == 24 and b["attack"]["usable"] == 24
+    assert b["threshold"] == a["threshold"] and b["calibration"] == a["calibration"]
+    assert b["data"].startswith(str(csv)) and b["live"]["dir"] is None
+    assert set(b["in_sample"]["apcer_per_species"]) == {"print", "screen"}
+    assert "attacks from" in load_bundle(tmp_path / "b").manifest["threshold"]["split"]
+    # --data is instead of --live / --attack, not beside them
+    assert main(["calibrate", "--data", str(csv), "--attack", str(captures / "attack"),
+                 "--out", str(tmp_path / "c"), "--no-progress"]) == 1
+    assert "or --data DATA" in capsys.readouterr().err
+

@@ -14,6 +14,7 @@ examples:
   edgefas calibrate --live captures/live --target-bpcer 1% --out bundles/kiosk-cam1
   edgefas calibrate --live cam/live --attack cam/attack --target-bpcer 0.5% --out cam1 --json report.json
   edgefas calibrate --live cam/live --attack cam/attack --target-apcer 1% --out cam1-secure
+  edgefas calibrate --data cam.csv --target-bpcer 1% --out cam1     # the CSV's devel rows
   edgefas detect photo.jpg --bundle bundles/kiosk-cam1
 """
 from __future__ import annotations
@@ -36,7 +37,12 @@ def percent(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--live", required=True, help="folder of live captures from the camera")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--live", help="folder of live captures from the camera")
+    src.add_argument("--data", metavar="DATA",
+                     help="instead of --live/--attack: labelled captures, a live/ + "
+                          "attack/<species>/ folder or a CSV (its 'devel' rows when the split "
+                          "column is filled), as 'edgefas finetune' and 'export --devel' read them")
     p.add_argument("--attack", help="folder of attack captures (sub-folders = species)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--target-bpcer", type=percent, default=0.01,
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         # checked before the captures are scored and the bundle is written
         raise EdgefasError(f"--json {args.json_out}: its folder does not exist")
     command = "edgefas " + " ".join(shlex.quote(a) for a in args._argv)
-    rep = calibrate(args.bundle, args.live, args.out, attack_dir=args.attack,
+    rep = calibrate(args.bundle, args.live, args.out, attack_dir=args.attack, data=args.data,
                     target_bpcer=args.target_bpcer, target_apcer=args.target_apcer,
                     refit=not args.no_refit,
                     bootstrap=args.bootstrap, min_live=args.min_live,
