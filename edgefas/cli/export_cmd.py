@@ -37,8 +37,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DatasetError, ExportError, unknown_name
+
+if TYPE_CHECKING:   # the CLI loads without the data stack; these only name types
+    from ..data.face_cache import CropSet
+    from ..data.sources import CropStore
 
 FORMATS = ("onnx",)
 #: the fewest usable faces of each class in --devel: the gate compares APCER and BPCER, and
@@ -91,7 +96,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
 
     from ..bundle import is_default_bundle
     from ..data.protocols import get_protocol
-    from ..data.sources import CropStore, DataRoots
+    from ..data.sources import DataRoots
     from ..detector import Detector
     from ..evaluation import crop_store_for
     from ..export.bundle_export import export_bundle_many
@@ -174,7 +179,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_devel(path: Path, store, finetuned: dict | None):
+def _user_devel(path: Path, store: CropStore, finetuned: dict | None) -> tuple[CropSet, str]:
     """The user's labelled devel captures as crops, and how the manifest names them."""
     from ..data.folder import data_fingerprint, load_labelled
 
