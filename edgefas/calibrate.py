@@ -222,8 +222,6 @@ def calibrate(bundle: str | os.PathLike[str] | None, live_dir: str | os.PathLike
         live = collect_files(det, lv, [""] * len(lv), progress=progress, desc="live captures")
         attack = collect_files(det, [Path(s.path) for s in at], [s.species for s in at],
                                progress=progress, desc="attack captures")
-        if target_apcer is not None and not at:
-            raise EdgefasError(f"--target-apcer needs attack captures; {data} lists none")
     else:
         live = collect(det, live_dir, progress=progress, desc="live captures")
         attack = collect(det, attack_dir, progress=progress, desc="attack captures") \

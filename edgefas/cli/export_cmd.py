@@ -161,7 +161,7 @@ def _export_bundle(args: argparse.Namespace) -> int:
           "(minutes each); the bundle is written when all have passed")
     # all of them or none: a later export failing leaves no half-made bundle behind
     for rep in export_bundle_many(args.path, exports, out=out, devel=devel, other_bona_fide=other,
-                                  devel_name=devel_name):
+                                  gate_data=devel_name):
         target, precision = rep.target, rep.precision
         if rep.passed is None:
             print(f"{target} {precision}: converted, written to {out}; {rep.reason}")

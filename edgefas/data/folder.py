@@ -119,15 +119,15 @@ def load_live_faces(path: str | Path) -> list[Sample]:
     return out
 
 
-#: split values a CSV may hold (test rows are for 'edgefas eval', never read by finetune or export)
+#: split values a CSV may hold (test rows are read by 'edgefas eval' only)
 SPLITS = {"train", "devel", "test"}
 
 
 def load_labelled(path: str | Path, split: str) -> list[Sample]:
     """Labelled captures of a folder (``live/`` + ``attack/<species>/``) or CSV, as
-    ``edgefas finetune`` and ``edgefas export --devel`` read them. A CSV whose ``split`` column
-    is filled gives its rows of ``split`` (train, devel; test rows are never read); a CSV
-    without one gives all its rows."""
+    ``edgefas finetune`` (train, devel), ``export --devel`` and ``calibrate --data`` (devel) and
+    ``eval --folder`` (test) read them. A CSV whose ``split`` column is filled gives its rows of
+    ``split``; a CSV without one gives all its rows."""
     path = Path(path).expanduser()
     if path.suffix.lower() != ".csv":
         return load_folder(path)

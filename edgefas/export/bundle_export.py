@@ -97,7 +97,7 @@ def export_bundle(bundle: str | Path, *, target: str, precision: str, out: str |
 def export_bundle_many(bundle: str | Path, exports: list[tuple[str, str]], *, out: str | Path,
                        devel: CropSet, other_bona_fide: CropSet | None = None,
                        calib_size: int = 300, gate_size: int = 2000,
-                       devel_name: str = "") -> list[GateReport]:
+                       gate_data: str = "") -> list[GateReport]:
     """Make every ``(target, precision)`` export of ``exports`` into bundle ``out``, or none.
 
     The exports are made in a staging copy of the bundle beside ``out``, which takes the
@@ -112,7 +112,7 @@ def export_bundle_many(bundle: str | Path, exports: list[tuple[str, str]], *, ou
         other_bona_fide: optional bona fide crops from other cameras (not test data; the CLI
             passes LFW train identities): decision agreement and BPCER on up to 1,000 of them
             are recorded beside the gate.
-        devel_name: what ``devel`` is (e.g. "Replay-Attack P1 devel", or the user's captures),
+        gate_data: what ``devel`` is (e.g. "Replay-Attack P1 devel", or the user's captures),
             recorded with each gate's figures in the manifest.
     """
     plan = [(get_target(t), t, p) for t, p in exports]
@@ -144,7 +144,7 @@ def export_bundle_many(bundle: str | Path, exports: list[tuple[str, str]], *, ou
     try:
         shutil.copytree(src.path, stage, dirs_exist_ok=True)
         reports = [_export_into(src, stage, tgt, t, p, devel, calib_size, gate_size,
-                                other_bona_fide, gate_data=devel_name) for tgt, t, p in plan]
+                                other_bona_fide, gate_data=gate_data) for tgt, t, p in plan]
         os.chmod(stage, 0o755)   # mkdtemp's folder is owner-only; a bundle is meant to be shared
         if in_place:
             # two renames on one file system; should the second fail, the first is undone below
