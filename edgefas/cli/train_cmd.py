@@ -82,6 +82,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or a DS Net teacher folder with --cue-kind despoof)")
     p.add_argument("--cue-kind", default="student", choices=["student", "despoof"])
     p.add_argument("--cue-nfe", type=int, default=1, choices=[1, 2, 4], help="student evaluations")
+    p.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                   help="start MobileViT from these pretrained (ImageNet) weights instead of random "
+                        "ones: a safetensors file written by 'edgefas backbone-weights' (its source "
+                        "and licence go into the bundle's manifest)")
     p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
@@ -130,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError("--fusion needs --cue-dir")
         recipe = recipe.with_overrides(fusion=args.fusion, cue_dir=str(args.cue_dir), cue_kind=args.cue_kind,
                                        cue_nfe=args.cue_nfe)
+    backbone = None
+    if args.backbone_weights is not None:
+        from ..train.backbone_init import read_backbone_weights
+
+        backbone = read_backbone_weights(args.backbone_weights)
+        recipe = recipe.with_overrides(backbone_init=backbone.tag)
     roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root, cfd=args.cfd_root)
     contract = None
     if args.crop_scale is not None:
@@ -140,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError(f"--crop-scale {args.crop_scale:g} outside 0.8-3.0")
         contract = Contract(crop_scale=args.crop_scale)
     best = run_training(args.protocol, recipe, args.out, roots=roots, contract=contract,
-                        resume=not args.no_resume)
+                        resume=not args.no_resume, backbone=backbone)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:

@@ -24,7 +24,9 @@ class BaselineConfig:
 
 
 class BaselineClassifier(nn.Module):
-    """MobileViT (random init: no hub download is possible or wanted) -> live logit.
+    """MobileViT -> live logit. Random weights here (nothing is downloaded); a training run
+    can start from pretrained ones instead (``edgefas train --backbone-weights``,
+    :mod:`edgefas.train.backbone_init`).
 
     Input: (N, 3, S, S) float per the bundle's contract. Output: (N,) live logits.
     """

@@ -200,7 +200,7 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
                    "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False,
-                   "train_layers": "all"}
+                   "train_layers": "all", "backbone_init": None}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -263,11 +263,13 @@ def freeze_lower_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True,
-                   init_weights: dict | None = None) -> Path:
+                   init_weights: dict | None = None, backbone=None) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
 
     ``init_weights``: a state dict to start from (fine-tuning; the recipe's ``init_from`` names
-    it), instead of the backbone's ImageNet weights. A resumed run loads its checkpoint instead.
+    it), instead of random weights. ``backbone``: pretrained backbone weights
+    (:class:`~edgefas.train.backbone_init.BackboneWeights`, the recipe's ``backbone_init`` names
+    them) for a run from scratch. A resumed run loads its checkpoint instead of either.
 
     Writes ``out_dir/epoch_NNN/`` checkpoints (``epoch`` = evaluation round), ``best`` (a copy
     of the best by devel D-EER) and ``history.json`` (every evaluation).
@@ -285,12 +287,30 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         raise EdgefasError("init_weights and the recipe's init_from go together")
     if init_weights is not None:
         model.load_state_dict(init_weights)   # strict: another architecture fails here, named
+    if (backbone is None) != (recipe.backbone_init is None) or (
+            backbone is not None and backbone.tag != recipe.backbone_init):
+        raise EdgefasError("backbone weights and the recipe's backbone_init go together")
+    backbone_record = None
+    if backbone is not None:
+        from .backbone_init import apply_backbone_weights
+
+        if contract.color_order != "rgb":
+            raise EdgefasError("pretrained backbone weights take RGB; the contract's colour order "
+                               f"is {contract.color_order}")
+        # the contract's mean/std act on value_range; the weights' on [0, 1]
+        lo, hi = contract.value_range
+        backbone_record = apply_backbone_weights(
+            model, backbone, arch=recipe.arch,
+            mean=[(m - lo) / (hi - lo) for m in contract.mean],
+            std=[s / (hi - lo) for s in contract.std])
     frozen_parts = freeze_lower_layers(model) if recipe.train_layers == "last-stage" else []
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,
                             weight_decay=recipe.weight_decay)
     state = {"step": 0, "round": 0, "best_eer": None, "best_round": None, "history": [],
              "lr_schedule_steps": recipe.steps}
+    if backbone_record is not None:
+        state["backbone_init"] = backbone_record   # source and licence, for the manifest
     ckpt = resume_point(out_dir, resume, "model_config", accelerator, ("best", "history.json"))
     if ckpt is not None:
         _check_resume(ckpt, _saved_state(ckpt), recipe, contract, config)

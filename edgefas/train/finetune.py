@@ -45,7 +45,9 @@ from .run import face_stage_for
 FINETUNE = {"name": "finetune", "steps": 300, "lr": 2e-4, "warmup_steps": 20, "eval_every": 50,
             "anchor": 0.1, "rehearse": False, "freeze_bn": True, "train_layers": "all",
             "use_lfw": False, "lfw_devel": False, "extra_live": None, "extra_live_share": 0.0,
-            "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False}
+            "synth_attacks": 0.0, "synth_live_tone": 0.0, "synth_live_tone_any": False,
+            # the weights come from the bundle, whose manifest names any pretrained start
+            "backbone_init": None}
 #: the fewest usable crops of each class in --train and in --devel
 MIN_PER_CLASS = 10
 #: file in the run folder recording the data sets (resume refuses other ones)

@@ -14,6 +14,7 @@ from ..bundle import default_bundle_path, write_manifest
 from ..data.face_cache import CropSet
 from ..data.protocols import get_protocol
 from ..data.sources import EXTRA_LIVE_CFD, CropStore, DataRoots
+from ..errors import EdgefasError
 from ..export.onnx_export import FP32_ATOL, export_onnx
 from ..export.source import save_torch_weights
 from ..metrics import bpcer_by_source, evaluate, threshold_at_eer
@@ -34,10 +35,20 @@ CFD_LICENCE = ("Chicago Face Database (Ma, Correll & Wittenbrink 2015): non-comm
                "use, no redistribution of the images. The weights are derived from it.")
 
 
-def training_data(recipe: BaselineRecipe) -> tuple[list[str], list[str]]:
-    """What a run trained on, in words, and the licences that come with it (for the manifest)."""
+def training_data(recipe: BaselineRecipe, backbone: dict | None = None
+                  ) -> tuple[list[str], list[str]]:
+    """What a run trained on, in words, and the licences that come with it (for the manifest).
+    ``backbone``: the run's record of its pretrained starting weights (trainer state
+    ``backbone_init``)."""
     data = ["Idiap Replay-Attack train, 20 frames per video"]
     licence = [REPLAY_LICENCE]
+    if recipe.backbone_init:
+        if not backbone:
+            raise EdgefasError(f"the run started from {recipe.backbone_init} but its checkpoint "
+                               "does not record their source and licence")
+        data.insert(0, f"starting weights: {backbone['arch']} pretrained weights {backbone['file']} "
+                       f"(sha256 {backbone['sha256']}): {backbone['source']}")
+        licence.insert(0, f"pretrained backbone weights: {backbone['licence']}")
     if recipe.use_lfw:
         data.append("LFW, identities of the 'train' hash split (edgefas.data.lfw)"
                     f"{' less the devel bucket' if recipe.lfw_devel else ''}")
@@ -66,7 +77,7 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
     store = CropStore(stage, det_sha, roots, progress=progress)
     _, _, devel = build_sets(protocol, recipe, store)
     proto = get_protocol(protocol)
-    data, licence = training_data(recipe)
+    data, licence = training_data(recipe, state.get("backbone_init"))
     training = {"protocol": protocol, "protocol_description": proto.description,
                 "data": data, "licence": licence}
     split = f"replay-attack devel ({protocol}), all 20 frames per video"

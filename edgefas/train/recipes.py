@@ -68,8 +68,12 @@ class BaselineRecipe:
     cue_kind: str = "student"
     cue_nfe: int = 1
     # Where the starting weights came from: "<bundle name>@sha256:<classifier.safetensors>" for
-    # a fine-tuning run (edgefas.train.finetune), None for a run from ImageNet weights.
+    # a fine-tuning run (edgefas.train.finetune), None for a run from scratch.
     init_from: str | None = None
+    # Pretrained backbone weights a run from scratch starts from instead of random ones
+    # (edgefas.train.backbone_init): "<file name>@sha256:<file>". None: random weights (every
+    # run up to bundle v0.3).
+    backbone_init: str | None = None
     # L2-SP (Li et al., ICML 2018): loss + anchor / 2 * ||w - w_init||^2 over the trained
     # weights, pulling a fine-tuned model toward the bundle it started from so that it keeps
     # more of what the base data taught. 0: plain fine-tuning (and every run from scratch).
@@ -110,6 +114,9 @@ class BaselineRecipe:
         if self.train_layers != "all" and self.init_from is None:
             raise EdgefasError(f"train_layers {self.train_layers!r} is for a run that starts from "
                                "a bundle's weights (init_from)")
+        if self.backbone_init is not None and (self.init_from is not None or self.fusion):
+            raise EdgefasError("backbone_init starts the RGB detector from pretrained weights: not "
+                               "with a bundle's weights (init_from) or a fusion detector")
         if self.anchor < 0 or (self.anchor > 0 and self.init_from is None):
             raise EdgefasError(f"anchor {self.anchor:g}: a non-negative weight, and only for a run "
                                "that starts from a bundle's weights (init_from)")

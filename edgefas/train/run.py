@@ -121,8 +121,11 @@ def devel_sources(samples) -> np.ndarray:
 
 def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
                  roots: DataRoots | None = None, contract: Contract | None = None,
-                 resume: bool = True, progress: bool = True) -> Path:
-    """Train the baseline for ``protocol``; returns the best checkpoint folder."""
+                 resume: bool = True, progress: bool = True, backbone=None) -> Path:
+    """Train the baseline for ``protocol``; returns the best checkpoint folder.
+
+    ``backbone``: pretrained backbone weights (edgefas.train.backbone_init) for the recipe's
+    ``backbone_init``."""
     marker = Path(out_dir) / "protocol.txt"
     if resume and marker.is_file() and marker.read_text().strip() != protocol:
         # a resumed P1 run relabelled P2-print would have seen the "held-out" species
@@ -148,4 +151,4 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
           f"({int(train.is_extra.sum())} LFW{xl}) / {int((~train.is_live).sum())} attack crops; "
           f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}{lfw_devel}")
     return train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
-                          progress=progress)
+                          progress=progress, backbone=backbone)
