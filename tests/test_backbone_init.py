@@ -15,7 +15,9 @@ from edgefas.errors import EdgefasError  # noqa: E402
 from edgefas.models.mobilevit_baseline import BaselineClassifier, BaselineConfig  # noqa: E402
 from edgefas.runtime.preprocess import Contract  # noqa: E402
 from edgefas.train.backbone_init import (  # noqa: E402
+    COLOR_ORDERS,
     apply_backbone_weights,
+    contract_convention,
     fold_input_convention,
     read_backbone_weights,
     save_backbone_weights,
@@ -45,8 +47,8 @@ def _pretrained(seed: int = 0, arch: str = "mobilevit_xxs") -> torch.nn.Module:
 def weights_file(tmp_path_factory):
     net = _pretrained()
     path = tmp_path_factory.mktemp("w") / "mvit_in1k.safetensors"
-    save_backbone_weights(net.state_dict(), path, arch="mobilevit_xxs", mean=(0, 0, 0),
-                          std=(1, 1, 1), source=SOURCE, licence=LICENCE)
+    save_backbone_weights(net.state_dict(), path, arch="mobilevit_xxs", color_order="rgb",
+                          mean=(0, 0, 0), std=(1, 1, 1), source=SOURCE, licence=LICENCE)
     return path, net
 
 
@@ -64,18 +66,38 @@ def test_the_fold_makes_the_stem_compute_the_same_on_contract_inputs():
     assert (a - unfolded).abs().max() > 0.1           # without the fold the stem differs
 
 
+def test_bgr_weights_are_folded_into_rgb_input():
+    ref = _pretrained()                               # trained (say) on BGR, per-channel mean
+    net = copy.deepcopy(ref)
+    bgr_mean, bgr_std = (0.40, 0.45, 0.50), (0.20, 0.25, 0.30)
+    fold_input_convention(net, from_mean=bgr_mean, from_std=bgr_std, to_mean=(0.5,) * 3,
+                          to_std=(0.5,) * 3, from_order="bgr")
+    x01 = torch.rand(2, 3, 64, 64)                    # RGB
+    m, s = torch.tensor(bgr_mean).view(1, 3, 1, 1), torch.tensor(bgr_std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        a = ref.stem((x01.flip(1) - m) / s)[..., 1:-1, 1:-1]
+        b = net.stem((x01 - 0.5) / 0.5)[..., 1:-1, 1:-1]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_the_contract_convention_is_taken_on_0_1():
+    assert contract_convention(Contract()) == ([0.5] * 3, [0.5] * 3)
+    wide = Contract(value_range=(0.0, 255.0), mean=(127.5, 127.5, 127.5), std=(63.75,) * 3)
+    assert contract_convention(wide) == ([0.5] * 3, [0.25] * 3)
+    with pytest.raises(EdgefasError, match="colour order is bgr"):
+        contract_convention(Contract(color_order="bgr"))
+
+
 def test_pretrained_weights_start_the_detector_except_its_head(weights_file):
     path, ref = weights_file
     w = read_backbone_weights(path)
-    assert (w.arch, w.mean, w.std, w.source, w.licence) == ("mobilevit_xxs", (0, 0, 0), (1, 1, 1),
-                                                           SOURCE, LICENCE)
-    assert w.tag == f"{path.name}@sha256:{w.sha256}" and len(w.sha256) == 64
+    assert (w.arch, w.color_order, w.mean, w.std, w.source, w.licence) == (
+        "mobilevit_xxs", "rgb", (0, 0, 0), (1, 1, 1), SOURCE, LICENCE)
+    assert w.tag == f"sha256:{w.sha256}" and len(w.sha256) == 64
     model = BaselineClassifier(BaselineConfig(img_size=SIZE)).eval()
-    head_before = model.net.head.fc.weight.clone()
     record = apply_backbone_weights(model, w, arch="mobilevit_xxs", mean=(0.5,) * 3, std=(0.5,) * 3)
     assert record["not_loaded"] == ["head.fc.bias", "head.fc.weight"]
     assert record["source"] == SOURCE and record["licence"] == LICENCE
-    assert torch.equal(model.net.head.fc.weight, head_before)      # the one-logit head stays
     own, theirs = model.net.state_dict(), ref.state_dict()
     assert torch.equal(own["stages.2.0.conv1_1x1.conv.weight"], theirs["stages.2.0.conv1_1x1.conv.weight"])
     # same pooled features as the pretrained net on its own convention (border padding aside)
@@ -91,7 +113,7 @@ def test_weights_files_are_checked(tmp_path, weights_file):
 
     bare = tmp_path / "bare.safetensors"
     save_file({"x": torch.zeros(1)}, bare)
-    with pytest.raises(EdgefasError, match="lack the metadata arch, mean, std, source, licence"):
+    with pytest.raises(EdgefasError, match="lack the metadata arch, color_order, mean, std, source, licence"):
         read_backbone_weights(bare)
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(EdgefasError, match="not a readable safetensors file"):
@@ -104,14 +126,15 @@ def test_weights_files_are_checked(tmp_path, weights_file):
         apply_backbone_weights(model, w, arch="mobilevit_xs", mean=(0.5,) * 3, std=(0.5,) * 3)
     other = tmp_path / "xs_labelled_xxs.safetensors"
     save_backbone_weights(_pretrained(arch="mobilevit_xs").state_dict(), other, arch="mobilevit_xxs",
-                          mean=(0, 0, 0), std=(1, 1, 1), source="s", licence="l")
+                          color_order="rgb", mean=(0, 0, 0), std=(1, 1, 1), source="s", licence="l")
     with pytest.raises(EdgefasError, match="do not fit mobilevit_xxs: .*other shape"):
         apply_backbone_weights(BaselineClassifier(BaselineConfig(img_size=SIZE)),
                                read_backbone_weights(other), arch="mobilevit_xxs",
                                mean=(0.5,) * 3, std=(0.5,) * 3)
 
 
-def test_a_run_from_pretrained_weights_records_them_and_resumes_only_with_them(tmp_path, weights_file):
+def test_a_run_from_pretrained_weights_records_them_and_resumes_only_with_them(tmp_path, weights_file,
+                                                                               capsys):
     w = read_backbone_weights(weights_file[0])
     contract = Contract(size=SIZE)
     crops, live = synthetic_crops(16, 0)
@@ -121,6 +144,12 @@ def test_a_run_from_pretrained_weights_records_them_and_resumes_only_with_them(t
     recipe = get_recipe("tiny").with_overrides(steps=2, backbone_init=w.tag)
     best = train_baseline(recipe, train, devel, contract, tmp_path, progress=False, backbone=w)
     state = json.loads((best / "trainer_state.json").read_text())
+    from safetensors.torch import load_file
+
+    key = "stages.2.0.conv1_1x1.conv.weight"          # deep in the backbone: loaded, then 2 small steps
+    trained = load_file(str(best / "model.safetensors"))[f"net.{key}"]
+    other = _pretrained(5).state_dict()[key]
+    assert (trained - w.state_dict[key]).abs().max() < 0.01 < (trained - other).abs().max()
     assert state["recipe"]["backbone_init"] == w.tag
     assert state["backbone_init"]["sha256"] == w.sha256
     data, licence = training_data(recipe, state["backbone_init"])
@@ -132,10 +161,13 @@ def test_a_run_from_pretrained_weights_records_them_and_resumes_only_with_them(t
     with pytest.raises(EdgefasError, match="go together"):
         train_baseline(get_recipe("tiny"), train, devel, contract, tmp_path / "b", progress=False,
                        backbone=w)
-    # a run from random weights is not resumed as one from pretrained ones (nor the reverse)
+    # a run from random weights is not resumed as one from pretrained ones
     with pytest.raises(EdgefasError, match="another recipe .*backbone_init"):
         train_baseline(get_recipe("tiny").with_overrides(steps=4), train, devel, contract, tmp_path,
                        progress=False)
+    # the command says what to give instead
+    assert main(["train", "--out", str(tmp_path)]) == 1
+    assert "give --backbone-weights with that file to resume it" in capsys.readouterr().err
 
 
 def test_pretrained_weights_are_only_for_a_run_from_scratch():
@@ -143,37 +175,97 @@ def test_pretrained_weights_are_only_for_a_run_from_scratch():
         get_recipe("tiny").with_overrides(backbone_init="w@sha256:0", init_from="b@sha256:1")
 
 
-def test_backbone_weights_command_writes_a_file_train_accepts(tmp_path, capsys):
+def _cmd(*args: str) -> int:
+    return main(["backbone-weights", *args])
+
+
+def test_backbone_weights_command_checks_the_weights_on_imagenet_photos(tmp_path, capsys, monkeypatch):
     from safetensors.torch import save_file
 
+    from edgefas.cli import backbone_cmd
+
+    assert backbone_cmd.COLOR_ORDERS == COLOR_ORDERS
     plain = tmp_path / "plain.safetensors"
     save_file(_pretrained(1).state_dict(), plain)
     out = tmp_path / "w.safetensors"
-    assert main(["backbone-weights", "--from-file", str(plain), "--out", str(out)]) == 1
+    assert _cmd("--from-file", str(plain), "--out", str(out)) == 1
     assert "--from-file needs --source and --licence" in capsys.readouterr().err
-    assert main(["backbone-weights", "--from-file", str(plain), "--source", "test", "--licence",
-                 "CC0", "--out", str(out)]) == 0
+    # random weights classify neither order right: refused unless the order is given
+    assert _cmd("--from-file", str(plain), "--source", "test", "--licence", "CC0", "--out", str(out)) == 1
+    assert "classify neither RGB nor BGR photos right" in capsys.readouterr().err
+    assert not out.exists()
+    assert _cmd("--from-file", str(plain), "--source", "test", "--licence", "CC0", "--color-order",
+                "rgb", "--out", str(out)) == 0
     w = read_backbone_weights(out)
-    assert (w.mean, w.std, w.source) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "test")
-    assert w.sha256 in capsys.readouterr().out
+    assert (w.color_order, w.mean, w.std) == ("rgb", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert w.source.startswith("test [ImageNet check: RGB 0.0") and w.sha256 in capsys.readouterr().out
+    # ImageNet weights fed their own order score far above the other one: that order is written
+    monkeypatch.setattr("edgefas.train.backbone_init.imagenet_check",
+                        lambda *a, **k: {"rgb": 0.02, "bgr": 0.81})
+    assert _cmd("--from-file", str(plain), "--source", "t", "--licence", "l", "--out", str(out)) == 0
+    assert read_backbone_weights(out).color_order == "bgr"
+    assert "RGB 0.02, BGR 0.81" in capsys.readouterr().out
+
+
+def test_backbone_weights_command_refuses_what_would_fail_later(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    headless = tmp_path / "headless.safetensors"        # no head: the check cannot run
+    save_file({k: v for k, v in _pretrained(1).state_dict().items() if not k.startswith("head.")},
+              headless)
+    base = ["--source", "t", "--licence", "l", "--out"]
+    assert _cmd("--from-file", str(headless), *base, str(tmp_path / "h.safetensors")) == 1
+    assert "give --color-order" in capsys.readouterr().err
+    assert _cmd("--from-file", str(headless), "--color-order", "bgr", *base,
+                str(tmp_path / "h.safetensors")) == 0
+    assert read_backbone_weights(tmp_path / "h.safetensors").source == "t [ImageNet check: not run]"
     wrong = tmp_path / "xs.safetensors"
     save_file(_pretrained(arch="mobilevit_xs").state_dict(), wrong)
-    assert main(["backbone-weights", "--from-file", str(wrong), "--source", "t", "--licence", "l",
-                 "--out", str(tmp_path / "x.safetensors")]) == 1
-    assert "does not fit timm's mobilevit_xxs" in capsys.readouterr().err
+    assert _cmd("--from-file", str(wrong), *base, str(tmp_path / "x.safetensors")) == 1
+    assert "do not fit mobilevit_xxs" in capsys.readouterr().err
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    assert _cmd("--from-file", str(tmp_path / "junk.safetensors"), *base, str(tmp_path / "j.st")) == 1
+    assert "not a readable safetensors file" in capsys.readouterr().err
+    bad = tmp_path / "std0.safetensors"
+    assert _cmd("--from-file", str(headless), "--color-order", "rgb", "--std", "0", "0", "0",
+                *base, str(bad)) == 1
+    assert "std must be > 0" in capsys.readouterr().err and not bad.exists()
+    assert _cmd("--from-timm", "--arch", "mobilevit_xxs.cvnets_in1k", "--out", str(bad)) == 1
+    assert "without its pretrained tag (mobilevit_xxs)" in capsys.readouterr().err
+
+
+def test_convention_metadata_is_checked(tmp_path, weights_file):
+    from safetensors.torch import save_file
+
+    meta = {"arch": "mobilevit_xxs", "color_order": "rgb", "mean": "0.5", "std": "[1, 1, 1]",
+            "source": "s", "licence": "l"}
+    for change, message in (({}, "mean must be 3 numbers"),
+                            ({"mean": "[0, 0, 0]", "std": "[1, NaN, 1]"}, "std must be 3 finite"),
+                            ({"mean": "[0, 0, 0]", "color_order": "grey"}, "colour order 'grey'")):
+        path = tmp_path / "m.safetensors"
+        save_file({"x": torch.zeros(1)}, path, metadata={**meta, **change})
+        with pytest.raises(EdgefasError, match=message):
+            read_backbone_weights(path)
+
+
+def test_train_refuses_weights_of_another_architecture_before_any_data(tmp_path, weights_file, capsys):
+    assert main(["train", "--recipe", "gpu", "--backbone-weights", str(weights_file[0]),
+                 "--out", str(tmp_path / "run")]) == 1
+    assert "holds mobilevit_xxs weights; recipe 'gpu' trains mobilevit_xs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_backbone_weights_reads_plain_torch_files_but_no_pickled_code(tmp_path, capsys):
     pth = tmp_path / "sd.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in _pretrained(2).state_dict().items()}}, pth)
     out = tmp_path / "w.safetensors"
-    assert main(["backbone-weights", "--from-file", str(pth), "--source", "s", "--licence", "l",
-                 "--out", str(out)]) == 0
+    assert _cmd("--from-file", str(pth), "--source", "s", "--licence", "l", "--color-order", "rgb",
+                "--out", str(out)) == 0
     assert read_backbone_weights(out).state_dict.keys() == _pretrained(2).state_dict().keys()
     code = tmp_path / "code.pth"
     torch.save({"w": torch.zeros(1), "obj": Contract()}, code)   # an object, not just tensors
-    assert main(["backbone-weights", "--from-file", str(code), "--source", "s", "--licence", "l",
-                 "--out", str(tmp_path / "c.safetensors")]) == 1
+    assert _cmd("--from-file", str(code), "--source", "s", "--licence", "l",
+                "--out", str(tmp_path / "c.safetensors")) == 1
     assert "not a plain state dict" in capsys.readouterr().err
 
 
@@ -185,7 +277,7 @@ def test_backbone_weights_from_timm_says_what_to_do_without_network(tmp_path, ca
 
     create = timm.create_model
     monkeypatch.setattr(timm, "create_model", offline)
-    assert main(["backbone-weights", "--from-timm", "--out", str(tmp_path / "w.safetensors")]) == 1
+    assert _cmd("--from-timm", "--out", str(tmp_path / "w.safetensors")) == 1
     err = capsys.readouterr().err
     assert "cannot reach the Hugging Face hub" in err and "use --from-file" in err
     assert not (tmp_path / "w.safetensors").exists()

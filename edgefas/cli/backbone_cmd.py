@@ -23,6 +23,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+#: edgefas.train.backbone_init.COLOR_ORDERS (not imported: that module needs torch, and every
+#: command's options are built even on a runtime-only install)
+COLOR_ORDERS = ("rgb", "bgr")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
@@ -31,13 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--from-file", type=Path, metavar="FILE",
                      help="a state dict file (.safetensors, .pt, .pth)")
     p.add_argument("--arch", default="mobilevit_xxs",
-                   help="timm model name the weights are for (default: %(default)s, the detector's)")
+                   help="timm model name the weights are for, without a pretrained tag (default: "
+                        "%(default)s, the detector's)")
     p.add_argument("--source", help="where the weights come from (required with --from-file)")
     p.add_argument("--licence", help="the weights' licence (required with --from-file)")
-    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
-                   help="input mean the weights were trained with, on RGB in [0, 1] (default: "
-                        "timm's pretrained config for --arch; MobileViT: 0 0 0)")
-    p.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+    p.add_argument("--color-order", choices=COLOR_ORDERS,
+                   help="channel order the weights were trained on (default: the order in which "
+                        "they classify two ImageNet photos of scikit-image right; required when "
+                        "that check cannot run: no 1000-class head, or no scikit-image)")
+    p.add_argument("--mean", type=float, nargs=3, metavar=("C1", "C2", "C3"),
+                   help="input mean the weights were trained with, on [0, 1] in their channel "
+                        "order (default: timm's pretrained config for --arch; MobileViT: 0 0 0)")
+    p.add_argument("--std", type=float, nargs=3, metavar=("C1", "C2", "C3"),
                    help="input std (default: timm's pretrained config; MobileViT: 1 1 1)")
     p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
 
@@ -45,10 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _timm_convention(arch: str) -> tuple[list[float], list[float], dict]:
     import timm
 
+    from ..errors import EdgefasError
+
+    if "." in arch:
+        raise EdgefasError(f"--arch {arch}: give the model name without its pretrained tag "
+                           f"({arch.split('.')[0]}); training recipes name architectures that way")
     cfg = timm.models.get_pretrained_cfg(arch)
     if cfg is None:
-        from ..errors import EdgefasError
-
         raise EdgefasError(f"timm has no pretrained config for {arch!r}")
     d = cfg.to_dict()
     return list(d.get("mean", (0.0, 0.0, 0.0))), list(d.get("std", (1.0, 1.0, 1.0))), d
@@ -60,9 +72,9 @@ def _read_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise EdgefasError(f"{path}: no such file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from ..train.backbone_init import read_state_dict
 
-        return load_file(str(path))
+        return read_state_dict(path, what="--from-file")[0]
     import torch
 
     try:
@@ -77,6 +89,31 @@ def _read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def _color_order(state: dict, args: argparse.Namespace, mean, std) -> tuple[str, str]:
+    """The weights' channel order and what the ImageNet check said (for the metadata)."""
+    from ..errors import EdgefasError
+    from ..train.backbone_init import CHECK_MIN_PROB, imagenet_check
+
+    scores = imagenet_check(state, args.arch, mean=mean, std=std)
+    if scores is None:
+        if args.color_order is None:
+            raise EdgefasError("the ImageNet check cannot run on these weights (no 1000-class "
+                               "head, or scikit-image is not installed): give --color-order")
+        return args.color_order, "not run"
+    said = ", ".join(f"{o.upper()} {p:.2f}" for o, p in scores.items())
+    print(f"ImageNet check (coffee, chelsea; mean probability of the right classes): {said}")
+    best = max(scores, key=scores.get)
+    if args.color_order is None:
+        if scores[best] < CHECK_MIN_PROB:
+            raise EdgefasError(f"these weights classify neither RGB nor BGR photos right ({said}): "
+                               "not ImageNet weights for this input convention (wrong --mean/--std "
+                               "or --arch?); give --color-order to write them anyway")
+        return best, said
+    if args.color_order != best and scores[best] >= CHECK_MIN_PROB:
+        print(f"warning: --color-order {args.color_order} given, but the check favours {best}")
+    return args.color_order, said
+
+
 def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
@@ -84,9 +121,16 @@ def run(args: argparse.Namespace) -> int:
     import timm
 
     from ..errors import EdgefasError
-    from ..train.backbone_init import read_backbone_weights, save_backbone_weights
+    from ..train.backbone_init import (
+        check_convention,
+        check_fits,
+        read_backbone_weights,
+        save_backbone_weights,
+    )
 
     mean, std, cfg = _timm_convention(args.arch)
+    mean, std = args.mean or mean, args.std or std
+    check_convention(args.color_order or "rgb", mean, std, what="--mean/--std")  # before any work
     if args.from_timm:
         try:
             model = timm.create_model(args.arch, pretrained=True)
@@ -94,27 +138,24 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError(f"timm could not load the pretrained {args.arch} weights ({e}); "
                                "on a machine without network use --from-file") from e
         state = model.state_dict()
-        source = args.source or (f"timm {args.arch} pretrained weights "
-                                 f"({cfg.get('hf_hub_id') or cfg.get('url') or 'timm'})")
-        licence = args.licence or cfg.get("license") or "see the model card of the source"
+        hub = cfg.get("hf_hub_id")
+        source = args.source or (f"timm {args.arch} pretrained weights"
+                                 + (f" (https://huggingface.co/{hub})" if hub else ""))
+        licence = args.licence or (f"{cfg.get('license') or 'not stated'} (timm's pretrained "
+                                   f"config; the terms are on the model card"
+                                   + (f" https://huggingface.co/{hub})" if hub else ")"))
     else:
         if not args.source or not args.licence:
             raise EdgefasError("--from-file needs --source and --licence: both go into every "
                                "bundle trained from these weights")
         state = _read_state_dict(args.from_file)
         source, licence = args.source, args.licence
-        # check the keys against the architecture before writing (a file for another model
-        # would otherwise fail only when a training run starts)
-        own = timm.create_model(args.arch, pretrained=False).state_dict()
-        extra, missing = sorted(set(state) - set(own)), sorted(set(own) - set(state))
-        shapes = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
-        if extra or missing or shapes:
-            raise EdgefasError(f"{args.from_file} does not fit timm's {args.arch}: "
-                               f"{len(extra)} unexpected, {len(missing)} missing, {len(shapes)} "
-                               f"other-shape keys (first: {(extra + missing + shapes)[0]})")
-    out = save_backbone_weights(state, args.out, arch=args.arch, mean=args.mean or mean,
-                                std=args.std or std, source=source, licence=licence)
+        # before writing: a file for another model would otherwise fail only when training starts
+        check_fits(state, args.arch, what=str(args.from_file))
+    order, said = _color_order(state, args, mean, std)
+    out = save_backbone_weights(state, args.out, arch=args.arch, color_order=order, mean=mean,
+                                std=std, source=source + f" [ImageNet check: {said}]", licence=licence)
     w = read_backbone_weights(out)
-    print(f"wrote {out} ({len(w.state_dict)} tensors, sha256 {w.sha256})")
+    print(f"wrote {out} ({len(w.state_dict)} tensors, {order.upper()} input, sha256 {w.sha256})")
     print(f"train from it: edgefas train ... --backbone-weights {out}")
     return 0

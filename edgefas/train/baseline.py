@@ -292,17 +292,11 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         raise EdgefasError("backbone weights and the recipe's backbone_init go together")
     backbone_record = None
     if backbone is not None:
-        from .backbone_init import apply_backbone_weights
+        from .backbone_init import apply_backbone_weights, contract_convention
 
-        if contract.color_order != "rgb":
-            raise EdgefasError("pretrained backbone weights take RGB; the contract's colour order "
-                               f"is {contract.color_order}")
-        # the contract's mean/std act on value_range; the weights' on [0, 1]
-        lo, hi = contract.value_range
-        backbone_record = apply_backbone_weights(
-            model, backbone, arch=recipe.arch,
-            mean=[(m - lo) / (hi - lo) for m in contract.mean],
-            std=[s / (hi - lo) for s in contract.std])
+        mean01, std01 = contract_convention(contract)
+        backbone_record = apply_backbone_weights(model, backbone, arch=recipe.arch, mean=mean01,
+                                                 std=std01)
     frozen_parts = freeze_lower_layers(model) if recipe.train_layers == "last-stage" else []
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.lr,

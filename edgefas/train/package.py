@@ -47,7 +47,8 @@ def training_data(recipe: BaselineRecipe, backbone: dict | None = None
             raise EdgefasError(f"the run started from {recipe.backbone_init} but its checkpoint "
                                "does not record their source and licence")
         data.insert(0, f"starting weights: {backbone['arch']} pretrained weights {backbone['file']} "
-                       f"(sha256 {backbone['sha256']}): {backbone['source']}")
+                       f"(sha256 {backbone['sha256']}, {backbone['input_color_order'].upper()} "
+                       f"input folded into RGB): {backbone['source']}")
         licence.insert(0, f"pretrained backbone weights: {backbone['licence']}")
     if recipe.use_lfw:
         data.append("LFW, identities of the 'train' hash split (edgefas.data.lfw)"
@@ -73,11 +74,11 @@ def package_run(run_dir: Path, bundle_dir: Path, *, protocol: str, name: str,
     model, state = load_trained(run_dir / "best")
     recipe = BaselineRecipe(**state["recipe"])
     contract = Contract.from_dict(state["contract"])
+    data, licence = training_data(recipe, state.get("backbone_init"))   # before any cropping
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
     _, _, devel = build_sets(protocol, recipe, store)
     proto = get_protocol(protocol)
-    data, licence = training_data(recipe, state.get("backbone_init"))
     training = {"protocol": protocol, "protocol_description": proto.description,
                 "data": data, "licence": licence}
     split = f"replay-attack devel ({protocol}), all 20 frames per video"

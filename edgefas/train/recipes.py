@@ -71,7 +71,7 @@ class BaselineRecipe:
     # a fine-tuning run (edgefas.train.finetune), None for a run from scratch.
     init_from: str | None = None
     # Pretrained backbone weights a run from scratch starts from instead of random ones
-    # (edgefas.train.backbone_init): "<file name>@sha256:<file>". None: random weights (every
+    # (edgefas.train.backbone_init): "sha256:<the weights file's>". None: random weights (every
     # run up to bundle v0.3).
     backbone_init: str | None = None
     # L2-SP (Li et al., ICML 2018): loss + anchor / 2 * ||w - w_init||^2 over the trained
