@@ -1,6 +1,6 @@
 """Start the RGB detector's backbone from pretrained (ImageNet) weights instead of random ones.
 
-The shipped bundles up to v0.3 train MobileViT from random weights on 50 people of one lab.
+The shipped bundles up to v0.3 train MobileViT from random weights on one lab's 15 training people.
 Starting from ImageNet weights is a common remedy for a model that learns its training camera,
 untested here so far (docs/ablation_imagenet_init).
 
