@@ -87,12 +87,15 @@ def check_convention(color_order, mean, std, *, what: str = "backbone weights"
     return color_order, out[0], out[1]
 
 
-def check_fits(state_dict: dict[str, torch.Tensor], arch: str, *, what: str) -> None:
+def check_fits(state_dict: dict[str, torch.Tensor], arch: str, *, what: str,
+               own: dict[str, torch.Tensor] | None = None) -> None:
     """Refuse a state dict whose backbone (all but the classifier head) does not fit timm's
-    ``arch``; the head may be missing or of any size (the detector replaces it)."""
-    import timm
+    ``arch`` (``own``: that model's state dict, when one is at hand); the head may be missing or
+    of any size (the detector replaces it)."""
+    if own is None:
+        import timm
 
-    own = timm.create_model(arch, pretrained=False).state_dict()
+        own = timm.create_model(arch, pretrained=False).state_dict()
     body = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIXES)}
     unexpected = sorted(set(body) - set(own))
     missing = sorted(k for k in set(own) - set(body) if not k.startswith(HEAD_PREFIXES))
@@ -222,7 +225,8 @@ def apply_backbone_weights(model: nn.Module, weights: BackboneWeights, *, arch: 
     if net is None:
         raise EdgefasError(f"backbone weights are for the RGB detector; {type(model).__name__} "
                            "has no timm backbone 'net'")
-    check_fits(weights.state_dict, arch, what=f"backbone weights {weights.path.name}")
+    check_fits(weights.state_dict, arch, what=f"backbone weights {weights.path.name}",
+               own=net.state_dict())
     body = {k: v for k, v in weights.state_dict.items() if not k.startswith(HEAD_PREFIXES)}
     net.load_state_dict(body, strict=False)
     fold_input_convention(net, from_mean=weights.mean, from_std=weights.std, to_mean=mean,
