@@ -95,27 +95,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="after training, write a bundle to OUT/bundle (same as 'edgefas export')")
 
 
-def _check_backbone_given(out: Path) -> None:
-    """A run that started from pretrained weights resumes only with them given again: say so,
-    instead of the generic 'another recipe' refusal."""
-    import json
-
-    from ..errors import EdgefasError
-    from ..train.checkpoint import latest_checkpoint
-
-    ckpt = latest_checkpoint(Path(out)) if Path(out).is_dir() else None
-    state = ckpt / "trainer_state.json" if ckpt is not None else None
-    if state is None or not state.is_file():
-        return
-    saved = json.loads(state.read_text())
-    started = (saved.get("recipe") or {}).get("backbone_init")
-    if started:
-        record = saved.get("backbone_init") or {}
-        raise EdgefasError(f"{out} started from pretrained weights {record.get('file', '')} "
-                           f"({started}): give --backbone-weights with that file to resume it, "
-                           "or --no-resume to start over")
-
-
 def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
@@ -166,8 +145,6 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError(f"{args.backbone_weights} holds {backbone.arch} weights; recipe "
                                f"{recipe.name!r} trains {recipe.arch}")
         recipe = recipe.with_overrides(backbone_init=backbone.tag)
-    elif not args.no_resume:
-        _check_backbone_given(args.out)
     roots = DataRoots(args.replay_root, args.replay_1frame_root, args.lfw_root, cfd=args.cfd_root)
     contract = None
     if args.crop_scale is not None:

@@ -221,6 +221,15 @@ def _check_resume(ckpt: Path, saved: dict, recipe: BaselineRecipe, contract: Con
                            f"{contract.to_dict()}: use another --out or --no-resume")
     changed = changed_settings({**PREDATED_FIELDS, **saved["recipe"]}, recipe.to_dict(),
                                RESUMABLE_CHANGES)
+    started = saved["recipe"].get("backbone_init")
+    if changed and started and recipe.backbone_init is None and not changed_settings(
+            {**PREDATED_FIELDS, **saved["recipe"], "backbone_init": None}, recipe.to_dict(),
+            RESUMABLE_CHANGES):
+        # the one difference is that the starting weights were not given again: say which
+        raise EdgefasError(f"{ckpt} was trained with another recipe (backbone_init): it started "
+                           f"from pretrained weights {(saved.get('backbone_init') or {}).get('file', '')} "
+                           f"({started}); give --backbone-weights with that file to resume it, or "
+                           "--no-resume to start over")
     if changed:
         # another seed, augmentation, data or model would continue the old run under the
         # new recipe's name; only the length of the run (and threads) may change on resume
