@@ -104,3 +104,69 @@ def test_training_applies_the_capture_effects_only_when_asked(tmp_path, monkeypa
     assert seen == [recipe.batch_size] * calls  # once per step (tiny: 4 steps), whole batch
     state = json.loads((best / "trainer_state.json").read_text())
     assert state["recipe"]["augment"] == augment  # recorded with the run (and its bundle)
+
+
+def test_alignment_jitter_moves_the_face_within_its_ranges():
+    from edgefas.train.camera_aug import alignment_jitter, jitter_batch
+
+    img = _face(size=64)
+    same = alignment_jitter(img, np.random.default_rng(0), 0.0, 0.0, subpixel=0.0)
+    assert np.array_equal(same, img)   # no jitter: the crop itself
+    # a bright dot at the centre stays within the scale/rotation/shift ranges of it
+    dot = np.zeros((65, 65, 3), np.uint8)
+    dot[12, 32] = 255                  # 20 px above the centre (32, 32)
+    rng = np.random.default_rng(1)
+    radii, angles = [], []
+    for _ in range(40):
+        out = alignment_jitter(dot, rng, 0.06, 5.0).astype(np.float32).mean(-1)
+        ys, xs = np.mgrid[0:65, 0:65]
+        cy, cx = (out * ys).sum() / out.sum(), (out * xs).sum() / out.sum()
+        radii.append(np.hypot(cy - 32, cx - 32))
+        angles.append(np.degrees(np.arctan2(cx - 32, 32 - cy)))
+    # 20 px * (1 +- 0.06) +- 1 px shift; 5 degrees at 20 px is 1.75 px, plus the shift's share
+    assert 20 * 0.94 - 1.5 <= min(radii) and max(radii) <= 20 * 1.06 + 1.5
+    assert max(np.abs(angles)) <= 5.0 + np.degrees(1.5 / 18)
+    assert np.std(radii) > 0.3 and np.std(angles) > 1.0   # it does move the face
+    batch = np.stack([img, img])
+    a = jitter_batch(batch, np.random.default_rng(3), 0.06, 5.0)
+    b = jitter_batch(batch, np.random.default_rng(3), 0.06, 5.0)
+    assert a.dtype == np.uint8 and a.shape == batch.shape and np.array_equal(a, b)
+    assert not np.array_equal(a[0], a[1])   # each crop its own draw
+
+
+def test_recipe_and_flag_refuse_impossible_jitter(capsys):
+    from edgefas.cli import main
+    from edgefas.train.recipes import get_recipe
+
+    with pytest.raises(EdgefasError, match="jitter_scale"):
+        get_recipe("tiny").with_overrides(jitter_scale=0.7)
+    with pytest.raises(SystemExit):
+        main(["train", "--protocol", "P1", "--out", "x", "--jitter", "0.06"])
+    assert "SCALE,DEGREES" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jitter, calls", [((0.06, 5.0), 4), ((0.0, 0.0), 0)])
+def test_training_applies_the_alignment_jitter_only_when_asked(tmp_path, monkeypatch, jitter, calls):
+    pytest.importorskip("torch", reason="training needs the train extra")
+    pytest.importorskip("timm", reason="training needs the train extra")
+    import edgefas.train.baseline as baseline
+    from edgefas.runtime.preprocess import Contract
+    from edgefas.train.camera_aug import jitter_batch
+    from edgefas.train.recipes import get_recipe
+
+    seen = []
+
+    def spy(batch, rng, scale, degrees):
+        seen.append((len(batch), scale, degrees))
+        return jitter_batch(batch, rng, scale, degrees)
+
+    monkeypatch.setattr(baseline, "jitter_batch", spy)
+    crops = np.stack([_face(i) for i in range(24)])
+    live = np.arange(24) % 2 == 0
+    train = baseline.TrainSet(crops, live, np.zeros(24, bool))
+    devel = baseline.DevelSet(crops[:12], ~live[:12], np.where(live[:12], "bona_fide", "print"))
+    recipe = get_recipe("tiny").with_overrides(jitter_scale=jitter[0], jitter_degrees=jitter[1])
+    best = baseline.train_baseline(recipe, train, devel, Contract(size=64), tmp_path, progress=False)
+    assert seen == [(recipe.batch_size, *jitter)] * calls
+    state = json.loads((best / "trainer_state.json").read_text())
+    assert (state["recipe"]["jitter_scale"], state["recipe"]["jitter_degrees"]) == jitter

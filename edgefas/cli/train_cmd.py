@@ -32,6 +32,17 @@ from ..data.protocols import PROTOCOLS
 from .argtypes import NO_RESUME_HELP, fraction, positive_int
 
 
+def _jitter(text: str) -> tuple[float, float]:
+    """``SCALE,DEGREES`` of --jitter: a relative scale change in [0, 0.5), an angle in [0, 45]."""
+    try:
+        scale, degrees = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SCALE,DEGREES such as 0.06,5, got {text!r}") from None
+    if not (0.0 <= scale < 0.5 and 0.0 <= degrees <= 45.0):
+        raise argparse.ArgumentTypeError(f"SCALE must be in [0, 0.5) and DEGREES in [0, 45], got {text!r}")
+    return scale, degrees
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..train.recipes import AUGMENTS, RECIPES
 
@@ -57,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replace this share (0-1) of each batch's attacks by synthetic prints and "
                         "screen replays made from live training faces (edgefas.train.synth_attacks; "
                         "default 0)")
+    p.add_argument("--jitter", metavar="SCALE,DEGREES", type=_jitter,
+                   help="re-warp every training crop as a slightly different alignment would have "
+                        "made it: scale change uniform in +-SCALE (a fraction), rotation in "
+                        "+-DEGREES, plus a shift of up to 1 px (e.g. 0.06,5; default none: "
+                        "benchmarks/align_jitter.py measures how far one face-detector pixel "
+                        "moves the crop)")
     p.add_argument("--synth-live-tone", type=fraction, metavar="P",
                    help="give this share (0-1) of each batch's live faces a print's or screen's "
                         "tone without its texture, labels kept; Replay-Attack's live faces "
@@ -107,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                                                     augment=args.augment,
                                                     synth_attacks=args.synth_attacks,
                                                     synth_live_tone=args.synth_live_tone)
+    if args.jitter is not None:
+        recipe = recipe.with_overrides(jitter_scale=args.jitter[0], jitter_degrees=args.jitter[1])
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.lfw_devel:

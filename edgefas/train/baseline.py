@@ -23,7 +23,7 @@ from ..errors import EdgefasError
 from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
-from .camera_aug import capture_batch
+from .camera_aug import capture_batch, jitter_batch
 from .checkpoint import (
     changed_settings,
     check_run_kind,
@@ -200,7 +200,8 @@ RESUMABLE_CHANGES = ("steps", "threads", "name")
 PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 0.0,
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
                    "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False,
-                   "train_layers": "all", "backbone_init": None}
+                   "train_layers": "all", "backbone_init": None, "jitter_scale": 0.0,
+                   "jitter_degrees": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -350,6 +351,9 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
                                     recipe.synth_live_tone_any)
         if recipe.augment == "camera":
             crops = capture_batch(crops, rng)
+        if recipe.jitter_scale or recipe.jitter_degrees:
+            # after the camera effects, as the runtime aligns a frame the camera already made
+            crops = jitter_batch(crops, rng, recipe.jitter_scale, recipe.jitter_degrees)
         x = torch.from_numpy(to_tensor(augment(crops, rng), contract)).to(accelerator.device)
         y = torch.from_numpy(train.is_live[idx].astype(np.float32)).to(accelerator.device)
         for g in opt.param_groups:

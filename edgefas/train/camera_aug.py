@@ -86,3 +86,32 @@ def capture_batch(batch: np.ndarray, rng: np.random.Generator, cfg: CameraAug | 
     """:func:`capture_effects` on each crop of an (N, S, S, 3) uint8 batch."""
     cfg = cfg or CameraAug()
     return np.stack([capture_effects(img, rng, cfg) for img in batch])
+
+
+def alignment_jitter(img: np.ndarray, rng: np.random.Generator, scale: float, degrees: float,
+                     subpixel: float = 1.0) -> np.ndarray:
+    """One (S, S, 3) uint8 crop re-warped as a slightly different alignment would have made it.
+
+    The face detector reads a 128 px letterbox, so its keypoints, and the similarity transform
+    fitted to them, move between frames of a still face: on Replay-Attack train and LFW train
+    faces moved by one detector pixel, the crop changes scale by up to 2.5 %, turns by up to
+    1.9 degrees and shifts by up to 1.0 px (95th percentiles, benchmarks/align_jitter.py,
+    benchmarks/results/align_jitter_train.md). Off the training cameras the shipped model's
+    decision flips on such moves (on 20 of 207 moves of CFD's devel-bucket portraits). Here
+    the crop is warped about its centre by a scale change uniform in +-``scale``, a rotation
+    uniform in +-``degrees`` and a shift uniform in +-``subpixel`` px, bilinear with reflected
+    borders (which also changes the resampling phase, as a real re-alignment does); the label
+    never changes.
+    """
+    s = img.shape[0]
+    m = cv2.getRotationMatrix2D(((s - 1) / 2.0, (s - 1) / 2.0), rng.uniform(-degrees, degrees),
+                                1.0 + rng.uniform(-scale, scale))
+    m[:, 2] += rng.uniform(-subpixel, subpixel, size=2)
+    return cv2.warpAffine(img, m, (s, img.shape[1]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
+def jitter_batch(batch: np.ndarray, rng: np.random.Generator, scale: float, degrees: float
+                 ) -> np.ndarray:
+    """:func:`alignment_jitter` on every crop of a (N, S, S, 3) uint8 batch."""
+    return np.stack([alignment_jitter(img, rng, scale, degrees) for img in batch])

@@ -50,6 +50,12 @@ class BaselineRecipe:
     # from live training crops (edgefas.train.synth_attacks): attack media beyond
     # Replay-Attack's one printer, phone and tablet. 0 keeps earlier runs as they were.
     synth_attacks: float = 0.0
+    # Alignment jitter (edgefas.train.camera_aug.alignment_jitter): every training crop is
+    # re-warped by a scale change uniform in +-jitter_scale, a rotation uniform in
+    # +-jitter_degrees and a sub-pixel shift, as a slightly different face-detector answer
+    # would have aligned it. 0, 0 keeps earlier runs as they were.
+    jitter_scale: float = 0.0
+    jitter_degrees: float = 0.0
     # Share of each batch's live half given a print's or a screen's tone (gamut, cast, glare,
     # blur) without its texture, labels kept: with synth_attacks, only the media's dots,
     # moire and pixel rows are left to tell them apart. 0 keeps earlier runs as they were.
@@ -106,6 +112,10 @@ class BaselineRecipe:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
+        if not (0.0 <= self.jitter_scale < 0.5 and 0.0 <= self.jitter_degrees <= 45.0):
+            raise EdgefasError("jitter_scale is a relative scale change in [0, 0.5) and "
+                               "jitter_degrees an angle in [0, 45]: got "
+                               f"{self.jitter_scale}, {self.jitter_degrees}")
         if (self.rehearse or self.freeze_bn) and self.init_from is None:
             raise EdgefasError("rehearse and freeze_bn are for a run that starts from a bundle's "
                                "weights (init_from)")
