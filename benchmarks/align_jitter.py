@@ -203,15 +203,18 @@ def markdown(report: dict) -> str:
              "| bundle | source | pairs scored | abs scale change % p50/p95 | abs rotation deg p50/p95 "
              "| centre shift px p50/p95 | decision flips | abs score change mean / p50 / p90 |",
              "|---|---|---:|---|---|---|---:|---|"]
+    names = [b["bundle"] for b in report["bundles"]]
     for b in report["bundles"]:
+        # bundles of one recipe share a name: the path tells them apart
+        label = b["bundle"] if names.count(b["bundle"]) == 1 else f"{b['bundle']} (`{b['path']}`)"
         pooled = [("other cameras (" + " + ".join(OTHER_CAMERAS) + ")", b["other_cameras"])] \
             if b["other_cameras"].get("scored") else []
         for src, s in [("all", b["all"]), *b["by_source"].items(), *pooled]:
             if not s.get("scored"):
-                lines.append(f"| {b['bundle']} | {src} | 0 | - | - | - | - | - |")
+                lines.append(f"| {label} | {src} | 0 | - | - | - | - | - |")
                 continue
             lines.append(
-                f"| {b['bundle']} | {src} | {s['scored']} | {s['abs_scale_pct']['p50']:.2f} / "
+                f"| {label} | {src} | {s['scored']} | {s['abs_scale_pct']['p50']:.2f} / "
                 f"{s['abs_scale_pct']['p95']:.2f} | {s['abs_rotation_deg']['p50']:.2f} / "
                 f"{s['abs_rotation_deg']['p95']:.2f} | {s['shift_px']['p50']:.2f} / "
                 f"{s['shift_px']['p95']:.2f} | {s['flips']} ({100 * s['flip_rate']:.2f} %) | "
