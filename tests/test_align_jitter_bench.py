@@ -12,14 +12,15 @@ from .conftest import benchmark_module
 def test_the_returned_map_is_the_move_the_frame_made(name):
     aj = benchmark_module("align_jitter")
     frame = np.zeros((480, 640, 3), np.uint8)
-    frame[200, 300] = 255
+    frame[40, 60] = 255   # near a corner: 2 % smaller moves it ~5 px toward the centre
     moved, t = aj.perturb(frame, name)
     assert moved.shape == frame.shape
     y, x = np.unravel_index(np.argmax(moved[..., 0].astype(float)), moved.shape[:2])
-    px, py, _ = t @ np.array([300.0, 200.0, 1.0])
+    px, py, _ = t @ np.array([60.0, 40.0, 1.0])
     assert abs(x - px) <= 1 and abs(y - py) <= 1
-    if name.startswith("right"):
-        assert round(px - 300) == 5   # one pixel of the 128 px letterbox of a 640 px frame
+    expected = {"right 1 detector px": (65, 40), "down 1 detector px": (60, 45),
+                "2 % smaller": (60 + 0.02 * (319.5 - 60), 40 + 0.02 * (239.5 - 40))}[name]
+    assert abs(px - expected[0]) < 1e-6 and abs(py - expected[1]) < 1e-6
 
 
 def test_relative_geometry_is_zero_for_an_alignment_that_follows_the_move_exactly():
@@ -63,3 +64,36 @@ def test_a_tiny_run_on_the_london_fixtures_writes_both_reports(shared, tmp_path,
     assert b["all"]["pairs"] == 6 and b["all"]["scored"] >= 3
     assert set(b["by_perturbation"]) == set(aj.PERTURBATIONS)
     assert "mirror image" in out.with_suffix(".md").read_text()
+
+
+def test_the_sets_keep_training_and_devel_people_apart(monkeypatch, tmp_path):
+    from edgefas.data import lfw as lfw_mod
+    from edgefas.data import replay_attack, sources
+    from edgefas.data.lfw import identity_split, is_devel_identity
+    from edgefas.data.samples import Sample
+
+    aj = benchmark_module("align_jitter")
+    people = [f"Person_{i}" for i in range(400)]
+
+    def fake_lfw(root, splits=("train", "heldout")):
+        return [Sample(f"{p}_0001.jpg", False, "bona_fide", identity_split(p), "lfw", subject=p)
+                for p in people if identity_split(p) in splits]
+
+    def fake_replay(root, splits=("train", "devel", "test"), frames_per_video=1):
+        return [Sample(f"{sp}/{i}.jpg", False, "bona_fide", sp, "replay-attack") for sp in splits
+                for i in range(3)]
+
+    monkeypatch.setattr(lfw_mod, "load_lfw", fake_lfw)
+    monkeypatch.setattr(replay_attack, "load_replay_attack", fake_replay)
+    monkeypatch.setattr(sources, "data_root", lambda: tmp_path)   # no CFD here
+    name = lambda path: path.rsplit("_", 1)[0]  # noqa: E731
+    train = aj.images_of("train", 1000, 0)
+    devel = aj.images_of("devel", 1000, 0)
+    lfw_train = [name(p) for p, src in train if src == "lfw-train"]
+    lfw_devel = [name(p) for p, src in devel if src == "lfw-devel"]
+    assert lfw_train and lfw_devel
+    assert all(identity_split(p) == "train" and not is_devel_identity(p) for p in lfw_train)
+    assert all(is_devel_identity(p) for p in lfw_devel)
+    assert {p.split("/")[0] for p, src in train if src.startswith("replay")} == {"train"}
+    assert {p.split("/")[0] for p, src in devel if src.startswith("replay")} == {"devel"}
+    assert len(aj.images_of("devel", 2, 0)) == 4   # at most 2 per source

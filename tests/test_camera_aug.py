@@ -127,6 +127,10 @@ def test_alignment_jitter_moves_the_face_within_its_ranges():
     assert 20 * 0.94 - 1.5 <= min(radii) and max(radii) <= 20 * 1.06 + 1.5
     assert max(np.abs(angles)) <= 5.0 + np.degrees(1.5 / 18)
     assert np.std(radii) > 0.3 and np.std(angles) > 1.0   # it does move the face
+    wide = np.zeros((40, 64, 3), np.uint8)   # not square: the output keeps H x W
+    wide[20, 32] = 255
+    out = alignment_jitter(wide, np.random.default_rng(2), 0.0, 0.0, subpixel=0.0)
+    assert out.shape == wide.shape and np.array_equal(out, wide)
     batch = np.stack([img, img])
     a = jitter_batch(batch, np.random.default_rng(3), 0.06, 5.0)
     b = jitter_batch(batch, np.random.default_rng(3), 0.06, 5.0)
@@ -140,9 +144,12 @@ def test_recipe_and_flag_refuse_impossible_jitter(capsys):
 
     with pytest.raises(EdgefasError, match="jitter_scale"):
         get_recipe("tiny").with_overrides(jitter_scale=0.7)
-    with pytest.raises(SystemExit):
-        main(["train", "--protocol", "P1", "--out", "x", "--jitter", "0.06"])
-    assert "SCALE,DEGREES" in capsys.readouterr().err
+    with pytest.raises(EdgefasError, match="jitter_scale"):
+        get_recipe("tiny").with_overrides(jitter_degrees=float("nan"))
+    for bad in ("0.06", "-0.1,5", "0.06,50", "a,b"):
+        with pytest.raises(SystemExit):
+            main(["train", "--protocol", "P1", "--out", "x", "--jitter", bad])
+        assert "SCALE" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("jitter, calls", [((0.06, 5.0), 4), ((0.0, 0.0), 0)])

@@ -84,7 +84,7 @@ def test_resume_refuses_another_crop_geometry(tiny_run):
 
 
 @pytest.mark.parametrize("change", [{"seed": 3}, {"augment": "camera"}, {"use_lfw": False}, {"lr": 0.5},
-                                    {"arch": "mobilevit_xs"}])
+                                    {"arch": "mobilevit_xs"}, {"jitter_scale": 0.06}])
 def test_resume_refuses_another_recipe_but_not_a_longer_run(tiny_run, change):
     from edgefas.errors import EdgefasError
 

@@ -90,7 +90,7 @@ def capture_batch(batch: np.ndarray, rng: np.random.Generator, cfg: CameraAug | 
 
 def alignment_jitter(img: np.ndarray, rng: np.random.Generator, scale: float, degrees: float,
                      subpixel: float = 1.0) -> np.ndarray:
-    """One (S, S, 3) uint8 crop re-warped as a slightly different alignment would have made it.
+    """One (H, W, 3) uint8 crop re-warped as a slightly different alignment would have made it.
 
     The face detector reads a 128 px letterbox, so its keypoints, and the similarity transform
     fitted to them, move between frames of a still face: on Replay-Attack train and LFW train
@@ -103,11 +103,11 @@ def alignment_jitter(img: np.ndarray, rng: np.random.Generator, scale: float, de
     borders (which also changes the resampling phase, as a real re-alignment does); the label
     never changes.
     """
-    s = img.shape[0]
-    m = cv2.getRotationMatrix2D(((s - 1) / 2.0, (s - 1) / 2.0), rng.uniform(-degrees, degrees),
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), rng.uniform(-degrees, degrees),
                                 1.0 + rng.uniform(-scale, scale))
     m[:, 2] += rng.uniform(-subpixel, subpixel, size=2)
-    return cv2.warpAffine(img, m, (s, img.shape[1]), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REFLECT_101)
 
 
