@@ -124,13 +124,13 @@ def measure(det, images: list[tuple[str, str]], progress: bool = True) -> list[d
         if frame is None:
             continue
         base, _ = det._prepare(frame)
-        if getattr(base, "decision", "x") is not None or base.alignment is None:
+        if base.decision is not None:   # a typed Result or a face that cannot be scored
             continue
         s0 = float(det.live_scores(base.alignment.crop[None])[0])
         for name in PERTURBATIONS:
             moved, t = perturb(frame, name)
             out, _ = det._prepare(moved)
-            if getattr(out, "decision", "x") is not None or out.alignment is None:
+            if out.decision is not None:
                 rows.append({"path": path, "source": source, "perturbation": name, "scored": False})
                 continue
             ds, rot, shift = relative(base.alignment.matrix, out.alignment.matrix, t, size)
@@ -239,35 +239,38 @@ def markdown(report: dict) -> str:
              "| centre shift px p50/p95 | decision flips | abs score change mean / p50 / p90 |",
              "|---|---|---:|---|---|---|---:|---|"]
     names = [b["bundle"] for b in report["bundles"]]
+
+    def label(b: dict) -> str:   # bundles of one recipe share a name: the path tells them apart
+        return b["bundle"] if names.count(b["bundle"]) == 1 else f"{b['bundle']} (`{b['path']}`)"
+
     for b in report["bundles"]:
-        # bundles of one recipe share a name: the path tells them apart
-        label = b["bundle"] if names.count(b["bundle"]) == 1 else f"{b['bundle']} (`{b['path']}`)"
         pooled = [("other cameras (" + " + ".join(OTHER_CAMERAS) + ")", b["other_cameras"])] \
             if b["other_cameras"].get("scored") else []
         for src, s in [("all", b["all"]), *b["by_source"].items(), *pooled]:
             if not s.get("scored"):
-                lines.append(f"| {label} | {src} | 0 | - | - | - | - | - |")
+                lines.append(f"| {label(b)} | {src} | 0 | - | - | - | - | - |")
                 continue
             lines.append(
-                f"| {label} | {src} | {s['scored']} | {s['abs_scale_pct']['p50']:.2f} / "
+                f"| {label(b)} | {src} | {s['scored']} | {s['abs_scale_pct']['p50']:.2f} / "
                 f"{s['abs_scale_pct']['p95']:.2f} | {s['abs_rotation_deg']['p50']:.2f} / "
                 f"{s['abs_rotation_deg']['p95']:.2f} | {s['shift_px']['p50']:.2f} / "
                 f"{s['shift_px']['p95']:.2f} | {s['flips']} ({100 * s['flip_rate']:.2f} %) | "
                 f"{s['score_diff']['mean']:.4f} / {s['score_diff']['p50']:.4f} / "
                 f"{s['score_diff']['p90']:.4f} |")
+    if not any("flipped" in s for b in report["bundles"] for s in b["by_source"].values()):
+        return "\n".join(lines) + "\n"   # a report written before the per-flip figures
     lines += ["", f"Flips: nudges across the threshold or jumps? (near = live score within {NEAR} of "
               "the bundle threshold before the move)", "",
               "| bundle | source | flips | flipped: median abs score change | flipped: farthest "
               "score from threshold | near pairs | flips among them | mean abs change near / elsewhere |",
               "|---|---|---:|---:|---:|---:|---:|---|"]
     for b in report["bundles"]:
-        label = b["bundle"] if names.count(b["bundle"]) == 1 else f"{b['bundle']} (`{b['path']}`)"
         for src, s in b["by_source"].items():
             if not s.get("scored") or "flipped" not in s:
                 continue
             f, n = s["flipped"], s["near_threshold"]
             fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-            lines.append(f"| {label} | {src} | {s['flips']} | {fmt(f['score_diff_p50'])} | "
+            lines.append(f"| {label(b)} | {src} | {s['flips']} | {fmt(f['score_diff_p50'])} | "
                          f"{fmt(f['max_distance_from_threshold'])} | {n['pairs']} | {n['flips']} | "
                          f"{fmt(n['mean_score_diff'])} / {fmt(n['mean_score_diff_elsewhere'])} |")
     return "\n".join(lines) + "\n"

@@ -33,13 +33,16 @@ from .argtypes import NO_RESUME_HELP, fraction, positive_int
 
 
 def _jitter(text: str) -> tuple[float, float]:
-    """``SCALE,DEGREES`` of --jitter: a relative scale change in [0, 0.5), an angle in [0, 45]."""
+    """``SCALE,DEGREES`` of --jitter, within the recipe's bounds."""
+    from ..train.recipes import JITTER_DEGREES_MAX, JITTER_SCALE_BELOW
+
     try:
         scale, degrees = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SCALE,DEGREES such as 0.06,5, got {text!r}") from None
-    if not (0.0 <= scale < 0.5 and 0.0 <= degrees <= 45.0):
-        raise argparse.ArgumentTypeError(f"SCALE must be in [0, 0.5) and DEGREES in [0, 45], got {text!r}")
+    if not (0.0 <= scale < JITTER_SCALE_BELOW and 0.0 <= degrees <= JITTER_DEGREES_MAX):
+        raise argparse.ArgumentTypeError(f"SCALE must be in [0, {JITTER_SCALE_BELOW:g}) and DEGREES "
+                                         f"in [0, {JITTER_DEGREES_MAX:g}], got {text!r}")
     return scale, degrees
 
 

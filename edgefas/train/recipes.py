@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, replace
 from ..errors import EdgefasError, unknown_name
 
 AUGMENTS = ("basic", "camera")
+#: bounds of the alignment jitter (exclusive scale, inclusive degrees): beyond them the crop
+#: is no longer the face the detector found
+JITTER_SCALE_BELOW, JITTER_DEGREES_MAX = 0.5, 45.0
 #: what a fine-tuning run trains (BaselineRecipe.train_layers)
 TRAIN_LAYERS = ("all", "last-stage")
 
@@ -112,7 +115,8 @@ class BaselineRecipe:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise EdgefasError(f"{name} is a share of a batch half, in [0, 1]: "
                                    f"got {getattr(self, name)}")
-        if not (0.0 <= self.jitter_scale < 0.5 and 0.0 <= self.jitter_degrees <= 45.0):
+        if not (0.0 <= self.jitter_scale < JITTER_SCALE_BELOW
+                and 0.0 <= self.jitter_degrees <= JITTER_DEGREES_MAX):
             raise EdgefasError("jitter_scale is a relative scale change in [0, 0.5) and "
                                "jitter_degrees an angle in [0, 45]: got "
                                f"{self.jitter_scale}, {self.jitter_degrees}")
