@@ -39,7 +39,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 OTHER_CAMERAS = ("lfw-devel", "cfd-devel")
 #: live scores this close to the threshold count as "near" it in the summary
 NEAR = 0.2
@@ -78,7 +77,7 @@ def relative(a1: np.ndarray, a2: np.ndarray, t: np.ndarray, size: int) -> tuple[
 
 def images_of(which: str, limit: int, seed: int) -> list[tuple[str, str]]:
     """(path, source) pairs of the set, at most ``limit`` per source, drawn with ``seed``."""
-    from edgefas.data.lfw import identity_split, is_devel_identity, load_lfw
+    from edgefas.data.lfw import is_devel_identity, load_lfw
     from edgefas.data.replay_attack import load_replay_attack
     from edgefas.data.sources import DataRoots
 
@@ -97,10 +96,9 @@ def images_of(which: str, limit: int, seed: int) -> list[tuple[str, str]]:
     split = "train" if which == "train" else "devel"
     replay = load_replay_attack(roots.replay_1frame, splits=(split,))
     out = [(p, f"replay-{split}") for p in draw([s.path for s in replay])]
-    lfw = load_lfw(roots.lfw, splits=("train",))
+    lfw = load_lfw(roots.lfw, splits=("train",))   # never P4's held-out identities
     if which == "train":
-        keep = [s.path for s in lfw
-                if identity_split(s.subject) == "train" and not is_devel_identity(s.subject)]
+        keep = [s.path for s in lfw if not is_devel_identity(s.subject)]
     else:
         keep = [s.path for s in lfw if is_devel_identity(s.subject)]
     out += [(p, f"lfw-{split}") for p in draw(sorted(keep))]
