@@ -30,7 +30,6 @@ fixtures (P4 test faces: report only, never choose on it). Nothing is fitted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -193,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from edgefas.detector import Detector
+    from edgefas.report_files import write_report
 
     images = images_of(args.set, args.per_source, args.seed)
     bundles = args.bundle or [None]
@@ -217,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                  "by_perturbation": {p: summarise([r for r in rows if r["perturbation"] == p], det.threshold)
                                      for p in PERTURBATIONS}}
         report["bundles"].append(entry)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
     return 0
 
 

@@ -152,28 +152,72 @@ def test_recipe_and_flag_refuse_impossible_jitter(capsys):
         assert "SCALE" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("jitter, calls", [((0.06, 5.0), 4), ((0.0, 0.0), 0)])
-def test_training_applies_the_alignment_jitter_only_when_asked(tmp_path, monkeypatch, jitter, calls):
+@pytest.mark.parametrize("spied, fields, values, calls", [
+    ("jitter_batch", ("jitter_scale", "jitter_degrees"), (0.06, 5.0), 4),
+    ("jitter_batch", ("jitter_scale", "jitter_degrees"), (0.0, 0.0), 0),
+    ("light_batch", ("light_ev", "light_wb"), (1.5, 0.25), 4),
+    ("light_batch", ("light_ev", "light_wb"), (0.0, 0.0), 0)])
+def test_training_applies_a_crop_change_only_when_asked(tmp_path, monkeypatch, spied, fields,
+                                                        values, calls):
     pytest.importorskip("torch", reason="training needs the train extra")
     pytest.importorskip("timm", reason="training needs the train extra")
     import edgefas.train.baseline as baseline
+    import edgefas.train.camera_aug as camera_aug
     from edgefas.runtime.preprocess import Contract
-    from edgefas.train.camera_aug import jitter_batch
     from edgefas.train.recipes import get_recipe
 
     seen = []
+    real = getattr(camera_aug, spied)
 
-    def spy(batch, rng, scale, degrees):
-        seen.append((len(batch), scale, degrees))
-        return jitter_batch(batch, rng, scale, degrees)
+    def spy(batch, rng, a, b):
+        seen.append((len(batch), a, b))
+        return real(batch, rng, a, b)
 
-    monkeypatch.setattr(baseline, "jitter_batch", spy)
+    monkeypatch.setattr(baseline, spied, spy)
     crops = np.stack([_face(i) for i in range(24)])
     live = np.arange(24) % 2 == 0
     train = baseline.TrainSet(crops, live, np.zeros(24, bool))
     devel = baseline.DevelSet(crops[:12], ~live[:12], np.where(live[:12], "bona_fide", "print"))
-    recipe = get_recipe("tiny").with_overrides(jitter_scale=jitter[0], jitter_degrees=jitter[1])
+    recipe = get_recipe("tiny").with_overrides(**dict(zip(fields, values)))
     best = baseline.train_baseline(recipe, train, devel, Contract(size=64), tmp_path, progress=False)
-    assert seen == [(recipe.batch_size, *jitter)] * calls
+    assert seen == [(recipe.batch_size, *values)] * calls
     state = json.loads((best / "trainer_state.json").read_text())
-    assert (state["recipe"]["jitter_scale"], state["recipe"]["jitter_degrees"]) == jitter
+    assert tuple(state["recipe"][f] for f in fields) == values
+
+
+def test_light_change_scales_linear_light_and_casts_red_against_blue():
+    from edgefas.train.camera_aug import light_batch, light_change, linear_gain_lut, relight
+
+    lut = linear_gain_lut(1.0)
+    assert np.array_equal(lut, np.arange(256))   # gain 1: every level kept
+    assert linear_gain_lut(2.0)[255] == 255 and linear_gain_lut(0.25)[255] < 140   # clipped; -2 EV
+    grey = np.full((8, 8, 3), 128, np.uint8)      # BGR
+    warm = relight(grey, 1.2, 1.0, 0.8)
+    assert warm[0, 0, 2] > 128 > warm[0, 0, 0] and warm[0, 0, 1] == 128
+    img = _face(size=32)
+    assert light_change(img, np.random.default_rng(0), 1.5, 0.25, p=0.0) is img   # not drawn
+    rng = np.random.default_rng(1)
+    means = np.array([light_change(img, rng, 1.5, 0.25, p=1.0).reshape(-1, 3).mean(0)
+                      for _ in range(60)])
+    base = img.reshape(-1, 3).mean(0)
+    # brightness moves both ways, and the red/blue balance both ways
+    assert (means.mean(1) < base.mean() - 5).any() and (means.mean(1) > base.mean() + 5).any()
+    rb = means[:, 2] / np.maximum(means[:, 0], 1) - base[2] / max(base[0], 1)
+    assert (rb > 0.05).any() and (rb < -0.05).any()
+    a = light_batch(np.stack([img, img]), np.random.default_rng(3), 1.5, 0.25)
+    b = light_batch(np.stack([img, img]), np.random.default_rng(3), 1.5, 0.25)
+    assert a.dtype == np.uint8 and np.array_equal(a, b)
+
+
+def test_recipe_and_flag_refuse_impossible_light(capsys):
+    from edgefas.cli import main
+    from edgefas.train.recipes import get_recipe
+
+    with pytest.raises(EdgefasError, match="light_ev"):
+        get_recipe("tiny").with_overrides(light_ev=5.0)
+    with pytest.raises(EdgefasError, match="light_ev"):
+        get_recipe("tiny").with_overrides(light_wb=1.0)
+    for bad in ("1.5", "-1,0.2", "1,1.5", "a,b"):
+        with pytest.raises(SystemExit):
+            main(["train", "--protocol", "P1", "--out", "x", "--light", bad])
+        assert "EV" in capsys.readouterr().err

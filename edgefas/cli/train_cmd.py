@@ -46,6 +46,20 @@ def _jitter(text: str) -> tuple[float, float]:
     return scale, degrees
 
 
+def _light(text: str) -> tuple[float, float]:
+    """``EV,WB`` of --light, within the recipe's bounds."""
+    from ..train.recipes import LIGHT_EV_MAX, LIGHT_WB_BELOW
+
+    try:
+        ev, wb = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected EV,WB such as 1.5,0.25, got {text!r}") from None
+    if not (0.0 <= ev <= LIGHT_EV_MAX and 0.0 <= wb < LIGHT_WB_BELOW):
+        raise argparse.ArgumentTypeError(f"EV must be in [0, {LIGHT_EV_MAX:g}] and WB in "
+                                         f"[0, {LIGHT_WB_BELOW:g}), got {text!r}")
+    return ev, wb
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..train.recipes import AUGMENTS, RECIPES
 
@@ -77,6 +91,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "+-DEGREES, plus a shift of up to 1 px (e.g. 0.06,5; default none: "
                         "benchmarks/align_jitter.py measures how far one face-detector pixel "
                         "moves the crop)")
+    p.add_argument("--light", metavar="EV,WB", type=_light,
+                   help="change the light of half of the training crops, live and attack alike: "
+                        "exposure uniform in +-EV stops and a white-balance cast moving red "
+                        "against blue by up to +-WB in linear light (e.g. 1.5,0.25; default none: "
+                        "benchmarks/capture_light.py measures how light moves the decision)")
     p.add_argument("--synth-live-tone", type=fraction, metavar="P",
                    help="give this share (0-1) of each batch's live faces a print's or screen's "
                         "tone without its texture, labels kept; Replay-Attack's live faces "
@@ -129,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
                                                     synth_live_tone=args.synth_live_tone)
     if args.jitter is not None:
         recipe = recipe.with_overrides(jitter_scale=args.jitter[0], jitter_degrees=args.jitter[1])
+    if args.light is not None:
+        recipe = recipe.with_overrides(light_ev=args.light[0], light_wb=args.light[1])
     if args.no_lfw:
         recipe = recipe.with_overrides(use_lfw=False)
     if args.lfw_devel:

@@ -23,7 +23,7 @@ from ..errors import EdgefasError
 from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
 from ..runtime.preprocess import Contract, to_tensor
-from .camera_aug import capture_batch, jitter_batch
+from .camera_aug import capture_batch, jitter_batch, light_batch
 from .checkpoint import (
     changed_settings,
     check_run_kind,
@@ -201,7 +201,7 @@ PREDATED_FIELDS = {"lfw_devel": False, "synth_attacks": 0.0, "synth_live_tone": 
                    "synth_live_tone_any": False, "extra_live": None, "extra_live_share": 0.0,
                    "init_from": None, "anchor": 0.0, "rehearse": False, "freeze_bn": False,
                    "train_layers": "all", "backbone_init": None, "jitter_scale": 0.0,
-                   "jitter_degrees": 0.0}
+                   "jitter_degrees": 0.0, "light_ev": 0.0, "light_wb": 0.0}
 
 
 def _saved_state(ckpt: Path) -> dict:
@@ -349,6 +349,9 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         if recipe.synth_live_tone > 0:
             crops = _with_live_tone(crops, idx, train, recipe.synth_live_tone, rng,
                                     recipe.synth_live_tone_any)
+        if recipe.light_ev or recipe.light_wb:
+            # the light of the scene, before the camera records it
+            crops = light_batch(crops, rng, recipe.light_ev, recipe.light_wb)
         if recipe.augment == "camera":
             crops = capture_batch(crops, rng)
         if recipe.jitter_scale or recipe.jitter_degrees:

@@ -4,8 +4,10 @@ The baseline learns live faces from one webcam (Replay-Attack) plus LFW press ph
 rejects many live faces from other cameras (P4). Cameras differ in resolution, optics
 (blur), in-camera sharpening, sensor noise, tone curve and JPEG compression; none of these
 tells a live face from an attack, so each is drawn for bona fide and attack crops alike, and
-the label never changes. Colour casts stay out, as in the basic augmentation: a print's or a
-screen's colour is an attack cue.
+the label never changes. Colour casts stay out of this pipeline, as in the basic augmentation (a
+print's or a screen's colour was taken for an attack cue); :func:`light_change` (``edgefas
+train --light``) adds exposure and white-balance changes to both classes, after
+benchmarks/capture_light.py showed a warm cast or a dark room letting most devel attacks through.
 
 Every effect is applied with its own probability so that most crops keep their original
 fine texture (moire, print dots), which the classifier still needs; the draws come from the
@@ -86,6 +88,48 @@ def capture_batch(batch: np.ndarray, rng: np.random.Generator, cfg: CameraAug | 
     """:func:`capture_effects` on each crop of an (N, S, S, 3) uint8 batch."""
     cfg = cfg or CameraAug()
     return np.stack([capture_effects(img, rng, cfg) for img in batch])
+
+
+#: share of training crops whose light is changed by :func:`light_change`
+LIGHT_P = 0.5
+
+
+def linear_gain_lut(gain: float) -> np.ndarray:
+    """A 256-entry uint8 table: sRGB level -> linear light x ``gain``, clipped -> sRGB level."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4) * gain
+    lin = np.clip(lin, 0.0, 1.0)
+    out = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def relight(img: np.ndarray, red: float, green: float, blue: float) -> np.ndarray:
+    """A BGR uint8 image as recorded with these linear-light channel gains (clipped)."""
+    return cv2.merge([cv2.LUT(np.ascontiguousarray(img[..., i]), linear_gain_lut(k))
+                      for i, k in enumerate((blue, green, red))])
+
+
+def light_change(img: np.ndarray, rng: np.random.Generator, ev: float, wb: float,
+                 p: float = LIGHT_P) -> np.ndarray:
+    """One BGR uint8 crop under other light, with probability ``p``: exposure and white balance.
+
+    The exposure gain is 2**u, u uniform in +-``ev`` stops; the white balance moves red and blue
+    against each other in linear light, R x (1 + w), B x (1 - w), w uniform in +-``wb`` (a warm
+    or a cool cast left uncorrected by the camera). Drawn for bona fide and attack crops alike:
+    neither the brightness of the room nor the colour of its light tells a face from a print,
+    but a model that learnt Replay-Attack's attacks by their colour and level accepts them
+    under a warm lamp or in a dim room (benchmarks/results/capture_light_devel.md).
+    """
+    if rng.random() >= p:
+        return img
+    gain = 2.0 ** rng.uniform(-ev, ev)
+    w = rng.uniform(-wb, wb)
+    return relight(img, gain * (1 + w), gain, gain * (1 - w))
+
+
+def light_batch(batch: np.ndarray, rng: np.random.Generator, ev: float, wb: float) -> np.ndarray:
+    """:func:`light_change` on every crop of an (N, S, S, 3) uint8 batch."""
+    return np.stack([light_change(img, rng, ev, wb) for img in batch])
 
 
 def alignment_jitter(img: np.ndarray, rng: np.random.Generator, scale: float, degrees: float,

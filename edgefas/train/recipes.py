@@ -9,6 +9,8 @@ AUGMENTS = ("basic", "camera")
 #: bounds of the alignment jitter (exclusive scale, inclusive degrees): beyond them the crop
 #: is no longer the face the detector found
 JITTER_SCALE_BELOW, JITTER_DEGREES_MAX = 0.5, 45.0
+#: bounds of the light change (stops of exposure, inclusive; white-balance gain shift, exclusive)
+LIGHT_EV_MAX, LIGHT_WB_BELOW = 4.0, 1.0
 #: what a fine-tuning run trains (BaselineRecipe.train_layers)
 TRAIN_LAYERS = ("all", "last-stage")
 
@@ -59,6 +61,11 @@ class BaselineRecipe:
     # would have aligned it. 0, 0 keeps earlier runs as they were.
     jitter_scale: float = 0.0
     jitter_degrees: float = 0.0
+    # Light change (edgefas.train.camera_aug.light_change): half of the training crops, of both
+    # classes, get an exposure change of up to +-light_ev stops and a white-balance cast of up
+    # to +-light_wb (red against blue, linear light). 0, 0 keeps earlier runs as they were.
+    light_ev: float = 0.0
+    light_wb: float = 0.0
     # Share of each batch's live half given a print's or a screen's tone (gamut, cast, glare,
     # blur) without its texture, labels kept: with synth_attacks, only the media's dots,
     # moire and pixel rows are left to tell them apart. 0 keeps earlier runs as they were.
@@ -120,6 +127,9 @@ class BaselineRecipe:
             raise EdgefasError("jitter_scale is a relative scale change in [0, 0.5) and "
                                "jitter_degrees an angle in [0, 45]: got "
                                f"{self.jitter_scale}, {self.jitter_degrees}")
+        if not (0.0 <= self.light_ev <= LIGHT_EV_MAX and 0.0 <= self.light_wb < LIGHT_WB_BELOW):
+            raise EdgefasError(f"light_ev is in stops, in [0, {LIGHT_EV_MAX:g}], and light_wb a gain "
+                               f"shift in [0, {LIGHT_WB_BELOW:g}): got {self.light_ev}, {self.light_wb}")
         if (self.rehearse or self.freeze_bn) and self.init_from is None:
             raise EdgefasError("rehearse and freeze_bn are for a run that starts from a bundle's "
                                "weights (init_from)")
