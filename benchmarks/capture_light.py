@@ -143,6 +143,25 @@ def summarise(rows: list[dict], threshold: float) -> dict:
     return out
 
 
+def overall(by_source: dict) -> dict:
+    """Means over the changed conditions (every one but the original), the figures a rule reads:
+    the attack sources' error rate (APCER) and, per condition, the worst bona fide source's
+    error rate (BPCER) among Replay-Attack's live faces and LFW's, averaged."""
+    changed = [c for c in CONDITIONS if c != "original"]
+    attack = [s for s in by_source if s.endswith("attack")]
+    bona = [s for s in by_source if s in ("replay-devel live", "lfw-devel", "london")]
+
+    def rate(src: str, c: str) -> float | None:
+        return by_source[src].get(c, {}).get("error_rate")
+
+    apcer = [rate(s, c) for s in attack for c in changed if rate(s, c) is not None]
+    worst = [max(r for r in (rate(s, c) for s in bona) if r is not None)
+             for c in changed if any(rate(s, c) is not None for s in bona)]
+    return {"conditions": changed, "attack_sources": attack, "bona_fide_sources": bona,
+            "mean_apcer": float(np.mean(apcer)) if apcer else None,
+            "mean_worst_bpcer": float(np.mean(worst)) if worst else None}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", choices=("devel", "london"), default="devel")
@@ -205,7 +224,12 @@ def markdown(report: dict) -> str:
                     cell += f"; flips {c['flips']}, mean change {c['mean_abs_score_change']:.3f}"
                 cells.append(cell)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        o = overall(b["by_source"])
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        lines += ["", f"Over the {len(o['conditions'])} changed conditions: mean APCER "
+                  f"({', '.join(o['attack_sources']) or 'no attacks'}) {fmt(o['mean_apcer'])}; "
+                  f"mean of the worst BPCER among {', '.join(o['bona_fide_sources'])} "
+                  f"{fmt(o['mean_worst_bpcer'])}.", ""]
     return "\n".join(lines)
 
 

@@ -71,3 +71,18 @@ def test_markdown_renders_every_condition_and_source():
     md = cl.markdown(report)
     for c in cl.CONDITIONS:
         assert f"| {c} | 0/1 (0.0 %)" in md
+
+
+def test_overall_averages_the_changed_conditions_and_takes_the_worse_bona_fide_source():
+    cl = benchmark_module("capture_light")
+    by_source = {
+        "replay-devel attack": {"original": {"error_rate": 0.9}, "-1 EV": {"error_rate": 0.2},
+                                "warm": {"error_rate": 0.4}},
+        "replay-devel live": {"original": {"error_rate": 0.9}, "-1 EV": {"error_rate": 0.1},
+                              "warm": {"error_rate": 0.0}},
+        "lfw-devel": {"-1 EV": {"error_rate": 0.05}, "warm": {"error_rate": 0.3}},
+        "cfd-devel": {"-1 EV": {"error_rate": 1.0}},   # reported, not in the figure
+    }
+    o = cl.overall(by_source)
+    assert o["mean_apcer"] == pytest.approx((0.2 + 0.4) / 2)      # the original is left out
+    assert o["mean_worst_bpcer"] == pytest.approx((0.1 + 0.3) / 2)
