@@ -35,7 +35,8 @@ from .baseline import DevelSet, TrainSet, check_resume, train_baseline
 from .recipes import BaselineRecipe
 from .run import face_stage_for
 
-#: Fine-tuning settings over the base bundle's recipe (its architecture, augmentation, batch).
+#: Fine-tuning settings over the base bundle's recipe (its architecture, batch and augmentation,
+#: --jitter and --light included: the camera's crops get what the base's did).
 #: A low rate and a short warm-up: the weights start trained, and a base-rate step would
 #: throw away what the base data taught before the new captures can replace it.
 #: anchor 0.1 (L2-SP) by the devel rule of docs/finetune_nuaa/plan.md (addendum 1): on NUAA it
