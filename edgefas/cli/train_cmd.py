@@ -32,14 +32,20 @@ from ..data.protocols import PROTOCOLS
 from .argtypes import NO_RESUME_HELP, fraction, positive_int
 
 
+def _pair(text: str, names: str, example: str) -> tuple[float, float]:
+    """Two comma-separated numbers, ``names`` (e.g. ``SCALE,DEGREES``) in the error message."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {names} such as {example}, got {text!r}") from None
+    return a, b
+
+
 def _jitter(text: str) -> tuple[float, float]:
     """``SCALE,DEGREES`` of --jitter, within the recipe's bounds."""
     from ..train.recipes import JITTER_DEGREES_MAX, JITTER_SCALE_BELOW
 
-    try:
-        scale, degrees = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SCALE,DEGREES such as 0.06,5, got {text!r}") from None
+    scale, degrees = _pair(text, "SCALE,DEGREES", "0.06,5")
     if not (0.0 <= scale < JITTER_SCALE_BELOW and 0.0 <= degrees <= JITTER_DEGREES_MAX):
         raise argparse.ArgumentTypeError(f"SCALE must be in [0, {JITTER_SCALE_BELOW:g}) and DEGREES "
                                          f"in [0, {JITTER_DEGREES_MAX:g}], got {text!r}")
@@ -50,10 +56,7 @@ def _light(text: str) -> tuple[float, float]:
     """``EV,WB`` of --light, within the recipe's bounds."""
     from ..train.recipes import LIGHT_EV_MAX, LIGHT_WB_BELOW
 
-    try:
-        ev, wb = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected EV,WB such as 1.5,0.25, got {text!r}") from None
+    ev, wb = _pair(text, "EV,WB", "1.5,0.25")
     if not (0.0 <= ev <= LIGHT_EV_MAX and 0.0 <= wb < LIGHT_WB_BELOW):
         raise argparse.ArgumentTypeError(f"EV must be in [0, {LIGHT_EV_MAX:g}] and WB in "
                                          f"[0, {LIGHT_WB_BELOW:g}), got {text!r}")
