@@ -21,10 +21,11 @@ beside the rule, never part of it (docs/ablation_extra_live/plan.md).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from edgefas.report_files import write_report
 
 
 def score_bundle(bundle: Path, info_live: str | None = None) -> dict:
@@ -130,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/devel_worst_source.py " + " ".join(f"--bundle {b}" for b in args.bundle)
     if args.info_live:
         command += f" --info-live {args.info_live}"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
-    args.out.with_suffix(".md").write_text(to_markdown(rows, command))
-    print(to_markdown(rows, command))
+    write_report(args.out, {"command": command, "rows": rows}, to_markdown(rows, command))
     return 0
 
 

@@ -12,11 +12,12 @@ A face counts as found when the detector returns a box with score >= the bundle'
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from edgefas.report_files import write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in res["rows"].items():
             lines.append(f"| {name} | {k} | {v['found']} / {v['images']} | {100 * v['rate']:.2f}% |")
     md = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, results, md)
     return 0
 
 

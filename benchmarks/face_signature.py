@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefas.report_files import write_report
+
 HERE = Path(__file__).resolve().parent
 PAIRS_PER_VIDEO = 5
 TRACK_FRAMES = 5   # frames of a face a session has seen before the swap
@@ -140,15 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("devel", "test"):
         idx = [i for i, s in enumerate(rep_set.samples) if s.split == split and rep_set.ok[i]]
         rep[split] = measure(rep_set.crops[idx], [rep_set.samples[i] for i in idx], thresholds)
-    print(write_report(args.out, rep))
+    write_report(args.out, rep, to_markdown(rep))
     return 0
-
-
-def write_report(out: Path, rep: dict) -> str:
-    """OUT.json and OUT.md; returns the markdown."""
-    from edgefas.bench import write_json_and_markdown
-
-    return write_json_and_markdown(out, rep, to_markdown(rep))
 
 
 if __name__ == "__main__":

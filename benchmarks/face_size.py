@@ -20,11 +20,12 @@ Writes benchmarks/results/face_size.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from edgefas.report_files import write_report
 
 HERE = Path(__file__).resolve().parent
 SCALES = (1.0, 0.8, 0.65, 0.5, 0.4)
@@ -144,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             r["path"] = Path(r["path"]).relative_to(london.parent).as_posix()
         result["sets"][name] = {"summary": summarise(rows, scales), "photos": rows}
     md = to_markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, result, md)
     return 0
 
 

@@ -22,7 +22,6 @@ Nothing is fitted; the portraits are bona fide, so no accuracy is claimed here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edgefas.report_files import write_report
 
 HERE = Path(__file__).resolve().parent
 SIZES = ((640, 480), (1280, 720), (1920, 1080), (3840, 2160))
@@ -152,10 +153,7 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": platform.processor() or platform.machine(),
                           "cores": os.cpu_count(), "opencv": cv2.__version__,
                           "load_1min_end": os.getloadavg()[0]}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(to_markdown(result))
-    print(to_markdown(result))
+    write_report(args.out, result, to_markdown(result))
     return 0
 
 

@@ -11,9 +11,10 @@ example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from edgefas.report_files import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {mode} | {sp} | {100 * r['bpcer']['value']:.2f}% ({r['bpcer']['errors']}/"
                      f"{r['bpcer']['count']}) | {100 * r['legacy_hter']['value']:.2f}% | "
                      f"{r['auc']['value']:.4f} | {p4[0]} | {p4[1]} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(out, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -24,6 +24,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from edgefas.report_files import write_report
+
 
 def _pct(errors: int, count: int, **_: object) -> str:
     return f"{100 * errors / count:.2f}% ({errors:,}/{count:,})" if count else "–"
@@ -165,12 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_row(*_spec(s, "--row", "P1.json,P4.json[,latency.json]")) for s in args.row]
     p2_rows = [_p2_row(*_spec(s, "--p2", "report.json[,report.json...]")) for s in args.p2]
     command = "python benchmarks/fusion_table.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"command": command, "rows": rows, "p2_rows": p2_rows}, indent=2) + "\n")
     md = to_markdown(rows, command, args.title) + ("\n" + p2_markdown(p2_rows) if p2_rows else "")
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, {"command": command, "rows": rows, "p2_rows": p2_rows}, md)
     return 0
 
 

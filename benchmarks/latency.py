@@ -11,10 +11,11 @@ it lives here, in a benchmark, never in a timed test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+from edgefas.report_files import write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,12 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     total = res["stages"]["total"]["p50_ms"]
     res["goal"] = {"end_to_end_p50_ms": args.goal_p50_ms, "met": total <= args.goal_p50_ms}
     res["command"] = "OMP_WAIT_POLICY=PASSIVE python benchmarks/latency.py " + " ".join(argv or sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
     md = to_markdown(res) + (f"\nGoal: end-to-end p50 <= {args.goal_p50_ms} ms: "
                              f"{'met' if res['goal']['met'] else 'NOT met'} ({total:.2f} ms).\n")
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, res, md)
     return 0
 
 

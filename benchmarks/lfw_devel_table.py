@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgefas.report_files import write_report
+
 
 def _r(errors: int, count: int) -> dict[str, Any]:
     return {"errors": int(errors), "count": int(count), "value": errors / count if count else None}
@@ -85,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row(args.dir, m, d) for m, d in zip(args.model, devel)]
     command = "python benchmarks/lfw_devel_table.py --dir " + str(args.dir) + "".join(
         f" --model {m}" for m in args.model)
-    (args.dir / "table.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-    md = to_markdown(rows, command)
-    (args.dir / "table.md").write_text(md)
-    print(md)
+    write_report(args.dir / "table", {"command": command, "rows": rows}, to_markdown(rows, command))
     return 0
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefas.report_files import write_report
+
 HERE = Path(__file__).resolve().parent
 KINDS = ("bona fide", "still photo", "hand-held photo", "replayed video")
 QUANTILES = (0, 5, 10, 50, 90, 95, 100)
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "videos": len(v)} for k, v in raw["devel"].items()}
     rep["per_video"] = {split: {k: [None if x is None else round(x, 4) for x in v]
                                 for k, v in vals.items()} for split, vals in raw.items()}
-    print(write_report(args.out, rep))
+    write_report(args.out, rep, to_markdown(rep))
     return 0
 
 
@@ -151,13 +153,6 @@ def to_markdown(rep: dict) -> str:
     lines += ["", f"At {rep['min_motion_ratio']} on devel: " + ", ".join(
         f"{k} {v['below']}/{v['videos']} below" for k, v in at.items()) + "."]
     return "\n".join(lines) + "\n"
-
-
-def write_report(out: Path, rep: dict) -> str:
-    """OUT.json and OUT.md; returns the markdown."""
-    from edgefas.bench import write_json_and_markdown
-
-    return write_json_and_markdown(out, rep, to_markdown(rep))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefas.report_files import write_report
+
 HERE = Path(__file__).resolve().parent
 # Operators onnxruntime's CPU provider runs with integer kernels after QDQ fusion.
 QUANTIZABLE = {"Conv", "MatMul", "Gemm", "QLinearConv", "QLinearMatMul", "MatMulInteger",
@@ -108,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "OMP_WAIT_POLICY=PASSIVE python benchmarks/op_profile.py " + " ".join(argv or sys.argv[1:])
     res = {"bundle": bundle.manifest.get("name", str(bundle.path)), "threads": args.threads,
            "runs": args.runs, "models": models, "command": command}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
-    md = to_markdown(res)
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, res, to_markdown(res))
     return 0
 
 

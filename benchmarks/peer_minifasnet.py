@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefas.report_files import write_report
+
 HERE = Path(__file__).resolve().parent
 LIVE_CLASS = 1   # MiniFASNet's classes: 0 and 2 spoof, 1 live
 
@@ -342,8 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         rep = json.loads(args.out.with_suffix(".json").read_text())
         rep["note"] = NOTE   # the figures stay as scored; the text around them is today's
-        args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(to_markdown(rep))
+        write_report(args.out, rep, to_markdown(rep), echo=False)
         return 0
     if args.repo is None:
         p.error("--repo is required (a copy of minivision-ai/Silent-Face-Anti-Spoofing)")
@@ -399,11 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 "counts": {k: {"bona_fide": int(sum(not s.is_attack for s in cs.samples)),
                                "attack": int(sum(s.is_attack for s in cs.samples))}
                            for k, cs in crop_sets.items()}})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    md = to_markdown(rep)
-    args.out.with_suffix(".md").write_text(md)
-    print(md)
+    write_report(args.out, rep, to_markdown(rep))
     return 0
 
 

@@ -9,13 +9,14 @@ saves on every frame the runtime scores. Random uint8 crops, interleaved rounds,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edgefas.report_files import write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,16 +53,13 @@ def main(argv: list[str] | None = None) -> int:
               "machine": {"cpu": platform.processor() or platform.machine(),
                           "cores": os.cpu_count(), "python": platform.python_version(),
                           "numpy": np.__version__}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     md = [f"Preprocessing contract (BGR uint8 crop -> normalised NCHW float32), {args.runs} "
           "interleaved runs per case, random crops; both ways give bit-identical tensors.", "",
           f"Command: `{result['command']}`", "",
           "| batch x size | way | p50 ms | p90 ms |", "|---|---|---:|---:|"]
     md += [f"| {r['batch']} x {r['size']} px | {r['way']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} |"
            for r in rows]
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_report(args.out, result, "\n".join(md) + "\n")
     return 0
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 import edgefas
+from edgefas.report_files import write_report
 from edgefas.runtime.decode import decode_image
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -291,11 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         rep["bad_uploads"] = run_bad_uploads(url, jpegs[0], limit)
     rep["tamper"] = run_tamper()
     rep["soak"] = run_soak(det, frames, args.frames)
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{args.name}.json").write_text(json.dumps(rep, indent=2) + "\n")
-    md = to_markdown(rep)
-    (OUT / f"{args.name}.md").write_text(md)
-    print(md)
+    write_report(OUT / args.name, rep, to_markdown(rep))
     # the manifest is not signed (known gap, reported): only a changed model file must fail
     ok = (rep["fuzz"]["crashes"] == 0 and rep["fuzz"]["http"]["5xx"] == 0
           and rep["tamper"]["classifier.onnx"]["refused"])

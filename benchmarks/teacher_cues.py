@@ -10,9 +10,10 @@ example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from edgefas.report_files import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/teacher_cues.py " + " ".join(str(r) for r in args.reports)
     md = (f"# {args.title}\n\nMade by `{cmd} --out {args.out}` from the eval-cue reports listed in the "
           f"JSON; each report's own command is in its row of the JSON (`argv`).\n\n" + to_markdown(summary))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(md)
-    args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, **summary}, indent=2) + "\n")
-    print(md)
+    write_report(args.out, {"command": cmd, **summary}, md)
     return 0
 
 

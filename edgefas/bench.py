@@ -8,7 +8,6 @@ than 1 on a busy 2-core machine.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -113,11 +112,3 @@ def to_markdown(result: dict[str, Any]) -> str:
         rows.append(f"| {s} | {v['p50_ms']:.2f} | {v['p90_ms']:.2f} | {v['n']} |")
     return "\n".join(rows) + "\n"
 
-
-def write_json_and_markdown(out: Path, rep: dict[str, Any], markdown: str) -> str:
-    """A benchmark's report as OUT.json (``rep``, indented) and OUT.md (``markdown``), in
-    ``out``'s folder (made if missing); returns the markdown."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown)
-    return markdown
