@@ -9,7 +9,7 @@ The runtime (this import, ``Detector``) needs numpy, OpenCV and onnxruntime, nev
 """
 from __future__ import annotations
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 from .bundle import Bundle, load_bundle
 from .detector import Detector
