@@ -77,16 +77,15 @@ def relative(a1: np.ndarray, a2: np.ndarray, t: np.ndarray, size: int) -> tuple[
 def images_of(which: str, limit: int, seed: int) -> list[tuple[str, str]]:
     """(path, source) pairs of the set, at most ``limit`` per source, drawn with ``seed``."""
     from edgefas.data.lfw import is_devel_identity, load_lfw
+    from edgefas.data.protocols import draw_at_most
     from edgefas.data.replay_attack import load_replay_attack
     from edgefas.data.sources import DataRoots
 
     roots = DataRoots().resolve()
     rng = np.random.default_rng(seed)
 
-    def draw(paths: list[str]) -> list[str]:
-        if len(paths) > limit:
-            paths = [paths[i] for i in sorted(rng.choice(len(paths), limit, replace=False))]
-        return paths
+    def draw(items: list) -> list:
+        return draw_at_most(items, limit, rng)
 
     if which == "london":
         if roots.london is None:

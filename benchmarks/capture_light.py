@@ -69,6 +69,7 @@ def relight(frame: np.ndarray, name: str) -> np.ndarray:
 def images_of(which: str, limit: int, seed: int) -> list[tuple[str, str, bool]]:
     """(path, source, is_attack) of the set, at most ``limit`` per source, drawn with ``seed``."""
     from edgefas.data.lfw import is_devel_identity, load_lfw
+    from edgefas.data.protocols import draw_at_most
     from edgefas.data.replay_attack import load_replay_attack
     from edgefas.data.sources import DataRoots
 
@@ -76,9 +77,7 @@ def images_of(which: str, limit: int, seed: int) -> list[tuple[str, str, bool]]:
     rng = np.random.default_rng(seed)
 
     def draw(items: list) -> list:
-        if len(items) > limit:
-            items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
-        return items
+        return draw_at_most(items, limit, rng)
 
     if which == "london":
         if roots.london is None:

@@ -300,3 +300,18 @@ def test_an_interrupted_chunk_write_leaves_no_temporary_file(tmp_path, astronaut
         build_crops([Sample(str(p), False, "bona_fide", "train", "t")], stage, tmp_path / "c",
                     progress=False)
     assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_draw_at_most_keeps_order_and_is_reproducible():
+    from edgefas.data.protocols import draw_at_most
+
+    items = [f"img_{i:03d}" for i in range(50)]
+    a = draw_at_most(items, 10, np.random.default_rng(3))
+    assert len(a) == 10 and len(set(a)) == 10 and a == sorted(a)   # drawn, not repeated, in order
+    assert a == draw_at_most(items, 10, np.random.default_rng(3))
+    assert a != draw_at_most(items, 10, np.random.default_rng(4))
+    assert draw_at_most(items[:7], 10, np.random.default_rng(3)) == items[:7]
+    # one generator over several sources: the second draw depends on the first, as in a report
+    rng = np.random.default_rng(3)
+    first, second = draw_at_most(items, 10, rng), draw_at_most(items, 10, rng)
+    assert first == a and second != a

@@ -96,3 +96,13 @@ def frames_per_video(samples: Sequence[Sample], k: int) -> np.ndarray:
         else:
             keep[[idx[j] for j in np.linspace(0, len(idx) - 1, k).round().astype(int)]] = True
     return keep
+
+
+def draw_at_most(items: list, limit: int, rng: np.random.Generator) -> list:
+    """At most ``limit`` of ``items``, drawn without replacement by ``rng`` and kept in their
+    order (all of them when there are no more): the per-source draw of the benchmarks that score
+    a few hundred images of each source. One ``rng`` shared over several sources keeps a
+    report's draw reproducible from its seed."""
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
