@@ -14,6 +14,8 @@ COMMANDS = {
     "detect": ("detect_cmd", "score images or folders with a bundle (default: the shipped one)"),
     "eval": ("eval_cmd", "ISO/IEC 30107-3 metrics of a bundle on a protocol or a labelled folder"),
     "train": ("train_cmd", "train the RGB baseline for a protocol (recipes: tiny, cpu, gpu)"),
+    "soup": ("soup_cmd", "average branches of one training run (train --branch-from) into one "
+                         "network, and package it"),
     "backbone-weights": ("backbone_cmd", "write pretrained (ImageNet) backbone weights for train "
                                          "--backbone-weights, with their source and licence"),
     "export": ("export_cmd", "run -> ONNX bundle, or bundle -> onnx / openvino / tflite / coreml / "

@@ -128,6 +128,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start MobileViT from these pretrained (ImageNet) weights instead of random "
                         "ones: a safetensors file written by 'edgefas backbone-weights' (its source "
                         "and licence go into the bundle's manifest)")
+    p.add_argument("--branch-from", type=Path, metavar="RUN/epoch_NNN",
+                   help="start from another run's checkpoint of the same recipe (weights, "
+                        "optimizer, step, schedule) and go on with this run's --seed, which must "
+                        "differ: a branch of that run. 'edgefas soup' averages branches into one "
+                        "network; recorded in the bundle")
     p.add_argument("--no-resume", action="store_true", help=NO_RESUME_HELP)
     p.add_argument("--replay-root", type=Path, help="Replay-Attack 20-frames-per-video tree")
     p.add_argument("--replay-1frame-root", type=Path, help="Replay-Attack 1-frame-per-video tree")
@@ -201,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
             raise EdgefasError(f"--crop-scale {args.crop_scale:g} outside 0.8-3.0")
         contract = Contract(crop_scale=args.crop_scale)
     best = run_training(args.protocol, recipe, args.out, roots=roots, contract=contract,
-                        resume=not args.no_resume, backbone=backbone)
+                        resume=not args.no_resume, backbone=backbone,
+                        branch_from=args.branch_from)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:

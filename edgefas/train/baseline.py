@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..bundle import sha256_file
 from ..errors import EdgefasError
 from ..metrics import eer
 from ..models.mobilevit_baseline import BaselineClassifier, BaselineConfig
@@ -242,6 +243,32 @@ def _check_resume(ckpt: Path, saved: dict, recipe: BaselineRecipe, contract: Con
                            "use another --out or --no-resume")
 
 
+def check_branch(branch_from: str | Path, recipe: BaselineRecipe, contract: Contract,
+                 config=None) -> dict:
+    """Refuse a branch point that this run could not continue: not a checkpoint of ``edgefas
+    train``, or trained under another recipe than ``recipe`` but for the seed (a branch is the
+    same training continued on other batches), another contract or model, or at or past the
+    recipe's last step. Returns the trunk's trainer state."""
+    folder = Path(branch_from)
+    if not (folder / "trainer_state.json").is_file() or not (folder / "ema.safetensors").is_file():
+        raise EdgefasError(f"--branch-from {folder}: not a checkpoint folder of edgefas train "
+                           "(RUN/epoch_NNN, with trainer_state.json and ema.safetensors)")
+    saved = _saved_state(folder)
+    if "recipe" in saved:
+        # the seed is what a branch changes; everything else must be the trunk's
+        _check_resume(folder, saved, recipe.with_overrides(seed=saved["recipe"].get("seed")),
+                      contract, config)
+    else:
+        _check_resume(folder, saved, recipe, contract, config)   # names what the folder is
+    if saved["step"] >= recipe.steps:
+        raise EdgefasError(f"--branch-from {folder}: it is at step {saved['step']}, the recipe ends "
+                           f"at {recipe.steps}; branch from an earlier checkpoint")
+    if saved["recipe"].get("seed") == recipe.seed:
+        raise EdgefasError(f"--branch-from {folder}: give another --seed than the trunk's "
+                           f"({recipe.seed}): with the same one the branch repeats the trunk")
+    return saved
+
+
 def check_resume(out_dir: str | Path, recipe: BaselineRecipe, contract: Contract, *,
                  resume: bool = True) -> None:
     """What :func:`train_baseline` will check of the newest checkpoint in ``out_dir`` (less the
@@ -273,13 +300,17 @@ def freeze_lower_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, contract: Contract,
                    out_dir: str | Path, *, resume: bool = True, progress: bool = True,
-                   init_weights: dict | None = None, backbone=None) -> Path:
+                   init_weights: dict | None = None, backbone=None,
+                   branch_from: str | Path | None = None) -> Path:
     """Run (or resume) a training; return the folder of the best checkpoint.
 
     ``init_weights``: a state dict to start from (fine-tuning; the recipe's ``init_from`` names
     it), instead of random weights. ``backbone``: pretrained backbone weights
     (:class:`~edgefas.train.backbone_init.BackboneWeights`, the recipe's ``backbone_init`` names
     them) for a run from scratch. A resumed run loads its checkpoint instead of either.
+    ``branch_from``: another run's ``epoch_NNN`` checkpoint of the same recipe but the seed; a
+    new run starts there (weights, EMA, optimizer, step, schedule) and draws its own batches
+    (``edgefas soup`` averages such branches). The branch point is kept in the trainer state.
 
     Writes ``out_dir/epoch_NNN/`` checkpoints (``epoch`` = evaluation round), ``best`` (a copy
     of the best by devel D-EER) and ``history.json`` (every evaluation).
@@ -323,6 +354,22 @@ def train_baseline(recipe: BaselineRecipe, train: TrainSet, devel: DevelSet, con
         # runs saved before the schedule was recorded ran on their recipe's steps
         state.setdefault("lr_schedule_steps", state["recipe"]["steps"])
         accelerator.print(f"resuming from {ckpt} (step {state['step']})")
+        if branch_from is not None and (state.get("branched_from") or {}).get("checkpoint") != str(
+                Path(branch_from).resolve()):
+            raise EdgefasError(f"{out_dir} holds a run that did not branch from {branch_from}: "
+                               "use another --out or --no-resume")
+    elif branch_from is not None:
+        trunk = check_branch(branch_from, recipe, contract, config)
+        state = load_checkpoint(Path(branch_from), model=model, ema=ema, optimizer=opt)
+        state.setdefault("lr_schedule_steps", trunk["recipe"]["steps"])
+        # the best checkpoint is chosen among this branch's own evaluations: the trunk's best
+        # is not in this folder, and a soup takes the branches' final weights anyway
+        state.update(best_eer=None, best_round=None, branched_from={
+            "checkpoint": str(Path(branch_from).resolve()), "step": trunk["step"],
+            "seed": trunk["recipe"].get("seed"),
+            "ema_sha256": sha256_file(Path(branch_from) / "ema.safetensors")})
+        accelerator.print(f"branching from {branch_from} (step {state['step']}, seed "
+                          f"{trunk['recipe'].get('seed')} -> {recipe.seed})")
     model, opt = accelerator.prepare(model, opt)
     ema.to(accelerator.device)
     loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -179,6 +179,8 @@ def package_model(model: torch.nn.Module, state: dict, devel: CropSet, bundle_di
                      "recipe": state["recipe"], "best_step": _best_step(state),
                      # a run resumed with more --steps kept the learning-rate schedule it began with
                      **_schedule_record(state),
+                     # a branch of another run, or a weight average of branches (edgefas soup)
+                     **{k: state[k] for k in ("branched_from", "soup") if state.get(k)},
                      "selection": "checkpoint with the lowest devel D-EER (EMA weights)"
                                   + (", BPCER of the worst bona fide source" if several else "")},
         "licence": {"classifier": "weights derived from the training data; see data",

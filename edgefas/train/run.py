@@ -15,7 +15,7 @@ from ..errors import EdgefasError
 from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
 from ..runtime.preprocess import Contract
-from .baseline import DevelSet, TrainSet, check_resume, train_baseline
+from .baseline import DevelSet, TrainSet, check_branch, check_resume, train_baseline
 from .recipes import BaselineRecipe
 
 FACE_DETECTOR = "face_detector.onnx"
@@ -121,11 +121,13 @@ def devel_sources(samples) -> np.ndarray:
 
 def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
                  roots: DataRoots | None = None, contract: Contract | None = None,
-                 resume: bool = True, progress: bool = True, backbone=None) -> Path:
+                 resume: bool = True, progress: bool = True, backbone=None,
+                 branch_from: Path | None = None) -> Path:
     """Train the baseline for ``protocol``; returns the best checkpoint folder.
 
     ``backbone``: pretrained backbone weights (edgefas.train.backbone_init) for the recipe's
-    ``backbone_init``."""
+    ``backbone_init``. ``branch_from``: a checkpoint of another run of this recipe (but the
+    seed) to continue from, on this run's own batches (:func:`train_baseline`)."""
     marker = Path(out_dir) / "protocol.txt"
     if resume and marker.is_file() and marker.read_text().strip() != protocol:
         # a resumed P1 run relabelled P2-print would have seen the "held-out" species
@@ -134,6 +136,12 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
     contract = contract or Contract()
     # before minutes of cropping, and before protocol.txt marks the folder as this run's
     check_resume(out_dir, recipe, contract, resume=resume)
+    if branch_from is not None:
+        check_branch(branch_from, recipe, contract)
+        trunk_protocol = Path(branch_from).parent / "protocol.txt"
+        if trunk_protocol.is_file() and trunk_protocol.read_text().strip() != protocol:
+            raise EdgefasError(f"--branch-from {branch_from}: a {trunk_protocol.read_text().strip()} "
+                               f"run, not {protocol}")
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
     replay_root = store.roots.replay_frames
@@ -151,4 +159,4 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
           f"({int(train.is_extra.sum())} LFW{xl}) / {int((~train.is_live).sum())} attack crops; "
           f"devel {int((~devel.is_attack).sum())} / {int(devel.is_attack.sum())}{lfw_devel}")
     return train_baseline(recipe, train, devel, contract, out_dir, resume=resume,
-                          progress=progress, backbone=backbone)
+                          progress=progress, backbone=backbone, branch_from=branch_from)
