@@ -111,7 +111,7 @@ def test_the_soup_refuses_runs_that_do_not_share_a_trunk_or_differ(family, tmp_p
         average_weights([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
 
 
-def test_soup_command_packages_a_bundle_or_says_why_not(family, tmp_path, capsys, monkeypatch):
+def test_soup_command_writes_the_soup_or_says_why_not(family, tmp_path, capsys, monkeypatch):
     _, runs, *_ = family
     assert main(["soup", str(runs["trunk"]), str(runs["apart"]), "--out", str(tmp_path / "s")]) == 1
     assert "do not share a trunk" in capsys.readouterr().err

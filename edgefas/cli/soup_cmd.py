@@ -39,17 +39,20 @@ def run(args: argparse.Namespace) -> int:
     from . import require_training_extra
 
     require_training_extra("soup")
-    from ..train.soup import check_members, make_soup, member_protocol
+    import json
 
-    members = check_members(args.runs)   # before anything is written
-    best = make_soup(args.runs, args.out)
-    seeds = ", ".join(str(m.state["recipe"]["seed"]) for m in members)
+    from ..train.soup import make_soup
+
+    best = make_soup(args.runs, args.out)   # checks the members before it writes anything
+    members = json.loads((best / "trainer_state.json").read_text())["soup"]["members"]
+    seeds = ", ".join(str(m["seed"]) for m in members)
     print(f"wrote {best}: the average of {len(members)} members (seeds {seeds})")
     if args.package:
         from ..data.sources import DataRoots
         from ..train.package import package_run
 
-        protocol = member_protocol(members) or "P1"
+        marker = args.out / "protocol.txt"   # the members' protocol, written by make_soup
+        protocol = marker.read_text().strip() if marker.is_file() else "P1"
         bundle = package_run(args.out, args.out / "bundle", protocol=protocol,
                              name=args.name or f"soup-{protocol}",
                              roots=DataRoots(args.replay_root, None, args.lfw_root, cfd=args.cfd_root),

@@ -254,12 +254,10 @@ def check_branch(branch_from: str | Path, recipe: BaselineRecipe, contract: Cont
         raise EdgefasError(f"--branch-from {folder}: not a checkpoint folder of edgefas train "
                            "(RUN/epoch_NNN, with trainer_state.json and ema.safetensors)")
     saved = _saved_state(folder)
-    if "recipe" in saved:
-        # the seed is what a branch changes; everything else must be the trunk's
-        _check_resume(folder, saved, recipe.with_overrides(seed=saved["recipe"].get("seed")),
-                      contract, config)
-    else:
-        _check_resume(folder, saved, recipe, contract, config)   # names what the folder is
+    # the seed is what a branch changes; everything else must be the trunk's (a folder of
+    # another kind of run has no recipe, and _check_resume says what it is)
+    _check_resume(folder, saved, recipe.with_overrides(seed=saved.get("recipe", {}).get("seed")),
+                  contract, config)
     if saved["step"] >= recipe.steps:
         raise EdgefasError(f"--branch-from {folder}: it is at step {saved['step']}, the recipe ends "
                            f"at {recipe.steps}; branch from an earlier checkpoint")
