@@ -37,6 +37,8 @@ def family(tmp_path_factory):
                        progress=False, branch_from=runs["trunk"] / "epoch_001")
     runs["apart"] = root / "apart"
     train_baseline(recipe.with_overrides(seed=13), train, devel, contract, runs["apart"], progress=False)
+    runs["other_lr"] = root / "other_lr"
+    train_baseline(recipe.with_overrides(lr=0.5), train, devel, contract, runs["other_lr"], progress=False)
     for r in runs.values():
         (r / "protocol.txt").write_text("P1\n")
     return root, runs, recipe, train, devel, contract
@@ -96,6 +98,8 @@ def test_the_soup_refuses_runs_that_do_not_share_a_trunk_or_differ(family, tmp_p
     _, runs, *_ = family
     with pytest.raises(EdgefasError, match="do not share a trunk"):
         check_members([runs["trunk"], runs["apart"]])
+    with pytest.raises(EdgefasError, match=r"another recipe .*\(lr 0\.001 -> 0\.5\): only the seed"):
+        check_members([runs["trunk"], runs["other_lr"]])
     with pytest.raises(EdgefasError, match="at least two"):
         check_members([runs["trunk"]])
     with pytest.raises(EdgefasError, match="given twice"):

@@ -216,7 +216,9 @@ def _package_run(args: argparse.Namespace) -> int:
         # package_run would threshold it on Replay-Attack devel and name only Replay's data
         raise ExportError(f"{args.path} is an 'edgefas finetune' run: run the same finetune "
                           "command again, which resumes and writes OUT/bundle")
-    trained_on = _run_protocol(args.path)
+    from ..train.checkpoint import run_protocol
+
+    trained_on = run_protocol(args.path)
     if args.protocol and trained_on and args.protocol != trained_on:
         # the bundle would be labelled (and thresholded) for data its model was trained on
         raise ExportError(f"{args.path} was trained on protocol {trained_on} "
@@ -235,7 +237,3 @@ def _package_run(args: argparse.Namespace) -> int:
           f"on {par['n_inputs']} devel faces, {par['decisions_flipped']} flips")
     return 0
 
-
-def _run_protocol(run_dir: Path) -> str | None:
-    f = run_dir / "protocol.txt"  # written by 'edgefas train'
-    return f.read_text().strip() if f.is_file() else None

@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {best}: the average of {len(members)} members (seeds {seeds})")
     if args.package:
         from ..data.sources import DataRoots
+        from ..train.checkpoint import run_protocol
         from ..train.package import package_run
 
-        marker = args.out / "protocol.txt"   # the members' protocol, written by make_soup
-        protocol = marker.read_text().strip() if marker.is_file() else "P1"
+        protocol = run_protocol(args.out) or "P1"   # the members', written by make_soup
         bundle = package_run(args.out, args.out / "bundle", protocol=protocol,
                              name=args.name or f"soup-{protocol}",
                              roots=DataRoots(args.replay_root, None, args.lfw_root, cfd=args.cfd_root),

@@ -154,6 +154,15 @@ def clear_checkpoints(run_dir: Path, key: str, outputs: tuple[str, ...] = ()) ->
             target.unlink(missing_ok=True)
 
 
+PROTOCOL_FILE = "protocol.txt"
+
+
+def run_protocol(run_dir: str | Path) -> str | None:
+    """The protocol ``edgefas train`` recorded in a run folder (``protocol.txt``), or None."""
+    path = Path(run_dir) / PROTOCOL_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
 def changed_settings(saved: dict[str, Any] | None, now: dict[str, Any],
                      may_change: tuple[str, ...] = ()) -> list[str]:
     """``"key old -> new"`` for each setting both record that differs now (outside

@@ -16,6 +16,7 @@ from ..runtime.face_detect import FaceDetector
 from ..runtime.face_stage import FacePolicy, FaceStage
 from ..runtime.preprocess import Contract
 from .baseline import DevelSet, TrainSet, check_branch, check_resume, train_baseline
+from .checkpoint import PROTOCOL_FILE, run_protocol
 from .recipes import BaselineRecipe
 
 FACE_DETECTOR = "face_detector.onnx"
@@ -128,20 +129,20 @@ def run_training(protocol: str, recipe: BaselineRecipe, out_dir: Path, *,
     ``backbone``: pretrained backbone weights (edgefas.train.backbone_init) for the recipe's
     ``backbone_init``. ``branch_from``: a checkpoint of another run of this recipe (but the
     seed) to continue from, on this run's own batches (:func:`train_baseline`)."""
-    marker = Path(out_dir) / "protocol.txt"
-    if resume and marker.is_file() and marker.read_text().strip() != protocol:
+    marker = Path(out_dir) / PROTOCOL_FILE
+    recorded = run_protocol(out_dir)
+    if resume and recorded is not None and recorded != protocol:
         # a resumed P1 run relabelled P2-print would have seen the "held-out" species
-        raise EdgefasError(f"{out_dir} holds a {marker.read_text().strip()} run, not {protocol}: "
+        raise EdgefasError(f"{out_dir} holds a {recorded} run, not {protocol}: "
                            "use another --out or --no-resume")
     contract = contract or Contract()
     # before minutes of cropping, and before protocol.txt marks the folder as this run's
     check_resume(out_dir, recipe, contract, resume=resume)
     if branch_from is not None:
         check_branch(branch_from, recipe, contract)
-        trunk_protocol = Path(branch_from).parent / "protocol.txt"
-        if trunk_protocol.is_file() and trunk_protocol.read_text().strip() != protocol:
-            raise EdgefasError(f"--branch-from {branch_from}: a {trunk_protocol.read_text().strip()} "
-                               f"run, not {protocol}")
+        trunk_protocol = run_protocol(Path(branch_from).parent)
+        if trunk_protocol is not None and trunk_protocol != protocol:
+            raise EdgefasError(f"--branch-from {branch_from}: a {trunk_protocol} run, not {protocol}")
     stage, det_sha = face_stage_for(contract)
     store = CropStore(stage, det_sha, roots, progress=progress)
     replay_root = store.roots.replay_frames

@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from ..bundle import sha256_file
 from ..errors import EdgefasError
-from .checkpoint import latest_checkpoint
+from .baseline import PREDATED_FIELDS
+from .checkpoint import PROTOCOL_FILE, changed_settings, latest_checkpoint, run_protocol
 
 #: recipe fields members may differ in: the seed is what makes a branch; threads and the
 #: recipe's name change nothing the weights learn
@@ -80,10 +81,10 @@ def check_members(runs: list[Path]) -> list[Member]:
             raise EdgefasError(f"{m.run} holds another model than {first.run}")
         if m.state.get("contract") != first.state.get("contract"):
             raise EdgefasError(f"{m.run} was trained on another crop contract than {first.run}")
-        a = {k: v for k, v in first.state["recipe"].items() if k not in MEMBER_DIFFERENCES}
-        b = {k: v for k, v in m.state["recipe"].items() if k not in MEMBER_DIFFERENCES}
-        if a != b:
-            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        # the comparison resuming makes, fields added since a run was saved filled in
+        diff = changed_settings({**PREDATED_FIELDS, **first.state["recipe"]},
+                                {**PREDATED_FIELDS, **m.state["recipe"]}, MEMBER_DIFFERENCES)
+        if diff:
             raise EdgefasError(f"{m.run} was trained with another recipe than {first.run} "
                                f"({', '.join(diff)}): only the seed may differ")
     trunks = {m.trunk for m in members}
@@ -152,14 +153,13 @@ def make_soup(runs: list[Path], out_dir: Path) -> Path:
     tmp.replace(best)
     protocol = member_protocol(members)
     if protocol:
-        (out_dir / "protocol.txt").write_text(protocol + "\n")
+        (out_dir / PROTOCOL_FILE).write_text(protocol + "\n")
     return best
 
 
 def member_protocol(members: list[Member]) -> str | None:
     """The protocol the members were trained for (``protocol.txt``), or None if unrecorded."""
-    protocols = {(m.run / "protocol.txt").read_text().strip()
-                 for m in members if (m.run / "protocol.txt").is_file()}
+    protocols = {run_protocol(m.run) for m in members} - {None}
     if len(protocols) > 1:
         raise EdgefasError(f"the runs were trained for different protocols: {sorted(protocols)}")
     return protocols.pop() if protocols else None
